@@ -1,0 +1,109 @@
+"""Saving and loading models and training state: ``.npz`` arrays plus JSON, never pickle.
+
+A model folder holds ``model.npz`` (the arrays, and the architecture as a JSON string
+stored as a plain unicode array) and ``model.json`` (the same architecture, readable).
+Loading reads ``model.npz`` alone, so one atomic file replace makes a save atomic: a
+write killed midway leaves the previous model loadable.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from tiefnet import backend
+from tiefnet.errors import CheckpointError
+from tiefnet.nn.layer import Layer, layer_from_config, layer_to_config
+
+META_KEY = "__meta__"
+FORMAT = "tiefnet-model/1"
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Atomically write ``arrays`` and the JSON ``meta`` to ``path`` (write a temp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {name: backend.to_numpy(a) for name, a in arrays.items()}
+    payload[META_KEY] = numpy.array(json.dumps(meta))  # a unicode array: loadable without pickle
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            numpy.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[str, Any]]:
+    """The arrays and the JSON meta written by :func:`write_npz` (``allow_pickle=False``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with numpy.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(f"{path}: not a readable .npz file ({error})") from error
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path}: has no {META_KEY} entry: not written by tiefnet")
+    try:
+        meta = json.loads(str(arrays.pop(META_KEY)))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: its {META_KEY} entry is not valid JSON ({error})") from error
+    return arrays, meta
+
+
+def model_arrays(model: Layer) -> dict[str, Any]:
+    return dict(model.params)
+
+
+def load_params(model: Layer, arrays: dict[str, numpy.ndarray], source: str) -> None:
+    """Copy ``arrays`` into ``model``'s parameters, checking names and shapes first."""
+    params = model.params
+    missing = [name for name in params if name not in arrays]
+    if missing:
+        raise CheckpointError(f"{source}: missing arrays {', '.join(missing)} for {model.describe()}")
+    for name, p in params.items():
+        if tuple(arrays[name].shape) != tuple(p.shape):
+            raise CheckpointError(
+                f"{source}: array {name} has shape {tuple(arrays[name].shape)}, the model expects {tuple(p.shape)}"
+            )
+        if not numpy.all(numpy.isfinite(arrays[name])):
+            raise CheckpointError(f"{source}: array {name} holds NaN or infinite values")
+    for name, p in params.items():
+        p[...] = backend.asarray(arrays[name], dtype=p.dtype)
+
+
+def save_model(folder: str | os.PathLike, model: Layer, info: dict[str, Any] | None = None) -> Path:
+    """Write ``folder/model.npz`` (atomic) and ``folder/model.json``; returns the folder."""
+    folder = Path(folder)
+    meta = {"format": FORMAT, "architecture": layer_to_config(model), "info": info or {}}
+    write_npz(folder / "model.npz", model_arrays(model), meta)
+    tmp = folder / "model.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, folder / "model.json")
+    return folder
+
+
+def load_model(folder: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`; returns (model, info)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such model folder")
+    arrays, meta = read_npz(folder / "model.npz")
+    if meta.get("format") != FORMAT or "architecture" not in meta:
+        raise CheckpointError(f"{folder / 'model.npz'}: not a tiefnet model (format {meta.get('format')!r})")
+    model = layer_from_config(meta["architecture"])
+    load_params(model, arrays, str(folder / "model.npz"))
+    extra = sorted(set(arrays) - set(model.params))
+    if extra:
+        raise CheckpointError(f"{folder / 'model.npz'}: arrays {', '.join(extra)} do not belong to {model.describe()}")
+    return model, meta.get("info", {})

@@ -1,0 +1,159 @@
+"""The ``tiefnet`` command line: parses arguments and calls the applications.
+
+    tiefnet mnist [--hidden 30] [--cost quadratic] [--eta 3.0] ... [--out DIR]
+    tiefnet predict --model DIR IMAGE...
+    tiefnet experiment NAME [--out DIR]
+
+Errors are one line on stderr and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Sequence
+
+from tiefnet.errors import TiefnetError
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + error
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _add_mnist(sub) -> None:
+    from tiefnet.vision.mnist import Config
+
+    p = sub.add_parser("mnist", help="train a feed-forward network on MNIST (lecture 2.4-2.7)",
+                       description="Train a feed-forward network on MNIST. The defaults are the lecture's "
+                                   "network: 784-30-10, sigmoid, quadratic cost, eta 3.0, mini-batch 10, 30 epochs.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(Config):
+        if f.name == "verify":
+            continue
+        option = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        p.add_argument(option, type=type(f.default),
+                       default=default, help=f.metadata.get("help", ""), metavar=f.name.upper())
+    p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of --data files")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/mnist-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_mnist)
+
+
+def _cmd_mnist(args) -> int:
+    from tiefnet.vision.mnist import Config, run
+
+    names = {f.name for f in fields(Config)} - {"verify"}
+    config = Config(**{name: getattr(args, name) for name in names}, verify=not args.no_verify)
+    if args.resume and args.out is None:
+        raise TiefnetError("--resume needs --out DIR, the run folder to continue")
+    out = args.out or _default_out("mnist")
+    summary = run(config, out, progress=not args.no_progress, resume=args.resume)
+    acc, best = summary["test_accuracy"], summary["best_test_accuracy"]
+    if acc is not None:
+        print(f"test accuracy {100 * acc:.2f}% (best epoch {100 * best:.2f}%), "
+              f"{summary['seconds_per_epoch']:.2f} s/epoch; results in {out}")
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="classify your own digit images with a trained model",
+                       description="Print the digit and its probabilities for each image (PNG/JPEG, any size: "
+                                   "centred and scaled the MNIST way).")
+    p.add_argument("--model", type=Path, required=True, help="a run folder holding model.npz + model.json")
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.set_defaults(handler=_cmd_predict)
+
+
+def _cmd_predict(args) -> int:
+    from tiefnet.backend import to_numpy, xp
+    from tiefnet.checkpoint import load_model
+    from tiefnet.data.image import load_digit
+    from tiefnet.nn import Softmax
+
+    model, _ = load_model(args.model)
+    if getattr(model, "input_features", None) not in (None, 784):
+        raise TiefnetError(f"{args.model}: model takes {model.input_features} inputs, not a 28x28 image")
+    for path in args.images:
+        a = to_numpy(model.forward(xp.asarray(load_digit(path)[None, :])))[0]
+        # a softmax output is a distribution; sigmoid outputs are normalised to sum to 1
+        p = a if isinstance(model.layers[-1], Softmax) else a / max(a.sum(), 1e-12)
+        ranked = sorted(range(len(p)), key=lambda k: -p[k])
+        probs = "  ".join(f"{k}: {p[k]:.3f}" for k in ranked[:3])
+        print(f"{path}: {ranked[0]}  ({probs})")
+    return 0
+
+
+def _add_experiment(sub) -> None:
+    from tiefnet.experiments import EXPERIMENTS
+
+    p = sub.add_parser("experiment", help="reproduce an experiment or figure of the lecture",
+                       description="Run one lecture experiment; writes a PNG figure and a JSON of its numbers.",
+                       epilog="experiments: " + "; ".join(f"{k}: {v.DESCRIPTION}" for k, v in EXPERIMENTS.items()))
+    p.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME", help=", ".join(sorted(EXPERIMENTS)))
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME-TIMESTAMP)")
+    p.add_argument("--epochs", type=int, default=None, help="override the lecture's number of epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    p.add_argument("--quick", action="store_true", help="a tiny budget: check that it runs, not the result")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_experiment)
+
+
+def _cmd_experiment(args) -> int:
+    from tiefnet.backend import thread_limit
+    from tiefnet.experiments import EXPERIMENTS
+
+    out = args.out or _default_out(args.name)
+    if args.epochs is not None and args.epochs < 1:
+        raise TiefnetError(f"--epochs {args.epochs} must be at least 1")
+    with thread_limit(args.threads):
+        EXPERIMENTS[args.name].run(out, epochs=args.epochs, seed=args.seed, quick=args.quick,
+                                   progress=not args.no_progress)
+    print(f"results in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tiefnet import __version__
+
+    parser = _Parser(prog="tiefnet", description="Deep learning from first principles, after the lecture notes.")
+    parser.add_argument("--version", action="version", version=f"tiefnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_mnist(sub)
+    _add_predict(sub)
+    _add_experiment(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return EXIT_USAGE
+        return args.handler(args)
+    except TiefnetError as error:
+        print(f"tiefnet: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("tiefnet: interrupted (a run continues with --resume --out DIR)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        print(f"tiefnet: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Fully connected layer (2.3) with its backpropagation (2.6, BP2-BP4)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from tiefnet.backend import Array
+from tiefnet.errors import ConfigError
+from tiefnet.nn import init as initialisers
+from tiefnet.nn.layer import Layer, register
+
+
+@register
+class Dense(Layer):
+    """z^l = w^l a^{l-1} + b^l (2.6); in row form z = a_prev @ W.T + b.
+
+    W is stored (n_out, n_in), so W[j, k] is the lecture's w^l_jk.
+
+    Shapes:
+        x: (N, n_in) -> z: (N, n_out); W: (n_out, n_in); b: (n_out,)
+
+    Args:
+        n_in, n_out: numbers of inputs and of neurons.
+        init: "scaled" N(0, 1/n_in) (default), "large" N(0, 1), or "he" N(0, 2/n_in);
+            biases are N(0, 1) as in the lecture (2.7.3).
+        rng: generator for the initial weights (reproducible).
+    """
+
+    def __init__(self, n_in: int, n_out: int, init: str = "scaled", rng: numpy.random.Generator | None = None):
+        super().__init__()
+        if int(n_in) < 1 or int(n_out) < 1:
+            raise ConfigError(f"Dense: n_in={n_in} and n_out={n_out} must be at least 1")
+        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
+        rng = numpy.random.default_rng() if rng is None else rng
+        std = initialisers.weight_std(init, self.n_in)
+        self.params["W"] = initialisers.normal(rng, (self.n_out, self.n_in), std)
+        self.params["b"] = initialisers.normal(rng, (self.n_out,), 1.0)
+        self._a_prev: Array | None = None  # a^{l-1}, needed by (BP4)
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        if train:
+            self._a_prev = x
+        z = x @ self.params["W"].T  # (N, n_out)
+        z += self.params["b"]
+        self.output = z
+        return z
+
+    def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
+        """delta = dC/dz^l, (N, n_out). Returns dC/da^{l-1}, (N, n_in)."""
+        a_prev = self._require_cache("_a_prev")
+        self.grads["b"] = delta.sum(axis=0)  # (BP3)
+        self.grads["W"] = delta.T @ a_prev  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
+        if not need_input_grad:
+            return None
+        return delta @ self.params["W"]  # (BP2), the (w^{l+1})^T delta^{l+1} part
+
+    def to_config(self) -> dict[str, Any]:
+        return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init}

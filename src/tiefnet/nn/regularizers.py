@@ -1,0 +1,54 @@
+"""Weight regularisation (2.7.3): C = C_0 + lambda/(2n) sum w^2 (L2) or C_0 + lambda/n sum |w| (L1).
+
+Only weights are regularised, not biases; n is the size of the whole training set.
+"""
+from __future__ import annotations
+
+from tiefnet.backend import Array, xp
+from tiefnet.errors import ConfigError
+
+
+class Regularizer:
+    name = ""
+
+    def __init__(self, lmbda: float):
+        if not float(lmbda) >= 0.0:
+            raise ConfigError(f"{type(self).__name__}: lmbda={lmbda} must be >= 0")
+        self.lmbda = float(lmbda)
+
+    def cost(self, weights: list[Array], n: int) -> float:
+        raise NotImplementedError
+
+    def grad(self, W: Array, n: int) -> Array:
+        """The extra term of dC/dw."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lmbda={self.lmbda})"
+
+
+class L2(Regularizer):
+    """dC/dw = dC_0/dw + (lambda/n) w; a plain SGD step is w -> (1 - eta lambda/n) w - eta dC_0/dw."""
+
+    name = "l2"
+
+    def cost(self, weights: list[Array], n: int) -> float:
+        return self.lmbda / (2 * n) * float(sum((W * W).sum() for W in weights))
+
+    def grad(self, W: Array, n: int) -> Array:
+        return (self.lmbda / n) * W
+
+
+class L1(Regularizer):
+    """dC/dw = dC_0/dw + (lambda/n) sgn(w); small weights shrink faster than under L2."""
+
+    name = "l1"
+
+    def cost(self, weights: list[Array], n: int) -> float:
+        return self.lmbda / n * float(sum(xp.abs(W).sum() for W in weights))
+
+    def grad(self, W: Array, n: int) -> Array:
+        return (self.lmbda / n) * xp.sign(W)  # sgn(0) = 0, as in the lecture
+
+
+REGULARIZERS = {"l2": L2, "l1": L1}

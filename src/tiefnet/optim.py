@@ -1,0 +1,180 @@
+"""Gradient descent steps (2.5) and learning-rate schedules (2.7.3 "Wahl der Lernrate").
+
+An optimizer owns its state (velocities, moments); layers never hold an optimizer.
+``bind(model, n)`` tells it which arrays to update and the training-set size n that the
+regularisation term lambda/n needs. Gradients arrive already averaged over the mini-batch
+(the loss holds the 1/m), so a step is v -> v - eta * grad.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tiefnet.backend import Array, xp
+from tiefnet.errors import ConfigError
+from tiefnet.nn.regularizers import L2, Regularizer
+
+
+def _is_weight(name: str) -> bool:
+    return name.startswith("W")  # weights are regularised, biases are not (2.7.3)
+
+
+class Optimizer:
+    name = ""
+
+    def __init__(self, eta: float, regularizer: Regularizer | None = None):
+        if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
+            raise ConfigError(f"{type(self).__name__}: eta={eta} must be a positive number")
+        self.eta = float(eta)
+        self.regularizer = regularizer
+        self.n = 1
+        self._slots: list[tuple[Any, str, bool]] = []  # (layer, param name, is weight)
+
+    def bind(self, model, n: int) -> "Optimizer":
+        """Update the parameters of ``model``'s leaf layers; n = number of training samples."""
+        layers = list(model.param_layers()) if hasattr(model, "param_layers") else [model]
+        self._slots = [(layer, name, _is_weight(name)) for layer in layers for name in layer.params]
+        self.n = int(n)
+        self._init_state()
+        return self
+
+    def _init_state(self) -> None:
+        pass
+
+    def _reg_grad(self, p: Array, g: Array, is_weight: bool) -> Array:
+        if is_weight and self.regularizer is not None and self.regularizer.lmbda:
+            return g + self.regularizer.grad(p, self.n)
+        return g
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    # state for checkpoints: plain arrays and numbers only
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, Array]]:
+        return {"eta": self.eta}, {}
+
+    def load_state_dict(self, meta: dict[str, Any], arrays: dict[str, Array]) -> None:
+        self.eta = float(meta["eta"])
+
+
+class SGD(Optimizer):
+    """w -> w - eta dC/dw (2.5); with L2 the lecture's form w -> (1 - eta lambda/n) w - eta dC_0/dw."""
+
+    name = "sgd"
+
+    def step(self) -> None:
+        eta, reg = self.eta, self.regularizer
+        for layer, name, is_weight in self._slots:
+            p, g = layer.params[name], layer.grads[name]
+            if is_weight and isinstance(reg, L2) and reg.lmbda:
+                p *= 1.0 - eta * reg.lmbda / self.n  # the rescaling factor 1 - eta lambda/n
+            elif is_weight and reg is not None and reg.lmbda:
+                p -= (eta * reg.lmbda / self.n) * xp.sign(p)  # L1: w -> w - (eta lambda/n) sgn(w) ...
+            p -= eta * g  # ... - eta dC_0/dw
+
+
+class Momentum(Optimizer):
+    """v -> mu v - eta grad; w -> w + v (heavy-ball momentum)."""
+
+    name = "momentum"
+
+    def __init__(self, eta: float, mu: float = 0.9, regularizer: Regularizer | None = None):
+        super().__init__(eta, regularizer)
+        if not 0.0 <= mu < 1.0:
+            raise ConfigError(f"Momentum: mu={mu} must be in [0, 1)")
+        self.mu = float(mu)
+
+    def _init_state(self) -> None:
+        self.velocity = [xp.zeros_like(layer.params[name]) for layer, name, _ in self._slots]
+
+    def step(self) -> None:
+        for (layer, name, is_weight), v in zip(self._slots, self.velocity):
+            p = layer.params[name]
+            v *= self.mu
+            v -= self.eta * self._reg_grad(p, layer.grads[name], is_weight)
+            p += v
+
+    def state_dict(self):
+        return {"eta": self.eta}, {f"v{i}": v for i, v in enumerate(self.velocity)}
+
+    def load_state_dict(self, meta, arrays) -> None:
+        super().load_state_dict(meta, arrays)
+        for i, v in enumerate(self.velocity):
+            v[...] = arrays[f"v{i}"]
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), named in 2.5 as an improved alternative to SGD:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -> w - eta m_hat / (sqrt(v_hat) + eps)."""
+
+    name = "adam"
+
+    def __init__(self, eta: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 regularizer: Regularizer | None = None):
+        super().__init__(eta, regularizer)
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+            raise ConfigError(f"Adam: beta1={beta1}, beta2={beta2} must be in [0, 1)")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def _init_state(self) -> None:
+        self.t = 0
+        self.m = [xp.zeros_like(layer.params[name]) for layer, name, _ in self._slots]
+        self.v = [xp.zeros_like(layer.params[name]) for layer, name, _ in self._slots]
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        step_size = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)  # bias corrections
+        for (layer, name, is_weight), m, v in zip(self._slots, self.m, self.v):
+            p = layer.params[name]
+            g = self._reg_grad(p, layer.grads[name], is_weight)
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= step_size * m / (xp.sqrt(v) + self.eps)
+
+    def state_dict(self):
+        arrays = {f"m{i}": m for i, m in enumerate(self.m)}
+        arrays.update({f"v{i}": v for i, v in enumerate(self.v)})
+        return {"eta": self.eta, "t": self.t}, arrays
+
+    def load_state_dict(self, meta, arrays) -> None:
+        super().load_state_dict(meta, arrays)
+        self.t = int(meta["t"])
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            m[...] = arrays[f"m{i}"]
+            v[...] = arrays[f"v{i}"]
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam)}
+
+
+class ReduceOnPlateau:
+    """Divide eta by ``factor`` when validation accuracy has not improved for ``patience`` epochs
+    (2.7.3: "Oft ist es sinnvoll, die Lernrate im Verlauf des Trainings zu reduzieren")."""
+
+    def __init__(self, patience: int = 5, factor: float = 2.0, min_eta: float = 0.0):
+        if patience < 1 or factor <= 1.0:
+            raise ConfigError(f"ReduceOnPlateau: patience={patience} must be >= 1 and factor={factor} > 1")
+        self.patience, self.factor, self.min_eta = int(patience), float(factor), float(min_eta)
+        self.best = -math.inf
+        self.bad_epochs = 0
+
+    def update(self, optimizer: Optimizer, accuracy: float) -> bool:
+        """Call once per epoch; returns True when it lowered eta."""
+        if accuracy > self.best:
+            self.best, self.bad_epochs = accuracy, 0
+            return False
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            optimizer.eta = max(optimizer.eta / self.factor, self.min_eta)
+            self.bad_epochs = 0
+            return True
+        return False
+
+    def state(self) -> dict[str, float]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state(self, state: dict[str, float]) -> None:
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])

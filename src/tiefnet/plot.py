@@ -1,0 +1,38 @@
+"""Figures for run folders and experiments (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def training_curves(epochs: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """Cost (left) and accuracy (right) per epoch for every series present in ``epochs``."""
+    fig, (ax_cost, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    x = [e["epoch"] for e in epochs]
+    for split in ("train", "validation", "test"):
+        if epochs and f"{split}_cost" in epochs[0]:
+            ax_cost.plot(x, [e[f"{split}_cost"] for e in epochs], label=split)
+        if epochs and f"{split}_accuracy" in epochs[0]:
+            ax_acc.plot(x, [100 * e[f"{split}_accuracy"] for e in epochs], label=split)
+    ax_cost.set(xlabel="epoch", ylabel="cost", title="cost")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy [%]", title="classification accuracy")
+    for ax in (ax_cost, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,259 @@
+"""Mini-batch stochastic gradient descent with monitoring (2.5, 2.7.3).
+
+Each epoch shuffles the training set, walks it in disjoint mini-batches of m samples
+(m = 1 is online learning), and after the epoch measures cost and accuracy on the
+training, validation and test data ("fail fast": validate after every epoch). Optional:
+a learning-rate schedule, early stopping, a checkpoint after every epoch, and resuming
+from such a checkpoint with the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy
+
+from tiefnet import backend
+from tiefnet.backend import Array, xp
+from tiefnet.checkpoint import load_params, read_npz, write_npz
+from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
+from tiefnet.nn.layer import Layer
+from tiefnet.nn.losses import Loss
+from tiefnet.optim import Optimizer, ReduceOnPlateau
+
+
+@dataclass
+class Data:
+    """Samples on the active device: x (N, ...) floats, labels (N,) ints, y (N, K) one-hot."""
+
+    x: Array
+    labels: Array
+    y: Array
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def as_data(data: Any, classes: int) -> Data:
+    """Accept a Data, an object with ``.x``/``.y``, or a tuple (x, y); y as labels or one-hot."""
+    if isinstance(data, Data):
+        return data
+    x, y = (data.x, data.y) if hasattr(data, "x") else data
+    x = backend.asarray(x)
+    y_host = backend.to_numpy(y)
+    if y_host.ndim == 1:
+        labels = y_host.astype(numpy.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ConfigError(f"labels must be in [0, {classes}), got {labels.min()}..{labels.max()}")
+        one_hot = numpy.zeros((len(labels), classes), dtype=numpy.float32)
+        one_hot[numpy.arange(len(labels)), labels] = 1.0
+    else:
+        one_hot, labels = y_host, y_host.argmax(axis=1)
+    if len(labels) != x.shape[0]:
+        raise ConfigError(f"{x.shape[0]} inputs but {len(labels)} targets")
+    return Data(x, xp.asarray(labels), backend.asarray(one_hot))
+
+
+def predict(model: Layer, x: Array, batch_size: int = 2000) -> Array:
+    """The network's output a^L for every row of x (test mode: no dropout)."""
+    outs = [model.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    return xp.concatenate(outs) if outs else xp.zeros((0,))
+
+
+def evaluate(model: Layer, loss: Loss, data: Data, batch_size: int = 2000) -> tuple[float, float]:
+    """(mean cost C_0, accuracy as a fraction): the digit with the highest output counts (2.4)."""
+    total, correct = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        a = model.forward(data.x[i : i + batch_size])
+        total += loss.cost(a, data.y[i : i + batch_size]) * a.shape[0]
+        correct += int((a.argmax(axis=1) == data.labels[i : i + batch_size]).sum())
+    n = max(len(data), 1)
+    return total / n, correct / n
+
+
+@dataclass
+class History:
+    """One dict of metrics per finished epoch."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def best(self, key: str) -> float:
+        values = [e[key] for e in self.epochs if key in e]
+        return max(values) if values else float("nan")
+
+
+def fit(
+    model: Layer,
+    loss: Loss,
+    optimizer: Optimizer,
+    train: Any,
+    epochs: int,
+    batch_size: int = 10,
+    validation: Any = None,
+    test: Any = None,
+    rng: numpy.random.Generator | None = None,
+    classes: int = 10,
+    schedule: ReduceOnPlateau | None = None,
+    early_stopping: int | None = None,
+    monitor_train: bool = True,
+    callbacks: Iterable[Callable[[dict[str, float]], None]] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> History:
+    """Train ``model`` by mini-batch SGD for ``epochs`` epochs; returns the :class:`History`.
+
+    Args:
+        train, validation, test: (x, y) pairs or objects with .x/.y (y as labels or one-hot).
+        rng: shuffles the training data each epoch; same seed, same run.
+        schedule: e.g. ReduceOnPlateau, fed the validation accuracy after each epoch.
+        early_stopping: stop when validation accuracy has not improved for this many epochs.
+        callbacks: called with each epoch's metrics dict, as soon as it is known.
+        checkpoint: a file written atomically after each epoch (model, optimizer, RNG, history).
+        resume: continue from ``checkpoint`` if it exists.
+    Raises:
+        TrainingDiverged: when the training cost becomes NaN or infinite (the checkpoint of the
+            last good epoch is kept).
+    """
+    if epochs < 0 or batch_size < 1:
+        raise ConfigError(f"epochs={epochs} must be >= 0 and batch_size={batch_size} >= 1")
+    rng = numpy.random.default_rng() if rng is None else rng
+    train_data = as_data(train, classes)
+    val_data = as_data(validation, classes) if validation is not None else None
+    test_data = as_data(test, classes) if test is not None else None
+    n = len(train_data)
+    optimizer.bind(model, n)
+    history, first_epoch, stale = History(), 1, 0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        first_epoch, stale = _restore(checkpoint, model, optimizer, rng, schedule, history)
+    callbacks = list(callbacks)
+    bar = _progress_bar(progress, epochs, first_epoch, n, batch_size)
+    for epoch in range(first_epoch, epochs + 1):
+        start = time.perf_counter()
+        _train_epoch(model, loss, optimizer, train_data, batch_size, rng, bar)
+        seconds = time.perf_counter() - start
+        metrics = _measure(epoch, model, loss, optimizer, train_data, val_data, test_data, monitor_train)
+        metrics["seconds"] = seconds
+        if not _finite(model, metrics):
+            if bar is not None:
+                bar.close()
+            raise TrainingDiverged(
+                f"epoch {epoch}: the cost became NaN or infinite (eta={optimizer.eta:g} is probably too large); "
+                f"training stopped" + (f", the checkpoint of epoch {epoch - 1} is kept" if checkpoint and epoch > 1 else "")
+            )
+        history.epochs.append(metrics)
+        if val_data is not None:
+            improved = metrics["validation_accuracy"] > max((e["validation_accuracy"] for e in history.epochs[:-1]), default=-1)
+            stale = 0 if improved else stale + 1
+            if schedule is not None:
+                schedule.update(optimizer, metrics["validation_accuracy"])
+        if checkpoint is not None:
+            _save(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
+        for callback in callbacks:
+            callback(metrics)
+        if bar is not None:
+            bar.set_postfix(_postfix(metrics))
+        if early_stopping and stale >= early_stopping:
+            history.stopped_early = True
+            break
+    if bar is not None:
+        bar.close()
+    return history
+
+
+def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> None:
+    """One pass over the shuffled training data in disjoint mini-batches (2.5)."""
+    order = xp.asarray(rng.permutation(len(data)))
+    x, y = data.x[order], data.y[order]  # one gather per epoch; batches are then views
+    forward, backward, step = model.forward, model.backward_from, optimizer.step
+    tick, done = max(1, 2000 // batch_size), 0
+    for count, i in enumerate(range(0, len(data), batch_size), 1):
+        forward(x[i : i + batch_size], True)  # feedforward pass, caches z^l, a^l
+        backward(loss, y[i : i + batch_size])  # (BP1)-(BP4)
+        step()  # v -> v - eta grad
+        if bar is not None and count % tick == 0:
+            bar.update(min(i + batch_size, len(data)) - done)
+            done = min(i + batch_size, len(data))
+    if bar is not None:
+        bar.update(len(data) - done)
+
+
+def _measure(epoch, model, loss, optimizer, train, val, test, monitor_train) -> dict[str, float]:
+    metrics: dict[str, float] = {"epoch": epoch, "eta": optimizer.eta}
+    reg = optimizer.regularizer
+    penalty = 0.0
+    if reg is not None and reg.lmbda:
+        weights = [l.params[k] for l in model.param_layers() for k in l.params if k.startswith("W")]
+        penalty = reg.cost(weights, len(train))
+    if monitor_train:
+        cost, accuracy = evaluate(model, loss, train)
+        metrics["train_cost"], metrics["train_accuracy"] = cost + penalty, accuracy
+    for name, data in (("validation", val), ("test", test)):
+        if data is not None:
+            cost, accuracy = evaluate(model, loss, data)
+            metrics[f"{name}_cost"], metrics[f"{name}_accuracy"] = cost + penalty, accuracy
+    return metrics
+
+
+def _finite(model, metrics) -> bool:
+    costs = [v for k, v in metrics.items() if k.endswith("_cost")]
+    if costs:
+        return all(math.isfinite(c) for c in costs)
+    return all(bool(xp.isfinite(p).all()) for p in model.params.values())
+
+
+def _postfix(metrics: dict[str, float]) -> dict[str, str]:
+    keys = ("train_cost", "validation_accuracy", "test_accuracy")
+    return {k.replace("_accuracy", "_acc"): f"{metrics[k]:.4f}" for k in keys if k in metrics}
+
+
+def _progress_bar(progress: bool, epochs: int, first_epoch: int, n: int, batch_size: int):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=max(epochs - first_epoch + 1, 0) * n, unit="img", unit_scale=True, dynamic_ncols=True,
+                desc="training", mininterval=0.5)
+
+
+# --- training checkpoints ----------------------------------------------------------------
+def _rng_layers(model: Layer) -> list[Any]:
+    layers = model.layers if hasattr(model, "layers") else [model]
+    return [layer for layer in layers if isinstance(getattr(layer, "rng", None), numpy.random.Generator)]
+
+
+def _save(path, epoch, model, optimizer, rng, schedule, history, stale) -> None:
+    opt_meta, opt_arrays = optimizer.state_dict()
+    arrays = {f"param.{k}": v for k, v in model.params.items()}
+    arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
+    meta = {
+        "epoch": epoch,
+        "optimizer": {"name": optimizer.name, **opt_meta},
+        "rng": rng.bit_generator.state,
+        "layer_rngs": [layer.rng.bit_generator.state for layer in _rng_layers(model)],
+        "schedule": schedule.state() if schedule is not None else None,
+        "history": history.epochs,
+        "stale": stale,
+    }
+    write_npz(path, arrays, meta)
+
+
+def _restore(path, model, optimizer, rng, schedule, history) -> tuple[int, int]:
+    arrays, meta = read_npz(path)
+    if meta.get("optimizer", {}).get("name") != optimizer.name:
+        raise CheckpointError(f"{path}: written with optimizer {meta.get('optimizer', {}).get('name')!r}, "
+                              f"resuming with {optimizer.name!r}")
+    load_params(model, {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}, str(path))
+    optimizer.load_state_dict(meta["optimizer"], {k[4:]: backend.asarray(v) for k, v in arrays.items()
+                                                  if k.startswith("opt.")})
+    rng.bit_generator.state = meta["rng"]
+    for layer, state in zip(_rng_layers(model), meta["layer_rngs"]):
+        layer.rng.bit_generator.state = state
+    if schedule is not None and meta.get("schedule"):
+        schedule.load_state(meta["schedule"])
+    history.epochs.extend(meta["history"])
+    return int(meta["epoch"]) + 1, int(meta.get("stale", 0))

@@ -1,0 +1,1 @@
+"""Vision applications: MNIST classifiers (lecture ch. 2, 3)."""
