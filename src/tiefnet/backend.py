@@ -42,7 +42,7 @@ def dtype():
 def set_dtype(new) -> None:
     """Set the default floating dtype (``xp.float32`` or ``xp.float64``)."""
     global _dtype
-    _dtype = xp.dtype(new).type
+    _dtype = numpy.dtype(new).type
 
 
 @contextmanager

@@ -139,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, --version, or a usage error already printed
+            return int(exit_.code or 0)
         if not getattr(args, "handler", None):
             parser.print_help()
             return EXIT_USAGE

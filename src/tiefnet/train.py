@@ -133,10 +133,12 @@ def fit(
     callbacks = list(callbacks)
     bar = _progress_bar(progress, epochs, first_epoch, n, batch_size)
     for epoch in range(first_epoch, epochs + 1):
-        start = time.perf_counter()
-        _train_epoch(model, loss, optimizer, train_data, batch_size, rng, bar)
-        seconds = time.perf_counter() - start
-        metrics = _measure(epoch, model, loss, optimizer, train_data, val_data, test_data, monitor_train)
+        # overflow shows up as a NaN/inf cost, which is checked below with a clear message
+        with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            start = time.perf_counter()
+            _train_epoch(model, loss, optimizer, train_data, batch_size, rng, bar)
+            seconds = time.perf_counter() - start
+            metrics = _measure(epoch, model, loss, optimizer, train_data, val_data, test_data, monitor_train)
         metrics["seconds"] = seconds
         if not _finite(model, metrics):
             if bar is not None:

@@ -10,11 +10,20 @@ Shapes: a, y: (N, K) with y one-hot (or any targets in [0, 1]); cost: a float.
 """
 from __future__ import annotations
 
+import numpy
+
 from tiefnet.backend import Array, xp
 from tiefnet.nn.activations import Sigmoid, Softmax
 from tiefnet.nn.layer import Layer
 
-_EPS = 1e-12  # keeps log(0) finite for a saturated output
+
+def _clip(a: Array, high: bool = True) -> Array:
+    """Keep a saturated output off 0 and 1, so that ln a and ln(1 - a) stay finite.
+
+    The margin is the dtype's resolution: 1 - 1e-12 would round to 1.0 in float32.
+    """
+    eps = float(numpy.finfo(a.dtype).eps)
+    return xp.clip(a, eps, 1 - eps if high else 1.0)
 
 
 class Loss:
@@ -62,11 +71,11 @@ class CrossEntropy(Loss):
     output_layer = Sigmoid
 
     def cost(self, a: Array, y: Array) -> float:
-        a = xp.clip(a, _EPS, 1 - _EPS)
+        a = _clip(a)
         return float(-(y * xp.log(a) + (1 - y) * xp.log(1 - a)).sum() / a.shape[0])
 
     def grad(self, a: Array, y: Array) -> Array:
-        a = xp.clip(a, _EPS, 1 - _EPS)
+        a = _clip(a)
         return (a - y) / (a * (1 - a)) / a.shape[0]  # = -(y/a - (1-y)/(1-a)) / N
 
 
@@ -80,10 +89,10 @@ class LogLikelihood(Loss):
     output_layer = Softmax
 
     def cost(self, a: Array, y: Array) -> float:
-        return float(-(y * xp.log(xp.clip(a, _EPS, 1.0))).sum() / a.shape[0])
+        return float(-(y * xp.log(_clip(a, high=False))).sum() / a.shape[0])
 
     def grad(self, a: Array, y: Array) -> Array:
-        return -y / xp.clip(a, _EPS, 1.0) / a.shape[0]
+        return -y / _clip(a, high=False) / a.shape[0]
 
 
 LOSSES = {cls.name: cls for cls in (Quadratic, CrossEntropy, LogLikelihood)}

@@ -1,0 +1,19 @@
+"""Shared fixtures. Helpers live in the test modules themselves (tests/ is not a package)."""
+
+import numpy as np
+import pytest
+
+from tiefnet.backend import default_dtype
+
+
+@pytest.fixture
+def float64():
+    """New parameters and data in float64 for the duration of a test (gradient checks)."""
+    with default_dtype(np.float64):
+        yield np.float64
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed generator: every test that draws numbers draws the same ones."""
+    return np.random.default_rng(1234)
