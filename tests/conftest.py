@@ -12,8 +12,3 @@ def float64():
     with default_dtype(np.float64):
         yield np.float64
 
-
-@pytest.fixture
-def rng():
-    """A fixed-seed generator: every test that draws numbers draws the same ones."""
-    return np.random.default_rng(1234)

@@ -20,6 +20,9 @@ from tiefnet import backend
 from tiefnet.errors import CheckpointError
 from tiefnet.nn.layer import Layer, layer_from_config, layer_to_config
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: temp files get the mode a plain open() would give
+
 META_KEY = "__meta__"
 FORMAT = "tiefnet-model/1"
 
@@ -32,6 +35,7 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, Any], meta: dict[str, A
     payload[META_KEY] = numpy.array(json.dumps(meta))  # a unicode array: loadable without pickle
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             numpy.savez(f, **payload)
             f.flush()
@@ -48,7 +52,10 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
-        with numpy.load(path, allow_pickle=False) as data:
+        data = numpy.load(path, allow_pickle=False)
+        if not isinstance(data, numpy.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with data:
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise CheckpointError(f"{path}: not a readable .npz file ({error})") from error
@@ -58,6 +65,8 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
         meta = json.loads(str(arrays.pop(META_KEY)))
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{path}: its {META_KEY} entry is not valid JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its {META_KEY} entry is not a JSON object")
     return arrays, meta
 
 

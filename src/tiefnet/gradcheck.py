@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy
+
 from tiefnet.backend import Array, xp
 
 
@@ -18,16 +20,15 @@ def numerical_gradient(f: Callable[[], Array], v: Array, upstream: Array, h: flo
     ``f`` recomputes the output from the current value of ``v``; ``upstream`` is dC/d(output),
     so the result is what a layer's backward should return (or store) for ``v``.
     """
-    grad = xp.zeros_like(v)
-    flat, gflat = v.reshape(-1), grad.reshape(-1)
-    for j in range(flat.size):
-        old = float(flat[j])
-        flat[j] = old + h
+    grad = xp.zeros(v.shape, dtype=v.dtype)
+    for j in numpy.ndindex(*v.shape):  # index v itself: a reshape of a strided view would be a copy
+        old = float(v[j])
+        v[j] = old + h
         plus = float((f() * upstream).sum())
-        flat[j] = old - h
+        v[j] = old - h
         minus = float((f() * upstream).sum())
-        flat[j] = old
-        gflat[j] = (plus - minus) / (2 * h)
+        v[j] = old
+        grad[j] = (plus - minus) / (2 * h)
     return grad
 
 
@@ -44,7 +45,7 @@ def check_layer(layer, x: Array, upstream: Array | None = None, h: float = 1e-6,
     """
     out = layer.forward(x, train=True)
     if upstream is None:
-        upstream = xp.asarray(__import__("numpy").random.default_rng(seed).standard_normal(out.shape))
+        upstream = xp.asarray(numpy.random.default_rng(seed).standard_normal(out.shape))
     dx = layer.backward(upstream)
     analytic = {"x": dx, **{name: g.copy() for name, g in layer.grads.items()}}
     # Re-running forward(train=True) must not redraw randomness (dropout): reuse forward in eval

@@ -8,6 +8,7 @@ regularisation term lambda/n needs. Gradients arrive already averaged over the m
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from tiefnet.backend import Array, xp
@@ -23,7 +24,7 @@ class Optimizer:
     name = ""
 
     def __init__(self, eta: float, regularizer: Regularizer | None = None):
-        if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
+        if not (isinstance(eta, numbers.Real) and not isinstance(eta, bool) and math.isfinite(eta) and eta > 0):
             raise ConfigError(f"{type(self).__name__}: eta={eta} must be a positive number")
         self.eta = float(eta)
         self.regularizer = regularizer
@@ -105,7 +106,8 @@ class Momentum(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015), named in 2.5 as an improved alternative to SGD:
-    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -> w - eta m_hat / (sqrt(v_hat) + eps)."""
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -> w - eta m_hat / (sqrt(v_hat) + eps),
+    computed in the paper's "efficient" order (bias corrections folded into the step size)."""
 
     name = "adam"
 
@@ -114,6 +116,8 @@ class Adam(Optimizer):
         super().__init__(eta, regularizer)
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
             raise ConfigError(f"Adam: beta1={beta1}, beta2={beta2} must be in [0, 1)")
+        if not eps > 0:
+            raise ConfigError(f"Adam: eps={eps} must be positive")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def _init_state(self) -> None:

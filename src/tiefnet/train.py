@@ -130,6 +130,9 @@ def fit(
     history, first_epoch, stale = History(), 1, 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         first_epoch, stale = _restore(checkpoint, model, optimizer, rng, schedule, history)
+        if early_stopping and val_data is not None and stale >= early_stopping:
+            history.stopped_early = True  # the restored run had already stopped
+            return history
     callbacks = list(callbacks)
     bar = _progress_bar(progress, epochs, first_epoch, n, batch_size)
     for epoch in range(first_epoch, epochs + 1):
@@ -224,8 +227,10 @@ def _progress_bar(progress: bool, epochs: int, first_epoch: int, n: int, batch_s
 
 # --- training checkpoints ----------------------------------------------------------------
 def _rng_layers(model: Layer) -> list[Any]:
-    layers = model.layers if hasattr(model, "layers") else [model]
-    return [layer for layer in layers if isinstance(getattr(layer, "rng", None), numpy.random.Generator)]
+    """Every leaf layer with its own random generator (dropout), nested containers included."""
+    if hasattr(model, "layers"):
+        return [leaf for layer in model.layers for leaf in _rng_layers(layer)]
+    return [model] if isinstance(getattr(model, "rng", None), numpy.random.Generator) else []
 
 
 def _save(path, epoch, model, optimizer, rng, schedule, history, stale) -> None:

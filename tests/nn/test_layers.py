@@ -169,7 +169,8 @@ def test_need_input_grad_false_skips_dx_of_first_trainable_layer(float64):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 4))
     upstream = upstream_for((3, 2))
-    reference = Sequential(Dense(4, 5, rng=np.random.default_rng(1)), Sigmoid(), Dense(5, 2, rng=np.random.default_rng(2)))
+    reference = Sequential(Dense(4, 5, rng=np.random.default_rng(1)), Sigmoid(),
+                           Dense(5, 2, rng=np.random.default_rng(2)))
     reference.forward(x, train=True)
     dx = reference.backward(upstream)
     assert dx.shape == x.shape
@@ -179,7 +180,12 @@ def test_need_input_grad_false_skips_dx_of_first_trainable_layer(float64):
     model = Sequential(spy, first, Sigmoid(), Dense(5, 2, rng=np.random.default_rng(2)))
     flags = []
     first_backward = first.backward
-    first.backward = lambda delta, need_input_grad=True: (flags.append(need_input_grad), first_backward(delta, need_input_grad))[1]
+
+    def recording_backward(delta, need_input_grad=True):
+        flags.append(need_input_grad)
+        return first_backward(delta, need_input_grad)
+
+    first.backward = recording_backward
     model.forward(x, train=True)
     assert model.backward(upstream, need_input_grad=False) is None
     assert flags == [False]  # the first trainable layer was told to skip dC/dx ...
@@ -270,7 +276,8 @@ def test_dense_rejects_unknown_init():
         Dense(3, 2, init="xavier")
 
 
-@pytest.mark.parametrize("init, std", [("large", lambda n: 1.0), ("scaled", lambda n: n**-0.5), ("he", lambda n: (2 / n) ** 0.5)])
+@pytest.mark.parametrize("init, std", [
+    ("large", lambda n: 1.0), ("scaled", lambda n: n**-0.5), ("he", lambda n: (2 / n) ** 0.5)])
 def test_dense_init_std(init, std):
     """(2.7.3) weights ~ N(0, s^2) with s = 1, 1/sqrt(n_in) or sqrt(2/n_in); biases ~ N(0, 1)."""
     layer = Dense(400, 300, init=init, rng=np.random.default_rng(0))

@@ -8,6 +8,7 @@ runs being compared start from the same weights and see the same mini-batches.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -73,7 +74,9 @@ def output_dir(out: str | Path) -> Path:
 
 def write_json(out: Path, name: str, result: dict[str, Any]) -> Path:
     path = out / f"{name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    text = json.dumps(result, indent=1)
+    text = re.sub(r"\[([^\[\]{}]*)\]", lambda m: "[" + re.sub(r"\n\s*", " ", m.group(1)).strip() + "]", text)
+    path.write_text(text + "\n")  # lists of numbers on one line each
     return path
 
 

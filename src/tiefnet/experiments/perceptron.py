@@ -67,8 +67,8 @@ def _figure(result: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [6, 3, 4]})
     _table(axes[0], result["festival"], ["x1", "x2", "x3", "w.x", "scenario 1", "scenario 2"],
-           ["x1 weather", "x2 friends", "x3 transport", "w.x", "thr. 5", "thr. 3"],
-           "Festival: w = (6, 2, 2)\nscenario 1 (threshold 5), scenario 2 (threshold 3)")
+           ["x1", "x2", "x3", "w.x", "thr. 5", "thr. 3"],
+           "Festival: x1 weather, x2 friends, x3 transport\nw = (6, 2, 2); scenario 1: threshold 5, scenario 2: 3")
     _table(axes[1], result["nand"], ["x1", "x2", "out"], ["x1", "x2", "NAND"], "NAND perceptron\nw = (-2, -2), b = 3")
     title = "Half adder from NAND perceptrons\n" + ("correct: sum + 2 carry = x1 + x2" if result["half_adder_correct"]
                                                   else "WRONG")
@@ -86,6 +86,8 @@ def _table(ax, rows: list[dict], keys: list[str], labels: list[str], title: str)
         for row in colours:
             row[keys.index("w.x")] = "white"
     table = ax.table(cellText=cells, colLabels=labels, cellColours=colours, cellLoc="center", loc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(10)
     table.scale(1, 1.4)
     ax.set_title(title, fontsize=10)
     ax.axis("off")

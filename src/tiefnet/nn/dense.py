@@ -39,8 +39,7 @@ class Dense(Layer):
         self._a_prev: Array | None = None  # a^{l-1}, needed by (BP4)
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        if train:
-            self._a_prev = x
+        self._a_prev = x if train else None  # a^{l-1} for (BP4); none after a test-mode pass
         z = x @ self.params["W"].T  # (N, n_out)
         z += self.params["b"]
         self.output = z

@@ -194,5 +194,5 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
     args = {k: v for k, v in config.items() if k != "type"}
     try:
         return LAYER_TYPES[kind].from_config(args)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, KeyError) as error:
         raise CheckpointError(f"layer {kind}: bad settings {args}: {error}") from error
