@@ -1,7 +1,7 @@
 """The lecture's experiments, one module each; ``tiefnet experiment NAME`` runs them.
 
 Each module has ``DESCRIPTION`` and ``run(out, epochs=None, seed=0, quick=False, progress=True) -> dict``
-that writes ``out/NAME.png`` and ``out/NAME.json``.
+that writes ``out/<module>.png`` and ``out/<module>.json`` (``slow-learning`` writes ``slow_learning.png``).
 """
 from __future__ import annotations
 
