@@ -34,8 +34,11 @@ def numerical_gradient(f: Callable[[], Array], v: Array, upstream: Array, h: flo
 
 def relative_error(a: Array, b: Array) -> float:
     """max |a - b| / max(|a|, |b|, tiny): scale-free, 0 for identical arrays."""
-    scale = max(float(xp.abs(a).max(initial=0.0)), float(xp.abs(b).max(initial=0.0)), 1e-12)
-    return float(xp.abs(a - b).max(initial=0.0)) / scale
+    def largest(v: Array) -> float:
+        return float(xp.abs(v).max()) if v.size else 0.0
+
+    a, b = xp.asarray(a), xp.asarray(b)
+    return largest(a - b) / max(largest(a), largest(b), 1e-12)
 
 
 def check_layer(layer, x: Array, upstream: Array | None = None, h: float = 1e-6, seed: int = 0) -> dict[str, float]:

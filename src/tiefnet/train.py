@@ -172,19 +172,21 @@ def fit(
 
 def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> None:
     """One pass over the shuffled training data in disjoint mini-batches (2.5)."""
-    order = xp.asarray(rng.permutation(len(data)))
-    x, y = data.x[order], data.y[order]  # one gather per epoch; batches are then views
+    n = len(data)
+    order = xp.asarray(rng.permutation(n))
     forward, backward, step = model.forward, model.backward_from, optimizer.step
-    tick, done = max(1, 2000 // batch_size), 0
-    for count, i in enumerate(range(0, len(data), batch_size), 1):
-        forward(x[i : i + batch_size], True)  # feedforward pass, caches z^l, a^l
-        backward(loss, y[i : i + batch_size])  # (BP1)-(BP4)
-        step()  # v -> v - eta grad
-        if bar is not None and count % tick == 0:
-            bar.update(min(i + batch_size, len(data)) - done)
-            done = min(i + batch_size, len(data))
-    if bar is not None:
-        bar.update(len(data) - done)
+    # Gather the shuffled samples a chunk of mini-batches at a time: one copy that stays in
+    # cache for the batches that read it, instead of an epoch-sized copy or one per batch.
+    chunk = batch_size * max(1, 2048 // batch_size)
+    for start in range(0, n, chunk):
+        rows = order[start : start + chunk]
+        x, y = data.x[rows], data.y[rows]
+        for i in range(0, len(rows), batch_size):
+            forward(x[i : i + batch_size], True)  # feedforward pass, caches z^l, a^l
+            backward(loss, y[i : i + batch_size])  # (BP1)-(BP4)
+            step()  # v -> v - eta grad
+        if bar is not None:
+            bar.update(len(rows))
 
 
 def _measure(epoch, model, loss, optimizer, train, val, test, monitor_train) -> dict[str, float]:

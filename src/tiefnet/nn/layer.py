@@ -75,6 +75,7 @@ class Sequential(Layer):
         # The first layer that has parameters: layers before it need no backward at all,
         # and it needs no dC/dx (saves the largest GEMM of a 784-input net).
         self._first_trainable = next((i for i, l in enumerate(self.layers) if l.params), len(self.layers))
+        self._n_in = self._input_features()  # checked on every forward: computed once
 
     # The containers expose the parameters of their children under "index.name" keys.
     @property
@@ -131,7 +132,7 @@ class Sequential(Layer):
         return self.layers[-1].output
 
     def _check_input(self, x: Array) -> None:
-        expected = self.input_features
+        expected = self._n_in
         if expected is None:
             return
         if x.ndim != 2 or x.shape[1] != expected:
@@ -142,6 +143,10 @@ class Sequential(Layer):
 
     @property
     def input_features(self) -> int | None:
+        """The number of input features the first Dense layer takes (None if not fixed)."""
+        return self._n_in
+
+    def _input_features(self) -> int | None:
         for layer in self.layers:
             n_in = getattr(layer, "n_in", None)
             if n_in is not None:
