@@ -1,9 +1,15 @@
-"""Shared fixtures. Helpers live in the test modules themselves (tests/ is not a package)."""
+"""Shared fixtures. Per-module helpers live in the test modules themselves (tests/ is not a package);
+the device boundary helpers ``dev``/``host`` live in tests/helpers.py, importable from every test module."""
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tiefnet.backend import default_dtype
+
+sys.path.insert(0, str(Path(__file__).parent))  # `from helpers import dev, host` in tests/*/
 
 
 @pytest.fixture
@@ -11,4 +17,3 @@ def float64():
     """New parameters and data in float64 for the duration of a test (gradient checks)."""
     with default_dtype(np.float64):
         yield np.float64
-

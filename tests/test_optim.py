@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 from tiefnet.errors import ConfigError
 from tiefnet.nn import L1, L2, Dense, Sequential, Sigmoid
@@ -18,42 +19,49 @@ def make_model(seed=0):
     model.layers[0].params["W"][0, 0] = 0.0  # a weight at exactly 0 (sgn(0) = 0 for L1)
     for layer in model.param_layers():
         for name, p in layer.params.items():
-            layer.grads[name] = rng.standard_normal(p.shape).astype(p.dtype)
+            layer.grads[name] = dev(rng.standard_normal(p.shape), dtype=p.dtype)
     return model
 
 
-def snapshot(model):
-    return {k: v.copy() for k, v in model.params.items()}
+def snapshot(arrays):
+    """NumPy copies of a model's params or grads."""
+    return {k: host(v).copy() for k, v in arrays.items()}
 
 
 def test_bind_regularises_weights_only_and_flattens_containers():
     model = make_model()
     optimizer = SGD(0.1).bind(model, n=50)
     assert optimizer.n == 50
-    assert [(type(layer).__name__, name, is_weight) for layer, name, is_weight in optimizer._slots] == [
-        ("Dense", "W", True), ("Dense", "b", False), ("Dense", "W", True), ("Dense", "b", False)]
+    weights, biases = optimizer.groups
+    assert (weights.is_weight, biases.is_weight) == (True, False)
+    assert (weights.p.size, biases.p.size) == (3 * 4 + 4 * 2, 4 + 2)  # nested Dense included
+    inner = model.layers[2].layers[0]
+    for layer in (model.layers[0], inner):  # parameters and gradients are views of the groups
+        assert np.shares_memory(host(layer.params["W"]), host(weights.p))
+        assert np.shares_memory(host(layer.grads["W"]), host(weights.g))
+        assert np.shares_memory(host(layer.params["b"]), host(biases.p))
 
 
 def test_sgd_step_is_w_minus_eta_grad():
     model = make_model()
-    before, grads = snapshot(model), {k: g.copy() for k, g in model.grads.items()}
+    before, grads = snapshot(model.params), snapshot(model.grads)
     SGD(0.3).bind(model, n=10).step()
     for name, p in model.params.items():
-        np.testing.assert_array_equal(p, before[name] - 0.3 * grads[name])
+        np.testing.assert_array_equal(host(p), before[name] - 0.3 * grads[name])
 
 
 @pytest.mark.parametrize("eta, lmbda, n", [(0.5, 5.0, 1000), (3.0, 0.1, 50000), (0.1, 2.0, 7)])
 def test_sgd_l2_step_is_the_lectures_rescaling(eta, lmbda, n):
     """(2.7.3) w -> (1 - eta lambda/n) w - eta dC_0/dw exactly; b -> b - eta dC_0/db (no decay)."""
     model = make_model()
-    before, grads = snapshot(model), {k: g.copy() for k, g in model.grads.items()}
+    before, grads = snapshot(model.params), snapshot(model.grads)
     SGD(eta, regularizer=L2(lmbda)).bind(model, n).step()
     for name, p in model.params.items():
         if name.endswith("W"):
             expected = (1 - eta * lmbda / n) * before[name] - eta * grads[name]
         else:
             expected = before[name] - eta * grads[name]
-        np.testing.assert_array_equal(p, expected)
+        np.testing.assert_array_equal(host(p), expected)
         assert p.dtype == np.float32
 
 
@@ -61,12 +69,12 @@ def test_sgd_l1_step():
     """(2.7.3) w -> w - (eta lambda/n) sgn(w) - eta dC_0/dw; a weight at 0 gets no L1 push."""
     eta, lmbda, n = 0.5, 4.0, 20
     model = make_model()
-    before, grads = snapshot(model), {k: g.copy() for k, g in model.grads.items()}
+    before, grads = snapshot(model.params), snapshot(model.grads)
     SGD(eta, regularizer=L1(lmbda)).bind(model, n).step()
     for name, p in model.params.items():
         shrink = (eta * lmbda / n) * np.sign(before[name]) if name.endswith("W") else 0.0
-        np.testing.assert_allclose(p, before[name] - shrink - eta * grads[name], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(model.params["0.W"][0, 0], -eta * grads["0.W"][0, 0], rtol=1e-6)
+        np.testing.assert_allclose(host(p), before[name] - shrink - eta * grads[name], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(model.params["0.W"][0, 0]), -eta * grads["0.W"][0, 0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [SGD, Momentum, Adam])
@@ -75,7 +83,7 @@ def test_zero_lambda_is_no_regularisation(cls):
     cls(0.1).bind(a, 10).step()
     cls(0.1, regularizer=L2(0.0)).bind(b, 10).step()
     for name in a.params:
-        np.testing.assert_array_equal(a.params[name], b.params[name])
+        np.testing.assert_array_equal(host(a.params[name]), host(b.params[name]))
 
 
 def test_momentum_by_hand():
@@ -86,8 +94,8 @@ def test_momentum_by_hand():
     optimizer = Momentum(0.1, mu=0.5).bind(layer, 1)
     w, v = 1.0, 0.0
     for g in (1.0, -2.0, 0.5):
-        layer.grads["W"] = np.full((1, 1), g, np.float32)
-        layer.grads["b"] = np.zeros(1, np.float32)
+        layer.grads["W"] = dev(np.full((1, 1), g, np.float32))
+        layer.grads["b"] = dev(np.zeros(1, np.float32))
         optimizer.step()
         v = 0.5 * v - 0.1 * g
         w = w + v
@@ -98,7 +106,7 @@ def test_momentum_by_hand():
 def test_momentum_with_regularisation_adds_lambda_over_n():
     layer = Dense(1, 1)
     layer.params["W"][...] = 2.0
-    layer.grads["W"], layer.grads["b"] = np.zeros((1, 1), np.float32), np.zeros(1, np.float32)
+    layer.grads["W"], layer.grads["b"] = dev(np.zeros((1, 1), np.float32)), dev(np.zeros(1, np.float32))
     Momentum(0.1, mu=0.9, regularizer=L2(1.0)).bind(layer, 4).step()
     assert float(layer.params["W"][0, 0]) == pytest.approx(2.0 - 0.1 * 2.0 / 4)
     layer.params["W"][...] = 2.0
@@ -114,8 +122,8 @@ def test_adam_by_hand():
     optimizer = Adam(eta, beta1=b1, beta2=b2, eps=eps).bind(layer, 1)
     w, m, v = 1.0, 0.0, 0.0
     for t, g in enumerate((1.0, -3.0, 0.25, 2.0), start=1):
-        layer.grads["W"] = np.full((1, 1), g, np.float32)
-        layer.grads["b"] = np.zeros(1, np.float32)
+        layer.grads["W"] = dev(np.full((1, 1), g, np.float32))
+        layer.grads["b"] = dev(np.zeros(1, np.float32))
         optimizer.step()
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
@@ -127,10 +135,10 @@ def test_adam_by_hand():
 def test_adam_first_step_is_eta_times_sign():
     """With bias correction, the first step is eta * g / |g| whatever the size of g."""
     model = make_model()
-    before, grads = snapshot(model), {k: g.copy() for k, g in model.grads.items()}
+    before, grads = snapshot(model.params), snapshot(model.grads)
     Adam(0.01).bind(model, 10).step()
     for name, p in model.params.items():
-        np.testing.assert_allclose(p, before[name] - 0.01 * np.sign(grads[name]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(host(p), before[name] - 0.01 * np.sign(grads[name]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [Momentum, Adam])
@@ -148,7 +156,7 @@ def test_state_dict_round_trip_continues_identically(cls):
     opt_a.step()
     opt_b.step()
     for name in a.params:
-        np.testing.assert_array_equal(a.params[name], b.params[name])
+        np.testing.assert_array_equal(host(a.params[name]), host(b.params[name]))
 
 
 def test_sgd_state_dict_is_eta():
@@ -231,3 +239,16 @@ def test_reduce_on_plateau_state_round_trip():
 def test_reduce_on_plateau_rejects_bad_settings(patience, factor):
     with pytest.raises(ConfigError, match="ReduceOnPlateau"):
         ReduceOnPlateau(patience=patience, factor=factor)
+
+
+def test_arrays_assigned_after_bind_are_still_trained():
+    """bind packs parameters into flat groups; a layer that assigns new arrays (the plain
+    ``self.grads["W"] = ...`` style) or code that assigns a parameter is copied in, not lost."""
+    model = make_model()
+    optimizer = SGD(0.5).bind(model, n=10)
+    dense = model.layers[0]
+    dense.params["W"] = dev(np.ones((4, 3)), dtype=dense.params["b"].dtype)
+    dense.grads["W"] = dev(np.full((4, 3), 2.0), dtype=dense.params["b"].dtype)
+    optimizer.step()
+    np.testing.assert_allclose(host(dense.params["W"]), np.ones((4, 3)) - 0.5 * 2.0)
+    assert np.shares_memory(host(dense.params["W"]), host(optimizer.groups[0].p))

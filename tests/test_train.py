@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 from tiefnet.checkpoint import read_npz
 from tiefnet.data import load_mnist
@@ -53,7 +54,7 @@ def test_fit_learns_two_blobs():
     assert history.epochs[-1]["train_cost"] < history.epochs[0]["train_cost"]
     assert history.best("validation_accuracy") == max(e["validation_accuracy"] for e in history.epochs)
     assert math.isnan(history.best("no_such_key"))
-    labels = predict(model, VALIDATION[0]).argmax(axis=1)
+    labels = host(predict(model, dev(VALIDATION[0]))).argmax(axis=1)
     assert float((labels == VALIDATION[1]).mean()) == history.epochs[-1]["validation_accuracy"]
 
 
@@ -107,9 +108,9 @@ def test_same_seed_identical_history_and_params():
     (a, history_a), (b, history_b) = run(7), run(7)
     assert without_seconds(history_a) == without_seconds(history_b)
     for name in a.params:
-        np.testing.assert_array_equal(a.params[name], b.params[name])
+        np.testing.assert_array_equal(host(a.params[name]), host(b.params[name]))
     c, _ = run(8)
-    assert not np.array_equal(a.params["0.W"], c.params["0.W"])
+    assert not np.array_equal(host(a.params["0.W"]), host(c.params["0.W"]))
 
 
 # --- monitoring, callbacks, early stopping, schedule --------------------------------------------------
@@ -204,11 +205,11 @@ def test_mismatched_lengths_are_a_config_error():
 
 def test_zero_epochs_trains_nothing():
     model = sigmoid_net()
-    before = {k: v.copy() for k, v in model.params.items()}
+    before = {k: host(v).copy() for k, v in model.params.items()}
     history = fit(model, CrossEntropy(), SGD(1.0), TRAIN, epochs=0, classes=2)
     assert history.epochs == []
     for name, p in model.params.items():
-        np.testing.assert_array_equal(p, before[name])
+        np.testing.assert_array_equal(host(p), before[name])
 
 
 def test_progress_bar_smoke(capsys):
@@ -248,7 +249,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="epoch 2: .*the checkpoint of epoch 1 is kept"):
         fit(model, Quadratic(), optimizer, TRAIN, epochs=5, rng=np.random.default_rng(0), classes=2,
             callbacks=[blow_up], checkpoint=checkpoint)
-    assert not np.isfinite(model.params["2.W"]).all() or not np.isfinite(model.params["2.b"]).all()
+    assert not np.isfinite(host(model.params["2.W"])).all() or not np.isfinite(host(model.params["2.b"])).all()
 
     arrays, meta = read_npz(checkpoint)
     assert meta["epoch"] == 1 and len(meta["history"]) == 1
@@ -260,7 +261,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
                   checkpoint=checkpoint, resume=True)
     assert len(history.epochs) == 1
     for name, p in fresh.params.items():
-        np.testing.assert_array_equal(p, arrays[f"param.{name}"])
+        np.testing.assert_array_equal(host(p), arrays[f"param.{name}"])
 
 
 # --- resume ------------------------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, kind):
     assert without_seconds(history_b) == without_seconds(history_a)
     assert optimizer_b.eta == optimizer_a.eta
     for name in model_a.params:
-        np.testing.assert_array_equal(model_b.params[name], model_a.params[name])
+        np.testing.assert_array_equal(host(model_b.params[name]), host(model_a.params[name]))
     arrays_a, meta_a = read_npz(tmp_path / "A.npz")
     arrays_b, meta_b = read_npz(tmp_path / "B.npz")
     assert sorted(arrays_a) == sorted(arrays_b) and meta_a["rng"] == meta_b["rng"]
@@ -321,7 +322,7 @@ def test_resume_with_a_finished_checkpoint_trains_nothing(tmp_path):
     model_b, _, history_b = train_for("sgd-dropout", 2, tmp_path / "A.npz", resume=True)
     assert without_seconds(history_b) == without_seconds(history_a)
     for name in model_a.params:
-        np.testing.assert_array_equal(model_b.params[name], model_a.params[name])
+        np.testing.assert_array_equal(host(model_b.params[name]), host(model_a.params[name]))
 
 
 def test_resume_after_early_stopping_trains_nothing(tmp_path):

@@ -20,6 +20,47 @@ def _is_weight(name: str) -> bool:
     return name.startswith("W")  # weights are regularised, biases are not (2.7.3)
 
 
+class Group:
+    """All weights (or all biases) of a model in one flat array, with their gradients likewise.
+
+    ``bind`` copies each parameter into the flat array and hands the layer a view of it, so
+    one vector operation updates every parameter of the group: a step costs the same few
+    array operations whatever the number of layers. Layers write their gradients in place
+    into the matching views of ``g``; one that assigns a new array instead (or code that
+    assigns a new parameter array) is caught by :meth:`attach` and copied in before each step.
+    """
+
+    def __init__(self, slots: list[tuple[Any, str]], is_weight: bool):
+        first = slots[0][0].params[slots[0][1]]
+        total = sum(int(layer.params[name].size) for layer, name in slots)
+        self.p = xp.empty(total, dtype=first.dtype)  # parameters, flat
+        self.g = xp.zeros(total, dtype=first.dtype)  # dC/d(parameters), flat
+        self.is_weight = is_weight
+        self.slots: list[tuple[Any, str, Array, Array]] = []  # (layer, name, param view, grad view)
+        offset = 0
+        for layer, name in slots:
+            old = layer.params[name]
+            view = self.p[offset : offset + old.size].reshape(old.shape)
+            view[...] = old
+            layer.params[name] = view
+            grad = self.g[offset : offset + old.size].reshape(old.shape)
+            if name in layer.grads and layer.grads[name].shape == old.shape:
+                grad[...] = layer.grads[name]  # keep a gradient computed before bind
+            layer.grads[name] = grad
+            self.slots.append((layer, name, view, grad))
+            offset += old.size
+
+    def attach(self) -> None:
+        """Copy in any parameter or gradient array a layer replaced since bind, and re-point it."""
+        for layer, name, view, grad in self.slots:
+            if layer.grads[name] is not grad:
+                grad[...] = layer.grads[name]
+                layer.grads[name] = grad
+            if layer.params[name] is not view:
+                view[...] = layer.params[name]
+                layer.params[name] = view
+
+
 class Optimizer:
     name = ""
 
@@ -29,12 +70,20 @@ class Optimizer:
         self.eta = float(eta)
         self.regularizer = regularizer
         self.n = 1
-        self._slots: list[tuple[Any, str, bool]] = []  # (layer, param name, is weight)
+        self.groups: list[Group] = []
 
     def bind(self, model, n: int) -> "Optimizer":
-        """Update the parameters of ``model``'s leaf layers; n = number of training samples."""
+        """Update the parameters of ``model``'s leaf layers; n = number of training samples.
+
+        The parameters move into flat arrays (see :class:`Group`): after ``bind``, set a
+        parameter's values in place (``p[...] = values``), not by assigning a new array.
+        """
         layers = list(model.param_layers()) if hasattr(model, "param_layers") else [model]
-        self._slots = [(layer, name, _is_weight(name)) for layer in layers for name in layer.params]
+        self.groups = []
+        for is_weight in (True, False):
+            slots = [(layer, name) for layer in layers for name in layer.params if _is_weight(name) == is_weight]
+            if slots:
+                self.groups.append(Group(slots, is_weight))
         self.n = int(n)
         self._init_state()
         return self
@@ -42,10 +91,11 @@ class Optimizer:
     def _init_state(self) -> None:
         pass
 
-    def _reg_grad(self, p: Array, g: Array, is_weight: bool) -> Array:
-        if is_weight and self.regularizer is not None and self.regularizer.lmbda:
-            return g + self.regularizer.grad(p, self.n)
-        return g
+    def _reg_grad(self, group: Group) -> Array:
+        reg = self.regularizer
+        if group.is_weight and reg is not None and reg.lmbda:
+            return group.g + reg.grad(group.p, self.n)
+        return group.g
 
     def step(self) -> None:
         raise NotImplementedError
@@ -65,13 +115,15 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         eta, reg = self.eta, self.regularizer
-        for layer, name, is_weight in self._slots:
-            p, g = layer.params[name], layer.grads[name]
-            if is_weight and isinstance(reg, L2) and reg.lmbda:
-                p *= 1.0 - eta * reg.lmbda / self.n  # the rescaling factor 1 - eta lambda/n
-            elif is_weight and reg is not None and reg.lmbda:
-                p -= (eta * reg.lmbda / self.n) * xp.sign(p)  # L1: w -> w - (eta lambda/n) sgn(w) ...
-            p -= eta * g  # ... - eta dC_0/dw
+        for group in self.groups:
+            group.attach()
+            p = group.p
+            if group.is_weight and reg is not None and reg.lmbda:
+                if isinstance(reg, L2):
+                    p *= 1.0 - eta * reg.lmbda / self.n  # the rescaling factor 1 - eta lambda/n
+                else:
+                    p -= (eta * reg.lmbda / self.n) * xp.sign(p)  # L1: w -> w - (eta lambda/n) sgn(w) ...
+            p -= eta * group.g  # ... - eta dC_0/dw
 
 
 class Momentum(Optimizer):
@@ -86,14 +138,14 @@ class Momentum(Optimizer):
         self.mu = float(mu)
 
     def _init_state(self) -> None:
-        self.velocity = [xp.zeros_like(layer.params[name]) for layer, name, _ in self._slots]
+        self.velocity = [xp.zeros_like(group.p) for group in self.groups]
 
     def step(self) -> None:
-        for (layer, name, is_weight), v in zip(self._slots, self.velocity):
-            p = layer.params[name]
+        for group, v in zip(self.groups, self.velocity):
+            group.attach()
             v *= self.mu
-            v -= self.eta * self._reg_grad(p, layer.grads[name], is_weight)
-            p += v
+            v -= self.eta * self._reg_grad(group)
+            group.p += v
 
     def state_dict(self):
         return {"eta": self.eta}, {f"v{i}": v for i, v in enumerate(self.velocity)}
@@ -122,21 +174,21 @@ class Adam(Optimizer):
 
     def _init_state(self) -> None:
         self.t = 0
-        self.m = [xp.zeros_like(layer.params[name]) for layer, name, _ in self._slots]
-        self.v = [xp.zeros_like(layer.params[name]) for layer, name, _ in self._slots]
+        self.m = [xp.zeros_like(group.p) for group in self.groups]
+        self.v = [xp.zeros_like(group.p) for group in self.groups]
 
     def step(self) -> None:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)  # bias corrections
-        for (layer, name, is_weight), m, v in zip(self._slots, self.m, self.v):
-            p = layer.params[name]
-            g = self._reg_grad(p, layer.grads[name], is_weight)
+        for group, m, v in zip(self.groups, self.m, self.v):
+            group.attach()
+            g = self._reg_grad(group)
             m *= b1
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            p -= step_size * m / (xp.sqrt(v) + self.eps)
+            group.p -= step_size * m / (xp.sqrt(v) + self.eps)
 
     def state_dict(self):
         arrays = {f"m{i}": m for i, m in enumerate(self.m)}

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 from tiefnet.gradcheck import numerical_gradient, relative_error
 from tiefnet.nn import CrossEntropy, Dense, Dropout, LogLikelihood, Quadratic, ReLU, Sequential, Sigmoid, Softmax, Tanh
@@ -56,12 +57,12 @@ def library_grads(weights, biases, x, y, loss):
     layers = []
     for W, b in zip(weights, biases):
         dense = Dense(len(W[0]), len(W))
-        dense.params["W"][...] = W
-        dense.params["b"][...] = b
+        dense.params["W"][...] = dev(W)
+        dense.params["b"][...] = dev(b)
         layers += [dense, Sigmoid()]
     model = Sequential(*layers)
-    model.forward(np.asarray(x, dtype=np.float64), train=True)
-    model.backward_from(loss, np.asarray(y, dtype=np.float64))
+    model.forward(dev(x, dtype=np.float64), train=True)
+    model.backward_from(loss, dev(y, dtype=np.float64))
     return model
 
 
@@ -74,14 +75,14 @@ def test_bp1_to_bp4_on_a_2_2_1_network_by_hand(float64):
     weights = [[[0.0, 0.0], [0.0, 0.0]], [[1.0, -1.0]]]
     biases = [[0.0, 0.0], [0.0]]
     model = library_grads(weights, biases, [[1.0, 2.0]], [[1.0]], Quadratic())
-    g = model.grads
+    g = {name: host(grad) for name, grad in model.grads.items()}
     np.testing.assert_allclose(g["2.b"], [-0.125], rtol=1e-12)
     np.testing.assert_allclose(g["2.W"], [[-0.0625, -0.0625]], rtol=1e-12)
     np.testing.assert_allclose(g["0.b"], [-0.03125, 0.03125], rtol=1e-12)
     np.testing.assert_allclose(g["0.W"], [[-0.03125, -0.0625], [0.03125, 0.0625]], rtol=1e-12)
     # Cross-entropy: delta^2 = a - y = -0.5 (no sigma'(z^2)), delta^1 = 0.25 * (1, -1) * -0.5
     model = library_grads(weights, biases, [[1.0, 2.0]], [[1.0]], CrossEntropy())
-    g = model.grads
+    g = {name: host(grad) for name, grad in model.grads.items()}
     np.testing.assert_allclose(g["2.b"], [-0.5], rtol=1e-12)
     np.testing.assert_allclose(g["2.W"], [[-0.25, -0.25]], rtol=1e-12)
     np.testing.assert_allclose(g["0.W"], [[-0.125, -0.25], [0.125, 0.25]], rtol=1e-12)
@@ -107,8 +108,8 @@ def test_mini_batch_of_3_equals_mean_of_per_sample_bp(float64, sizes, cost, loss
 
     model = library_grads(weights, biases, x, y, loss)
     for l in range(len(weights)):
-        np.testing.assert_allclose(model.grads[f"{2 * l}.W"], mean_dW[l], rtol=1e-10, atol=1e-14)
-        np.testing.assert_allclose(model.grads[f"{2 * l}.b"], mean_db[l], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(host(model.grads[f"{2 * l}.W"]), mean_dW[l], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(host(model.grads[f"{2 * l}.b"]), mean_db[l], rtol=1e-10, atol=1e-14)
 
 
 # --- whole-network gradient checks --------------------------------------------------------------
@@ -157,8 +158,8 @@ def test_whole_network_gradient(float64, name, N):
     build, loss_cls = NETWORKS[name]
     model = Sequential(*build(np.random.default_rng(5)))
     rng = np.random.default_rng(N)
-    x = rng.standard_normal((N, 20))
-    y = np.eye(3)[rng.integers(0, 3, N)]
+    x = dev(rng.standard_normal((N, 20)))
+    y = dev(np.eye(3)[rng.integers(0, 3, N)])
     errors = check_network(model, loss_cls(), x, y, train="dropout" in name)
     assert max(errors.values()) < 1e-6, errors
 
@@ -169,17 +170,17 @@ def test_mnist_sized_network_gradient_on_sampled_entries(float64):
     model = Sequential(Dense(784, 30, rng=np.random.default_rng(0)), Sigmoid(),
                        Dense(30, 10, rng=np.random.default_rng(1)), Sigmoid())
     rng = np.random.default_rng(2)
-    x, y = rng.random((5, 784)), np.eye(10)[rng.integers(0, 10, 5)]
+    x, y = dev(rng.random((5, 784))), dev(np.eye(10)[rng.integers(0, 10, 5)])
     loss = CrossEntropy()
     model.forward(x, train=True)
     model.backward_from(loss, y)
     h = 1e-6
     for name, p in model.params.items():
-        flat, grad = p.reshape(-1), model.grads[name].reshape(-1)
+        flat, grad = p.reshape(-1), host(model.grads[name]).reshape(-1)  # flat: a view of p
         picks = rng.choice(flat.size, size=min(40, flat.size), replace=False)
         numeric = np.empty(len(picks))
-        for i, j in enumerate(picks):
-            old = flat[j]
+        for i, j in enumerate(picks.tolist()):
+            old = float(flat[j])  # a number: CuPy's flat[j] is a 0-d view that the writes below would change
             flat[j] = old + h
             plus = loss.cost(model.forward(x), y)
             flat[j] = old - h

@@ -6,6 +6,7 @@ of sum(forward(x) * upstream) for a random upstream gradient, to a relative erro
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 from tiefnet.backend import default_dtype
 from tiefnet.errors import ConfigError, ShapeError
@@ -53,16 +54,16 @@ def assert_grads_ok(errors: dict[str, float], names) -> None:
 def test_dense_gradcheck(float64, N, n_in, n_out, init):
     layer = Dense(n_in, n_out, init=init, rng=np.random.default_rng(N * 100 + n_in))
     assert layer.params["W"].dtype == np.float64 and layer.params["b"].dtype == np.float64
-    x = np.random.default_rng(7).standard_normal((N, n_in))
-    errors = check_layer(layer, x, upstream_for((N, n_out)))
+    x = dev(np.random.default_rng(7).standard_normal((N, n_in)))
+    errors = check_layer(layer, x, dev(upstream_for((N, n_out))))
     assert_grads_ok(errors, ["x", "W", "b"])
 
 
 @pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
 @pytest.mark.parametrize("cls", [Sigmoid, Tanh, ReLU, Softmax])
 def test_activation_gradcheck(float64, cls, shape):
-    x = away_from_zero(shape, seed=len(shape)) * 1.5
-    errors = check_layer(cls(), x, upstream_for(shape))
+    x = dev(away_from_zero(shape, seed=len(shape)) * 1.5)
+    errors = check_layer(cls(), x, dev(upstream_for(shape)))
     assert_grads_ok(errors, ["x"])
 
 
@@ -70,8 +71,8 @@ def test_activation_gradcheck(float64, cls, shape):
 @pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 0.8])
 def test_dropout_gradcheck_with_fixed_mask(float64, shape, p):
     layer = fixed_mask(Dropout(p), seed=3)
-    x = np.random.default_rng(5).standard_normal(shape)
-    errors = check_layer(layer, x, upstream_for(shape))
+    x = dev(np.random.default_rng(5).standard_normal(shape))
+    errors = check_layer(layer, x, dev(upstream_for(shape)))
     assert_grads_ok(errors, ["x"])
 
 
@@ -82,28 +83,28 @@ def test_dropout_backward_is_the_mask(shape, p):
     x = np.random.default_rng(5).standard_normal(shape)
     delta = upstream_for(shape)
     layer = Dropout(p, rng=np.random.default_rng(11))
-    out = layer.forward(x, train=True)
+    out = layer.forward(dev(x), train=True)
     keep = np.random.default_rng(11).random(shape) >= p  # the draw Dropout makes
-    np.testing.assert_allclose(out, x * keep / (1 - p), rtol=1e-6)
-    np.testing.assert_allclose(layer.backward(delta), delta * keep / (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(host(out), x * keep / (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(host(layer.backward(dev(delta))), delta * keep / (1 - p), rtol=1e-6)
 
 
 def test_dropout_test_mode_is_identity_and_keeps_expectation():
     layer = Dropout(0.5, rng=np.random.default_rng(0))
-    x = np.ones((400, 50))
+    x = dev(np.ones((400, 50)))
     assert layer.forward(x, train=False) is x
     out = layer.forward(x, train=True)
     dropped = float((out == 0).mean())
     assert 0.45 < dropped < 0.55  # about p of the neurons are deleted ...
     assert abs(float(out.mean()) - 1.0) < 0.05  # ... and the kept ones scaled by 1/(1-p)
-    assert set(np.unique(out)) <= {0.0, 2.0}
+    assert set(np.unique(host(out))) <= {0.0, 2.0}
 
 
 def test_dropout_same_seed_same_mask():
-    x = np.ones((5, 8))
+    x = dev(np.ones((5, 8)))
     a = Dropout(0.5, rng=np.random.default_rng(42)).forward(x, train=True)
     b = Dropout(0.5, rng=np.random.default_rng(42)).forward(x, train=True)
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(host(a), host(b))
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan")])
@@ -127,9 +128,9 @@ SEQUENTIAL_CASES = {
 @pytest.mark.parametrize("N", [1, 5])
 def test_sequential_gradcheck(float64, case, N):
     model = Sequential(*SEQUENTIAL_CASES[case](np.random.default_rng(21)))
-    x = np.random.default_rng(N).standard_normal((N, 4))
+    x = dev(np.random.default_rng(N).standard_normal((N, 4)))
     out = model.forward(x)
-    errors = check_layer(model, x, upstream_for(out.shape))
+    errors = check_layer(model, x, dev(upstream_for(out.shape)))
     assert_grads_ok(errors, ["x", *model.params])
 
 
@@ -167,8 +168,8 @@ class Spy(Layer):
 
 def test_need_input_grad_false_skips_dx_of_first_trainable_layer(float64):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, 4))
-    upstream = upstream_for((3, 2))
+    x = dev(rng.standard_normal((3, 4)))
+    upstream = dev(upstream_for((3, 2)))
     reference = Sequential(Dense(4, 5, rng=np.random.default_rng(1)), Sigmoid(),
                            Dense(5, 2, rng=np.random.default_rng(2)))
     reference.forward(x, train=True)
@@ -192,22 +193,22 @@ def test_need_input_grad_false_skips_dx_of_first_trainable_layer(float64):
     assert spy.calls == []  # ... and the layers before it get no backward at all
     for name, g in reference.grads.items():  # ... yet its grads are filled
         i, key = name.split(".")
-        np.testing.assert_allclose(model.grads[f"{int(i) + 1}.{key}"], g, rtol=1e-12)
+        np.testing.assert_allclose(host(model.grads[f"{int(i) + 1}.{key}"]), host(g), rtol=1e-12)
 
     flags.clear()
     model.forward(x, train=True)
     dx_full = model.backward(upstream, need_input_grad=True)
     assert flags == [True] and len(spy.calls) == 1
-    np.testing.assert_allclose(dx_full, dx, rtol=1e-12)
+    np.testing.assert_allclose(host(dx_full), host(dx), rtol=1e-12)
 
 
 def test_need_input_grad_false_on_dense_returns_none(float64):
     layer = Dense(3, 2, rng=np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((4, 3))
-    layer.forward(x, train=True)
-    assert layer.backward(np.ones((4, 2)), need_input_grad=False) is None
-    np.testing.assert_allclose(layer.grads["W"], np.ones((2, 4)) @ x)
-    np.testing.assert_allclose(layer.grads["b"], [4.0, 4.0])
+    layer.forward(dev(x), train=True)
+    assert layer.backward(dev(np.ones((4, 2))), need_input_grad=False) is None
+    np.testing.assert_allclose(host(layer.grads["W"]), np.ones((2, 4)) @ x)
+    np.testing.assert_allclose(host(layer.grads["b"]), [4.0, 4.0])
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -226,24 +227,24 @@ BACKWARD_BEFORE_FORWARD = {
 def test_backward_before_forward_raises(name):
     layer = BACKWARD_BEFORE_FORWARD[name]()
     with pytest.raises(RuntimeError, match=r"backward\(\) called without a forward\(x, train=True\)"):
-        layer.backward(np.ones((2, 2)))
+        layer.backward(dev(np.ones((2, 2))))
 
 
 @pytest.mark.parametrize("name", ["Dense", "Dropout"])
 def test_backward_after_test_mode_forward_raises(name):
     """Layers whose backward needs a training cache refuse a backward after forward(train=False)."""
     layer = BACKWARD_BEFORE_FORWARD[name]()
-    x = np.ones((2, 3)) if name == "Dense" else np.ones((2, 2))
+    x = dev(np.ones((2, 3)) if name == "Dense" else np.ones((2, 2)))
     layer.forward(x, train=False)
     with pytest.raises(RuntimeError, match="without a forward"):
-        layer.backward(np.ones((2, 2)))
+        layer.backward(dev(np.ones((2, 2))))
 
 
 @pytest.mark.parametrize("x_shape", [(2, 5), (2, 3), (4,), (2, 4, 1)])
 def test_sequential_input_shape_error_names_layer_and_shapes(x_shape):
     model = Sequential(Dense(4, 3, rng=np.random.default_rng(0)), Sigmoid())
     with pytest.raises(ShapeError) as excinfo:
-        model.forward(np.zeros(x_shape))
+        model.forward(dev(np.zeros(x_shape)))
     message = str(excinfo.value)
     assert "Dense(n_in=4, n_out=3" in message
     assert "(N, 4)" in message
@@ -256,13 +257,13 @@ def test_sequential_nested_input_shape_check():
     model = Sequential(Sequential(Dense(6, 3)), Sigmoid())
     assert model.input_features == 6
     with pytest.raises(ShapeError, match=r"\(N, 6\).*\(1, 5\)"):
-        model.forward(np.zeros((1, 5)))
+        model.forward(dev(np.zeros((1, 5))))
 
 
 def test_sequential_of_activations_accepts_any_shape():
     model = Sequential(Sigmoid(), Tanh())
     assert model.input_features is None
-    assert model.forward(np.zeros((2, 3, 4))).shape == (2, 3, 4)
+    assert model.forward(dev(np.zeros((2, 3, 4)))).shape == (2, 3, 4)
 
 
 @pytest.mark.parametrize("n_in, n_out", [(0, 3), (3, 0), (-1, 2)])
@@ -290,16 +291,16 @@ def test_dense_init_std(init, std):
 
 def test_dense_same_seed_same_weights():
     a, b = Dense(5, 4, rng=np.random.default_rng(3)), Dense(5, 4, rng=np.random.default_rng(3))
-    np.testing.assert_array_equal(a.params["W"], b.params["W"])
-    np.testing.assert_array_equal(a.params["b"], b.params["b"])
+    np.testing.assert_array_equal(host(a.params["W"]), host(b.params["W"]))
+    np.testing.assert_array_equal(host(a.params["b"]), host(b.params["b"]))
 
 
 def test_dense_forward_is_lecture_form(float64):
     """z^l = w^l a^{l-1} + b^l per sample column vector; our rows: z = x @ W.T + b. W[j, k] = w_jk."""
     layer = Dense(3, 2, rng=np.random.default_rng(0))
-    W, b = layer.params["W"], layer.params["b"]
+    W, b = host(layer.params["W"]), host(layer.params["b"])
     x = np.random.default_rng(1).standard_normal((4, 3))
-    z = layer.forward(x)
+    z = host(layer.forward(dev(x)))
     for n in range(4):
         for j in range(2):
             assert z[n, j] == pytest.approx(sum(W[j, k] * x[n, k] for k in range(3)) + b[j], rel=1e-12)
@@ -307,44 +308,44 @@ def test_dense_forward_is_lecture_form(float64):
 
 def test_activation_values():
     z = np.array([[-2.0, 0.0, 3.0]])
-    np.testing.assert_allclose(Sigmoid().forward(z), 1 / (1 + np.exp(-z)))
-    np.testing.assert_allclose(Tanh().forward(z), np.tanh(z))
-    np.testing.assert_array_equal(ReLU().forward(z), [[0.0, 0.0, 3.0]])
-    a = Softmax().forward(z)
+    np.testing.assert_allclose(host(Sigmoid().forward(dev(z))), 1 / (1 + np.exp(-z)))
+    np.testing.assert_allclose(host(Tanh().forward(dev(z))), np.tanh(z))
+    np.testing.assert_array_equal(host(ReLU().forward(dev(z))), [[0.0, 0.0, 3.0]])
+    a = host(Softmax().forward(dev(z)))
     np.testing.assert_allclose(a, np.exp(z) / np.exp(z).sum())
     assert a.sum() == pytest.approx(1.0)
 
 
 def test_sigmoid_and_softmax_do_not_overflow():
-    z = np.array([[-1000.0, 0.0, 1000.0]])
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        np.testing.assert_allclose(Sigmoid().forward(z), [[0.0, 0.5, 1.0]])
-        np.testing.assert_allclose(Softmax().forward(z), [[0.0, 0.0, 1.0]])
+    z = dev(np.array([[-1000.0, 0.0, 1000.0]]))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # NumPy backend only; CuPy never raises
+        np.testing.assert_allclose(host(Sigmoid().forward(z)), [[0.0, 0.5, 1.0]])
+        np.testing.assert_allclose(host(Softmax().forward(z)), [[0.0, 0.0, 1.0]])
 
 
 # --- Step: the perceptron ------------------------------------------------------------------
 def test_step_layer_is_the_nand_perceptron():
     """(2.1) a perceptron with w = (-2, -2), b = 3 computes NAND."""
     nand = Dense(2, 1)
-    nand.params["W"][...] = [[-2.0, -2.0]]
-    nand.params["b"][...] = [3.0]
+    nand.params["W"][...] = dev([[-2.0, -2.0]])
+    nand.params["b"][...] = dev([3.0])
     model = Sequential(nand, Step())
-    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    x = dev(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32))
     out = model.forward(x)
-    np.testing.assert_array_equal(out, [[1], [1], [1], [0]])
+    np.testing.assert_array_equal(host(out), [[1], [1], [1], [0]])
     assert out.dtype == np.float32
 
 
 def test_step_output_at_threshold():
     """output 1 if w.x + b > 0, else 0: exactly at the threshold the perceptron does not fire."""
-    np.testing.assert_array_equal(Step().forward(np.array([[-1.0, 0.0, 1e-7, 5.0]])), [[0, 0, 1, 1]])
+    np.testing.assert_array_equal(host(Step().forward(dev(np.array([[-1.0, 0.0, 1e-7, 5.0]])))), [[0, 0, 1, 1]])
 
 
 def test_step_has_no_backward():
     layer = Step()
-    layer.forward(np.zeros((1, 2)), train=True)
+    layer.forward(dev(np.zeros((1, 2))), train=True)
     with pytest.raises(RuntimeError, match="Sigmoid"):
-        layer.backward(np.ones((1, 2)))
+        layer.backward(dev(np.ones((1, 2))))
 
 
 # --- to_config / describe -----------------------------------------------------------------
@@ -361,10 +362,10 @@ def test_describe_and_config_round_trip():
 def test_check_layer_on_sequential_restores_parameters(float64):
     """The difference quotients perturb parameters in place and must put them back exactly."""
     model = Sequential(Dense(3, 2, rng=np.random.default_rng(0)), Tanh())
-    before = {k: v.copy() for k, v in model.params.items()}
-    check_layer(model, np.random.default_rng(1).standard_normal((2, 3)))
+    before = {k: host(v).copy() for k, v in model.params.items()}
+    check_layer(model, dev(np.random.default_rng(1).standard_normal((2, 3))))
     for k, v in model.params.items():
-        np.testing.assert_array_equal(v, before[k])
+        np.testing.assert_array_equal(host(v), before[k])
 
 
 def test_float32_default_dtype_is_restored():
@@ -375,10 +376,10 @@ def test_float32_default_dtype_is_restored():
 
 def test_numerical_gradient_through_a_layer_matches_backward_for_x(float64):
     layer = Softmax()
-    x = np.random.default_rng(0).standard_normal((3, 4))
-    upstream = upstream_for((3, 4))
+    x = dev(np.random.default_rng(0).standard_normal((3, 4)))
+    upstream = dev(upstream_for((3, 4)))
     layer.forward(x, train=True)
     analytic = layer.backward(upstream)
     numeric = numerical_gradient(lambda: layer.forward(x), x, upstream)
     assert relative_error(analytic, numeric) < TOL
-    np.testing.assert_allclose(analytic.sum(axis=-1), 0.0, atol=1e-12)  # softmax rows sum to 1
+    np.testing.assert_allclose(host(analytic.sum(axis=-1)), 0.0, atol=1e-12)  # softmax rows sum to 1

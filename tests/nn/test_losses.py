@@ -5,21 +5,22 @@ import math
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 from tiefnet.gradcheck import check_loss, relative_error
 from tiefnet.nn import LOSSES, CrossEntropy, Dense, LogLikelihood, Quadratic, Sequential, Sigmoid, Softmax, Tanh
 from tiefnet.nn.layer import Layer
 
-# The tiny example: N = 2 samples, K = 2 outputs.
-A = np.array([[0.8, 0.2], [0.4, 0.6]])
-Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+# The tiny example: N = 2 samples, K = 2 outputs (on the device).
+A = dev(np.array([[0.8, 0.2], [0.4, 0.6]]))
+Y = dev(np.array([[1.0, 0.0], [0.0, 1.0]]))
 SHAPES = [(1, 1), (1, 3), (4, 2), (6, 10)]  # (N, K)
 
 
 def test_quadratic_by_hand():
     """C = 1/(2N) sum ||y - a||^2 = 1/4 ((0.2^2 + 0.2^2) + (0.4^2 + 0.4^2)) = 0.1."""
     assert Quadratic().cost(A, Y) == pytest.approx(0.1, rel=1e-12)
-    np.testing.assert_allclose(Quadratic().grad(A, Y), [[-0.1, 0.1], [0.2, -0.2]], rtol=1e-12)
+    np.testing.assert_allclose(host(Quadratic().grad(A, Y)), [[-0.1, 0.1], [0.2, -0.2]], rtol=1e-12)
 
 
 def test_cross_entropy_by_hand():
@@ -28,20 +29,21 @@ def test_cross_entropy_by_hand():
     assert CrossEntropy().cost(A, Y) == pytest.approx(0.7339691751, rel=1e-9)
     # dC/da_j = (a_j - y_j) / (a_j (1 - a_j)) / N
     expected = np.array([[-0.2 / 0.16, 0.2 / 0.16], [0.4 / 0.24, -0.4 / 0.24]]) / 2
-    np.testing.assert_allclose(CrossEntropy().grad(A, Y), expected, rtol=1e-12)
+    np.testing.assert_allclose(host(CrossEntropy().grad(A, Y)), expected, rtol=1e-12)
 
 
 def test_log_likelihood_by_hand():
     """C = -1/2 (ln 0.8 + ln 0.6) = 0.3669845875: only the true class's output counts."""
     assert LogLikelihood().cost(A, Y) == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2, rel=1e-12)
-    np.testing.assert_allclose(LogLikelihood().grad(A, Y), [[-1 / 0.8 / 2, 0.0], [0.0, -1 / 0.6 / 2]], rtol=1e-12)
+    np.testing.assert_allclose(host(LogLikelihood().grad(A, Y)), [[-1 / 0.8 / 2, 0.0], [0.0, -1 / 0.6 / 2]],
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("loss", [Quadratic(), CrossEntropy(), LogLikelihood()], ids=lambda l: l.name)
 def test_call_returns_cost_and_grad(loss):
     cost, grad = loss(A, Y)
     assert cost == loss.cost(A, Y)
-    np.testing.assert_array_equal(grad, loss.grad(A, Y))
+    np.testing.assert_array_equal(host(grad), host(loss.grad(A, Y)))
     assert isinstance(cost, float)
 
 
@@ -54,11 +56,11 @@ def test_perfect_output_costs_nothing():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_saturated_outputs_give_finite_costs(dtype):
     """A saturated a = 0 or 1 on the wrong class: ln 0 is kept finite by a clip."""
-    a, y = np.array([[0.0, 1.0]], dtype=dtype), np.array([[1.0, 0.0]], dtype=dtype)
-    with np.errstate(all="raise"):
+    a, y = dev(np.array([[0.0, 1.0]], dtype=dtype)), dev(np.array([[1.0, 0.0]], dtype=dtype))
+    with np.errstate(all="raise"):  # NumPy backend only; CuPy never raises
         for loss in (CrossEntropy(), LogLikelihood()):
             assert math.isfinite(loss.cost(a, y)) and loss.cost(a, y) > 10
-            assert np.isfinite(loss.grad(a, y)).all()
+            assert np.isfinite(host(loss.grad(a, y))).all()
 
 
 def test_registry():
@@ -74,13 +76,14 @@ def test_cancels_only_its_output_layer():
 
 # --- gradients by central differences --------------------------------------------------------
 def inputs(loss, N, K, seed):
+    """(a, y) on the device."""
     rng = np.random.default_rng(seed)
     if isinstance(loss, LogLikelihood) and K > 1:  # a softmax output and one-hot targets
         z = rng.standard_normal((N, K))
         a = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        return a, np.eye(K)[rng.integers(0, K, N)]
+        return dev(a), dev(np.eye(K)[rng.integers(0, K, N)])
     a = 0.05 + 0.9 * rng.random((N, K))  # inside (0, 1), away from the clip (a K=1 softmax is 1.0)
-    return a, rng.random((N, K))  # soft targets in [0, 1] work as well as one-hot
+    return dev(a), dev(rng.random((N, K)))  # soft targets in [0, 1] work as well as one-hot
 
 
 @pytest.mark.parametrize("N, K", SHAPES)
@@ -112,8 +115,8 @@ def test_fused_delta_equals_chain_rule_and_a_minus_y(float64, loss_cls, output_c
     """(2.7.1, 2.7.2) the fused delta^L = (a - y)/N agrees with dC/da . sigma'(z) (the unfused path)
     at the output and in every parameter gradient below it."""
     rng = np.random.default_rng(N + K)
-    x = rng.standard_normal((N, 4))
-    y = np.eye(K)[rng.integers(0, K, N)]
+    x = dev(rng.standard_normal((N, 4)))
+    y = dev(np.eye(K)[rng.integers(0, K, N)])
     loss = loss_cls()
 
     def build():
@@ -129,8 +132,8 @@ def test_fused_delta_equals_chain_rule_and_a_minus_y(float64, loss_cls, output_c
     unfused.forward(x, train=True)
     dx_unfused = unfused.backward(loss.grad(a, y))  # (BP1): nabla_a C (.) sigma'(z^L), then (BP2)
 
-    np.testing.assert_allclose(fused_spy.delta, (a - y) / N, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(loss.delta(a, y), (a - y) / N, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(host(fused_spy.delta), host((a - y) / N), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(host(loss.delta(a, y)), host((a - y) / N), rtol=1e-12, atol=1e-15)
     assert relative_error(unfused_spy.delta, fused_spy.delta) < 1e-10
     assert relative_error(dx_unfused, dx_fused) < 1e-10
     assert fused.grads.keys() == unfused.grads.keys()
@@ -141,23 +144,23 @@ def test_fused_delta_equals_chain_rule_and_a_minus_y(float64, loss_cls, output_c
 @pytest.mark.parametrize("loss_cls, output_cls", FUSED, ids=["ce-sigmoid", "ll-softmax"])
 def test_fused_path_survives_saturation(float64, loss_cls, output_cls):
     """Where a = 1 exactly on the wrong class the chain rule divides 0 by 0; a - y stays exact."""
-    z = np.array([[60.0, -60.0], [-60.0, 60.0]])
-    y = np.array([[0.0, 1.0], [0.0, 1.0]])
+    z = dev(np.array([[60.0, -60.0], [-60.0, 60.0]]))
+    y = dev(np.array([[0.0, 1.0], [0.0, 1.0]]))
     model = Sequential(Dense(2, 2, rng=np.random.default_rng(0)), output_cls())
-    model.layers[0].params["W"][...] = np.eye(2)
+    model.layers[0].params["W"][...] = dev(np.eye(2))
     model.layers[0].params["b"][...] = 0.0
     a = model.forward(z, train=True)
     assert model.backward_from(loss_cls(), y) is None  # by default no dC/dx is computed
-    np.testing.assert_allclose(model.grads["0.b"], ((a - y) / 2).sum(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(model.grads["0.b"], [0.5, -0.5], atol=1e-12)
+    np.testing.assert_allclose(host(model.grads["0.b"]), host(((a - y) / 2).sum(axis=0)), rtol=1e-12)
+    np.testing.assert_allclose(host(model.grads["0.b"]), [0.5, -0.5], atol=1e-12)
 
 
 def test_quadratic_after_sigmoid_is_not_fused(float64):
     """Quadratic cost keeps sigma'(z^L) (BP1): delta^L = (a - y) sigma'(z) / N."""
     spy = Spy()
     model = Sequential(spy, Sigmoid())
-    z = np.array([[0.3, -1.2]])
-    y = np.array([[1.0, 0.0]])
+    z = dev(np.array([[0.3, -1.2]]))
+    y = dev(np.array([[1.0, 0.0]]))
     a = model.forward(z, train=True)
     model.backward_from(Quadratic(), y, need_input_grad=True)
-    np.testing.assert_allclose(spy.delta, (a - y) * a * (1 - a), rtol=1e-12)
+    np.testing.assert_allclose(host(spy.delta), host((a - y) * a * (1 - a)), rtol=1e-12)

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 from tiefnet.errors import ConfigError
 from tiefnet.gradcheck import numerical_gradient, relative_error
 from tiefnet.nn import L1, L2, REGULARIZERS
 
-W1 = np.array([[1.0, -2.0], [0.0, 3.0]])
-W2 = np.array([[0.5, 0.0, -0.5]])
+W1 = dev(np.array([[1.0, -2.0], [0.0, 3.0]]))  # weights live on the device
+W2 = dev(np.array([[0.5, 0.0, -0.5]]))
 
 
 def test_l2_cost_by_hand():
@@ -22,12 +23,12 @@ def test_l1_cost_by_hand():
 
 
 def test_l2_grad_is_lambda_over_n_w():
-    np.testing.assert_allclose(L2(5.0).grad(W1, n=10), 0.5 * W1, rtol=1e-12)
+    np.testing.assert_allclose(host(L2(5.0).grad(W1, n=10)), 0.5 * host(W1), rtol=1e-12)
 
 
 def test_l1_grad_is_lambda_over_n_sign_with_sgn0_zero():
-    np.testing.assert_array_equal(L1(5.0).grad(W1, n=10), [[0.5, -0.5], [0.0, 0.5]])
-    np.testing.assert_array_equal(L1(5.0).grad(W2, n=10), [[0.5, 0.0, -0.5]])  # sgn(0) = 0
+    np.testing.assert_array_equal(host(L1(5.0).grad(W1, n=10)), [[0.5, -0.5], [0.0, 0.5]])
+    np.testing.assert_array_equal(host(L1(5.0).grad(W2, n=10)), [[0.5, 0.0, -0.5]])  # sgn(0) = 0
 
 
 @pytest.mark.parametrize("cls", [L1, L2])
@@ -35,6 +36,7 @@ def test_l1_grad_is_lambda_over_n_sign_with_sgn0_zero():
 def test_regularizer_grad_is_derivative_of_cost(float64, cls, shape):
     W = np.random.default_rng(sum(shape)).standard_normal(shape)
     W[np.abs(W) < 0.05] = 0.3  # keep |w| off the kink of L1
+    W = dev(W)
     reg, n = cls(0.7), 13
     numeric = numerical_gradient(lambda: np.asarray(reg.cost([W], n)), W, np.asarray(1.0))
     assert relative_error(reg.grad(W, n), numeric) < 1e-6
@@ -43,7 +45,7 @@ def test_regularizer_grad_is_derivative_of_cost(float64, cls, shape):
 @pytest.mark.parametrize("cls", [L1, L2])
 def test_zero_lambda_costs_nothing(cls):
     assert cls(0.0).cost([W1, W2], n=3) == 0.0
-    np.testing.assert_array_equal(cls(0.0).grad(W1, n=3), np.zeros_like(W1))
+    np.testing.assert_array_equal(host(cls(0.0).grad(W1, n=3)), np.zeros(W1.shape))
 
 
 @pytest.mark.parametrize("cls", [L1, L2])

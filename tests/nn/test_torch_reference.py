@@ -4,6 +4,7 @@ autograd's backward. PyTorch is the test-only referee; without it this module is
 
 import numpy as np
 import pytest
+from helpers import dev, host
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -20,7 +21,7 @@ SHAPES = [(1, 3, 2), (5, 4, 3), (8, 10, 7)]  # (N, n_in, n_out)
 def close(ours, theirs, rtol=RTOL):
     """Agreement to rtol relative to the largest entry (scale-free, like gradcheck.relative_error)."""
     theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
-    ours = np.asarray(ours)
+    ours = host(ours)
     assert ours.shape == theirs.shape
     scale = max(np.abs(theirs).max(initial=0.0), 1e-30)
     err = np.abs(ours - theirs).max(initial=0.0) / scale
@@ -28,7 +29,8 @@ def close(ours, theirs, rtol=RTOL):
 
 
 def leaf(a):
-    return torch.tensor(np.asarray(a), dtype=torch.float64, requires_grad=True)
+    """A float64 CPU tensor of ``a`` (a NumPy or device array) that collects autograd's gradient."""
+    return torch.tensor(host(a), dtype=torch.float64, requires_grad=True)
 
 
 def data(shape, seed):
@@ -43,8 +45,8 @@ def test_dense_matches_torch_linear(float64, N, n_in, n_out):
     W, b, xt = leaf(layer.params["W"]), leaf(layer.params["b"]), leaf(x)  # W is (out, in) in both
     zt = F.linear(xt, W, b)
     zt.backward(torch.tensor(upstream))
-    close(layer.forward(x, train=True), zt)
-    close(layer.backward(upstream), xt.grad)
+    close(layer.forward(dev(x), train=True), zt)
+    close(layer.backward(dev(upstream)), xt.grad)
     close(layer.grads["W"], W.grad)
     close(layer.grads["b"], b.grad)
 
@@ -68,8 +70,8 @@ def test_activation_matches_torch(float64, name, shape):
     zt = leaf(z)
     at = theirs(zt)
     at.backward(torch.tensor(upstream))
-    close(layer.forward(z, train=True), at)
-    close(layer.backward(upstream), zt.grad)
+    close(layer.forward(dev(z), train=True), at)
+    close(layer.backward(dev(upstream)), zt.grad)
 
 
 @pytest.mark.parametrize("p", [0.3, 0.5])
@@ -77,13 +79,13 @@ def test_dropout_matches_torch_with_the_same_mask(float64, p):
     shape = (6, 5)
     x, upstream = data(shape, 5), data(shape, 6)
     layer = Dropout(p, rng=np.random.default_rng(8))
-    out = layer.forward(x, train=True)
+    out = layer.forward(dev(x), train=True)
     keep = torch.tensor(np.random.default_rng(8).random(shape) >= p)
     xt = leaf(x)
     at = xt * keep / (1 - p)  # inverted dropout with our mask
     at.backward(torch.tensor(upstream))
     close(out, at)
-    close(layer.backward(upstream), xt.grad)
+    close(layer.backward(dev(upstream)), xt.grad)
 
 
 def test_sequential_matches_torch(float64):
@@ -96,8 +98,8 @@ def test_sequential_matches_torch(float64):
     h = F.relu(F.linear(h, params["2.W"], params["2.b"]))
     at = F.softmax(F.linear(h, params["4.W"], params["4.b"]), dim=-1)
     at.backward(torch.tensor(upstream))
-    close(model.forward(x, train=True), at)
-    close(model.backward(upstream), xt.grad)
+    close(model.forward(dev(x), train=True), at)
+    close(model.backward(dev(upstream)), xt.grad)
     for name, g in model.grads.items():
         close(g, params[name].grad)
 
@@ -119,8 +121,8 @@ def test_quadratic_is_mse_sum_over_2n(float64, N, K):
     cost = F.mse_loss(at, torch.tensor(y), reduction="sum") / (2 * N)
     cost.backward()
     loss = Quadratic()
-    assert loss.cost(a, y) == pytest.approx(cost.item(), rel=RTOL)
-    close(loss.grad(a, y), at.grad)
+    assert loss.cost(dev(a), dev(y)) == pytest.approx(cost.item(), rel=RTOL)
+    close(loss.grad(dev(a), dev(y)), at.grad)
 
 
 @pytest.mark.parametrize("N, K", [(1, 2), (4, 3), (10, 10)])
@@ -132,8 +134,8 @@ def test_cross_entropy_is_bce_summed_over_outputs_over_n(float64, N, K, soft):
     cost = F.binary_cross_entropy(at, torch.tensor(y), reduction="sum") / N
     cost.backward()
     loss = CrossEntropy()
-    assert loss.cost(a, y) == pytest.approx(cost.item(), rel=RTOL)
-    close(loss.grad(a, y), at.grad)
+    assert loss.cost(dev(a), dev(y)) == pytest.approx(cost.item(), rel=RTOL)
+    close(loss.grad(dev(a), dev(y)), at.grad)
 
 
 @pytest.mark.parametrize("N, K", [(1, 2), (4, 3), (10, 10)])
@@ -143,10 +145,10 @@ def test_cross_entropy_after_sigmoid_is_bce_with_logits(float64, N, K):
     cost = F.binary_cross_entropy_with_logits(zt, torch.tensor(y), reduction="sum") / N
     cost.backward()
     model = Sequential(Sigmoid())
-    a = model.forward(z, train=True)
+    a = model.forward(dev(z), train=True)
     loss = CrossEntropy()
-    assert loss.cost(a, y) == pytest.approx(cost.item(), rel=RTOL)
-    close(model.backward_from(loss, y, need_input_grad=True), zt.grad)  # delta^L = (a - y)/N
+    assert loss.cost(a, dev(y)) == pytest.approx(cost.item(), rel=RTOL)
+    close(model.backward_from(loss, dev(y), need_input_grad=True), zt.grad)  # delta^L = (a - y)/N
 
 
 @pytest.mark.parametrize("N, K", [(1, 2), (4, 3), (10, 10)])
@@ -156,11 +158,11 @@ def test_log_likelihood_is_nll_of_log_softmax(float64, N, K):
     cost = F.nll_loss(F.log_softmax(zt, dim=1), torch.tensor(labels))  # mean over the batch
     cost.backward()
     model = Sequential(Softmax())
-    a = model.forward(z, train=True)
+    a = model.forward(dev(z), train=True)
     loss = LogLikelihood()
-    assert loss.cost(a, y) == pytest.approx(cost.item(), rel=RTOL)
-    close(model.backward_from(loss, y, need_input_grad=True), zt.grad)  # fused: (a - y)/N
-    close(model.backward(loss.grad(a, y)), zt.grad)  # unfused: softmax Jacobian . dC/da
+    assert loss.cost(a, dev(y)) == pytest.approx(cost.item(), rel=RTOL)
+    close(model.backward_from(loss, dev(y), need_input_grad=True), zt.grad)  # fused: (a - y)/N
+    close(model.backward(loss.grad(a, dev(y))), zt.grad)  # unfused: softmax Jacobian . dC/da
 
 
 @pytest.mark.parametrize("N, K", [(1, 2), (4, 3)])
@@ -169,7 +171,7 @@ def test_log_likelihood_grad_wrt_a_matches_torch(float64, N, K):
     labels, y = one_hot_targets(N, K, 2)
     at = leaf(a)
     F.nll_loss(torch.log(at), torch.tensor(labels)).backward()
-    close(LogLikelihood().grad(a, y), at.grad)
+    close(LogLikelihood().grad(dev(a), dev(y)), at.grad)
 
 
 # --- optimizers on a quadratic ------------------------------------------------------------------
@@ -183,6 +185,7 @@ def quadratic_problem(seed=0):
 
 def run_ours(optimizer, steps, n=6):
     layer, x, y = quadratic_problem()
+    x, y = dev(x), dev(y)
     model = Sequential(layer)
     optimizer.bind(model, n)
     loss = Quadratic()

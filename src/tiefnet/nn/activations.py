@@ -32,7 +32,9 @@ class Sigmoid(Layer):
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         a = self._require_cache("output")
-        return delta * a * (1 - a)  # (BP1)/(BP2): diag(sigma'(z)) . dC/da
+        delta = delta * a
+        delta *= 1 - a  # (BP1)/(BP2): diag(sigma'(z)) . dC/da, sigma' = a (1 - a)
+        return delta
 
 
 @register

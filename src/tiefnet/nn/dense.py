@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy
 
-from tiefnet.backend import Array
+from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
 from tiefnet.nn import init as initialisers
 from tiefnet.nn.layer import Layer, register
@@ -48,8 +48,8 @@ class Dense(Layer):
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         """delta = dC/dz^l, (N, n_out). Returns dC/da^{l-1}, (N, n_in)."""
         a_prev = self._require_cache("_a_prev")
-        self.grads["b"] = delta.sum(axis=0)  # (BP3)
-        self.grads["W"] = delta.T @ a_prev  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
+        delta.sum(axis=0, out=self._grad("b"))  # (BP3)
+        xp.matmul(delta.T, a_prev, out=self._grad("W"))  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
         if not need_input_grad:
             return None
         return delta @ self.params["W"]  # (BP2), the (w^{l+1})^T delta^{l+1} part

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from tiefnet.backend import Array
+from tiefnet.backend import Array, xp
 from tiefnet.errors import ShapeError
 
 
@@ -33,6 +33,15 @@ class Layer:
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         """``delta`` is dC/d(output); returns dC/d(input) (None if not ``need_input_grad``)."""
         raise NotImplementedError
+
+    def _grad(self, name: str) -> Array:
+        """The array that backward writes dC/d(params[name]) into, in place: an optimizer
+        may have made it a view of one flat gradient array (optim.Group)."""
+        g = self.grads.get(name)
+        p = self.params[name]
+        if g is None or g.shape != p.shape or g.dtype != p.dtype:
+            g = self.grads[name] = xp.empty_like(p)
+        return g
 
     def _require_cache(self, name: str) -> Array:
         value = getattr(self, name, None)

@@ -58,7 +58,9 @@ class Quadratic(Loss):
         return float(0.5 * ((a - y) ** 2).sum() / a.shape[0])
 
     def grad(self, a: Array, y: Array) -> Array:
-        return (a - y) / a.shape[0]
+        g = a - y
+        g /= a.shape[0]
+        return g
 
 
 class CrossEntropy(Loss):

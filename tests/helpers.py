@@ -1,0 +1,24 @@
+"""The device boundary of the tests.
+
+Library code computes with ``tiefnet.backend.xp``: NumPy, or CuPy with ``TIEFNET_DEVICE=gpu``,
+and CuPy arrays do not mix with NumPy arrays. So tests hand inputs to layers, losses, optimizers
+and the gradient checks through :func:`dev`, and take outputs, parameters and gradients back
+through :func:`host` before NumPy arithmetic or ``numpy.testing`` assertions. On the CPU both are
+no-ops for NumPy arrays (no copy).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tiefnet import backend
+
+
+def dev(a, dtype=None):
+    """``a`` (a NumPy array, list or number) as an array on the active device, keeping its dtype
+    unless ``dtype`` is given (unlike ``backend.asarray``, which casts to the default dtype)."""
+    return backend.xp.asarray(a, dtype=dtype)
+
+
+def host(a) -> np.ndarray:
+    """A device array (or a NumPy array, list or number) as a NumPy array."""
+    return backend.to_numpy(a)
