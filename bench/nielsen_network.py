@@ -106,10 +106,9 @@ class Network:
         sum_w = [np.zeros_like(w) for w in self.weights]
         for x, y in mini_batch:
             grad_b, grad_w = self.backprop(x, y)
-            for gb_acc, gb in zip(sum_b, grad_b):
-                gb_acc += gb
-            for gw_acc, gw in zip(sum_w, grad_w):
-                gw_acc += gw
+            # summed into new lists, as network.py does (nabla_b = [nb + dnb for ...])
+            sum_b = [acc + gb for acc, gb in zip(sum_b, grad_b)]
+            sum_w = [acc + gw for acc, gw in zip(sum_w, grad_w)]
         step = eta / len(mini_batch)
         self.weights = [w - step * gw for w, gw in zip(self.weights, sum_w)]
         self.biases = [b - step * gb for b, gb in zip(self.biases, sum_b)]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from helpers import dev, host
 
+from tiefnet.backend import xp
 from tiefnet.errors import ConfigError
 from tiefnet.nn import L1, L2, Dense, Sequential, Sigmoid
 from tiefnet.optim import OPTIMIZERS, SGD, Adam, Momentum, ReduceOnPlateau
@@ -37,9 +38,10 @@ def test_bind_regularises_weights_only_and_flattens_containers():
     assert (weights.p.size, biases.p.size) == (3 * 4 + 4 * 2, 4 + 2)  # nested Dense included
     inner = model.layers[2].layers[0]
     for layer in (model.layers[0], inner):  # parameters and gradients are views of the groups
-        assert np.shares_memory(host(layer.params["W"]), host(weights.p))
-        assert np.shares_memory(host(layer.grads["W"]), host(weights.g))
-        assert np.shares_memory(host(layer.params["b"]), host(biases.p))
+        # (xp.shares_memory: host() copies CuPy arrays, so np.shares_memory would always say no)
+        assert xp.shares_memory(layer.params["W"], weights.p)
+        assert xp.shares_memory(layer.grads["W"], weights.g)
+        assert xp.shares_memory(layer.params["b"], biases.p)
 
 
 def test_sgd_step_is_w_minus_eta_grad():
@@ -251,4 +253,4 @@ def test_arrays_assigned_after_bind_are_still_trained():
     dense.grads["W"] = dev(np.full((4, 3), 2.0), dtype=dense.params["b"].dtype)
     optimizer.step()
     np.testing.assert_allclose(host(dense.params["W"]), np.ones((4, 3)) - 0.5 * 2.0)
-    assert np.shares_memory(host(dense.params["W"]), host(optimizer.groups[0].p))
+    assert xp.shares_memory(dense.params["W"], optimizer.groups[0].p)

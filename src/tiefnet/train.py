@@ -177,7 +177,7 @@ def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> No
     forward, backward, step = model.forward, model.backward_from, optimizer.step
     # Gather the shuffled samples a chunk of mini-batches at a time: one copy that stays in
     # cache for the batches that read it, instead of an epoch-sized copy or one per batch.
-    chunk = batch_size * max(1, 512 // batch_size)
+    chunk = batch_size * max(1, 256 // batch_size)
     for start in range(0, n, chunk):
         rows = order[start : start + chunk]
         x, y = data.x[rows], data.y[rows]
