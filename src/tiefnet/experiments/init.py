@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy
 
+from tiefnet import backend
 from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
 from tiefnet.nn import Dense
 from tiefnet.nn.init import weight_std
@@ -30,7 +31,7 @@ SATURATED = 4.0  # |z| > 4: sigma'(z) < 0.018, a fourteenth of its peak 1/4
 def z_at_start(init: str, x: numpy.ndarray, seed: int) -> numpy.ndarray:
     """z = w a + b of the hidden neurons of a freshly initialised network, for the images x."""
     layer = Dense(N_IN, 30, init=init, rng=numpy.random.default_rng(seed))
-    return numpy.asarray(layer.forward(x)).ravel()
+    return backend.to_numpy(layer.forward(backend.asarray(x))).ravel()
 
 
 def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool = False,
