@@ -12,11 +12,11 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/n
 echo "== test suite (TIEFNET_DEVICE=gpu)"
 python3 -m pytest -n 8 -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log" | tail -15
 echo "== tiefnet mnist (defaults)"
-/usr/bin/time -v python3 -m tiefnet.cli mnist --out "$OUT/mnist-default" --no-progress 2>"$OUT/time.log" \
+/usr/bin/time -v python3 -m tiefnet.cli mnist --out /tmp/gpu-runs/mnist-default --no-progress 2>"$OUT/time.log" \
   | tee "$OUT/gpu-mnist.log"
 grep -E "Elapsed|Maximum resident" "$OUT/time.log"
 echo "== 784-100-10 cross-entropy, mini-batch 100, 5 epochs"
 python3 -m tiefnet.cli mnist --hidden 100 --cost cross-entropy --eta 0.5 --init scaled --batch-size 100 \
-  --epochs 5 --out "$OUT/mnist-b100" --no-progress | tail -1
-cp "$OUT/mnist-default/summary.json" "$OUT/summary-default.json"
-cp "$OUT/mnist-default/metrics.jsonl" "$OUT/metrics-default.jsonl"
+  --epochs 5 --out /tmp/gpu-runs/mnist-b100 --no-progress | tail -1
+cp /tmp/gpu-runs/mnist-default/summary.json "$OUT/summary-default.json"
+cp /tmp/gpu-runs/mnist-default/metrics.jsonl "$OUT/metrics-default.jsonl"
