@@ -160,7 +160,10 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     if history.epochs:
         from tiefnet.plot import training_curves
 
-        training_curves(history.epochs, out / "curves.png", title=net.describe())
+        shape = "-".join(str(n) for n in [784, *config.hidden_sizes(), 10])
+        title = (f"{shape} {config.activation}, {config.cost}, eta={config.eta:g}, m={config.batch_size}"
+                 + (f", {config.reg} lambda={config.lmbda:g}" if config.lmbda else ""))
+        training_curves(history.epochs, out / "curves.png", title=title)
     return summary
 
 
