@@ -22,3 +22,16 @@ def dev(a, dtype=None):
 def host(a) -> np.ndarray:
     """A device array (or a NumPy array, list or number) as a NumPy array."""
     return backend.to_numpy(a)
+
+
+def fixed_mask(layer, seed: int):
+    """Re-seed a Dropout layer's ``rng`` before every forward, so that each training forward
+    draws the same mask (finite differences need the same function at every evaluation)."""
+    forward = layer.forward
+
+    def reseeded(x, train=False):
+        layer.rng = np.random.default_rng(seed)
+        return forward(x, train)
+
+    layer.forward = reseeded
+    return layer

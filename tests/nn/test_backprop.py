@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import dev, host
+from helpers import dev, fixed_mask, host
 
 from tiefnet.gradcheck import numerical_gradient, relative_error
 from tiefnet.nn import CrossEntropy, Dense, Dropout, LogLikelihood, Quadratic, ReLU, Sequential, Sigmoid, Softmax, Tanh
@@ -126,16 +126,6 @@ def check_network(model, loss, x, y, train=False):
     return {name: relative_error(analytic[name], numerical_gradient(f, p, np.asarray(1.0)))
             for name, p in model.params.items()}
 
-
-def fixed_mask(layer, seed):
-    forward = layer.forward
-
-    def reseeded(x, train=False):
-        layer.rng = np.random.default_rng(seed)
-        return forward(x, train)
-
-    layer.forward = reseeded
-    return layer
 
 
 NETWORKS = {

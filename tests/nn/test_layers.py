@@ -6,7 +6,7 @@ of sum(forward(x) * upstream) for a random upstream gradient, to a relative erro
 
 import numpy as np
 import pytest
-from helpers import dev, host
+from helpers import dev, fixed_mask, host
 
 from tiefnet.backend import default_dtype
 from tiefnet.errors import ConfigError, ShapeError
@@ -29,17 +29,6 @@ def away_from_zero(shape, seed=0, margin=0.1):
     u = np.random.default_rng(seed).standard_normal(shape)
     return np.sign(u) * (margin + np.abs(u))
 
-
-def fixed_mask(layer: Dropout, seed: int) -> Dropout:
-    """Re-seed ``layer.rng`` before every forward: each training forward then draws the same mask."""
-    forward = layer.forward
-
-    def reseeded(x, train=False):
-        layer.rng = np.random.default_rng(seed)
-        return forward(x, train)
-
-    layer.forward = reseeded
-    return layer
 
 
 def assert_grads_ok(errors: dict[str, float], names) -> None:
