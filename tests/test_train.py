@@ -163,12 +163,6 @@ def test_early_stopping_stops_after_stale_epochs():
     assert len({e["validation_accuracy"] for e in history.epochs}) == 1
 
 
-def test_early_stopping_without_validation_never_triggers():
-    history = fit(sigmoid_net(), CrossEntropy(), SGD(1e-30), TRAIN, epochs=4, rng=np.random.default_rng(0),
-                  classes=2, early_stopping=1)
-    assert len(history.epochs) == 4 and not history.stopped_early
-
-
 def test_schedule_halves_eta_on_a_plateau():
     optimizer = SGD(1e-30)
     history = fit(sigmoid_net(), CrossEntropy(), optimizer, TRAIN, epochs=4, validation=VALIDATION,
@@ -355,3 +349,12 @@ def test_resume_with_another_architecture_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="shape"):
         fit(sigmoid_net(hidden=5), LogLikelihood(), Adam(0.02), TRAIN, epochs=2, classes=2,
             checkpoint=tmp_path / "A.npz", resume=True)
+
+
+def test_schedule_and_early_stopping_need_validation_data():
+    from tiefnet.errors import ConfigError
+    from tiefnet.optim import ReduceOnPlateau
+
+    for kwargs in ({"schedule": ReduceOnPlateau(2)}, {"early_stopping": 3}):
+        with pytest.raises(ConfigError, match="validation"):
+            fit(sigmoid_net(), CrossEntropy(), SGD(0.5), TRAIN, epochs=1, **kwargs)

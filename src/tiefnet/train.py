@@ -121,6 +121,9 @@ def fit(
     """
     if epochs < 0 or batch_size < 1:
         raise ConfigError(f"epochs={epochs} must be >= 0 and batch_size={batch_size} >= 1")
+    if validation is None and (schedule is not None or early_stopping):
+        raise ConfigError("a learning-rate schedule and early stopping watch the validation accuracy: "
+                          "pass validation data")
     rng = numpy.random.default_rng() if rng is None else rng
     train_data = as_data(train, classes)
     val_data = as_data(validation, classes) if validation is not None else None
