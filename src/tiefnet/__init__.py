@@ -3,19 +3,33 @@
     import tiefnet as tn
     net = tn.Sequential(tn.Dense(784, 30), tn.Sigmoid(), tn.Dense(30, 10), tn.Sigmoid())
     tn.fit(net, tn.Quadratic(), tn.SGD(eta=3.0), (x, labels), epochs=30, batch_size=10)
+
+The names below are imported on first use, so that ``import tiefnet.cli`` can report a bad
+``TIEFNET_DEVICE`` (chosen when ``tiefnet.backend`` loads) as one clear error line.
 """
-from tiefnet.checkpoint import load_model, save_model
-from tiefnet.nn import (
-    L1, L2, CrossEntropy, Dense, Dropout, Layer, LogLikelihood, Loss, Quadratic, ReLU, Sequential, Sigmoid,
-    Softmax, Step, Tanh,
-)
-from tiefnet.optim import SGD, Adam, Momentum, ReduceOnPlateau
-from tiefnet.train import History, evaluate, fit, predict
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "L1", "L2", "SGD", "Adam", "CrossEntropy", "Dense", "Dropout", "History", "Layer", "LogLikelihood", "Loss",
-    "Momentum", "Quadratic", "ReLU", "ReduceOnPlateau", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh",
-    "evaluate", "fit", "load_model", "predict", "save_model",
-]
+_HOMES = {
+    "tiefnet.nn": ["L1", "L2", "CrossEntropy", "Dense", "Dropout", "Layer", "LogLikelihood", "Loss",
+                   "Quadratic", "ReLU", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh"],
+    "tiefnet.optim": ["SGD", "Adam", "Momentum", "ReduceOnPlateau"],
+    "tiefnet.train": ["History", "evaluate", "fit", "predict"],
+    "tiefnet.checkpoint": ["load_model", "save_model"],
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(_HOME_OF)
+
+
+def __getattr__(name: str):
+    if name in _HOME_OF:
+        value = getattr(importlib.import_module(_HOME_OF[name]), name)
+        globals()[name] = value  # the next look-up is a plain attribute
+        return value
+    raise AttributeError(f"module 'tiefnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

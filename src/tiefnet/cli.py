@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        import tiefnet.backend  # noqa: F401 - picks NumPy or CuPy; a bad TIEFNET_DEVICE is one line
+
         parser = build_parser()
         try:
             args = parser.parse_args(argv)

@@ -13,10 +13,10 @@ from typing import Any
 
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
-from tiefnet.nn.regularizers import L2, Regularizer
+from tiefnet.nn.regularizers import Regularizer
 
 
-def _is_weight(name: str) -> bool:
+def is_weight(name: str) -> bool:
     return name.startswith("W")  # weights are regularised, biases are not (2.7.3)
 
 
@@ -80,10 +80,10 @@ class Optimizer:
         """
         layers = list(model.param_layers()) if hasattr(model, "param_layers") else [model]
         self.groups = []
-        for is_weight in (True, False):
-            slots = [(layer, name) for layer in layers for name in layer.params if _is_weight(name) == is_weight]
+        for weights in (True, False):
+            slots = [(layer, name) for layer in layers for name in layer.params if is_weight(name) == weights]
             if slots:
-                self.groups.append(Group(slots, is_weight))
+                self.groups.append(Group(slots, weights))
         self.n = int(n)
         self._init_state()
         return self
@@ -117,13 +117,9 @@ class SGD(Optimizer):
         eta, reg = self.eta, self.regularizer
         for group in self.groups:
             group.attach()
-            p = group.p
             if group.is_weight and reg is not None and reg.lmbda:
-                if isinstance(reg, L2):
-                    p *= 1.0 - eta * reg.lmbda / self.n  # the rescaling factor 1 - eta lambda/n
-                else:
-                    p -= (eta * reg.lmbda / self.n) * xp.sign(p)  # L1: w -> w - (eta lambda/n) sgn(w) ...
-            p -= eta * group.g  # ... - eta dC_0/dw
+                reg.shrink(group.p, eta, self.n)  # L2: w -> (1 - eta lambda/n) w; L1: w - (eta lambda/n) sgn(w)
+            group.p -= eta * group.g  # ... - eta dC_0/dw
 
 
 class Momentum(Optimizer):
@@ -158,8 +154,9 @@ class Momentum(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015), named in 2.5 as an improved alternative to SGD:
-    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -> w - eta m_hat / (sqrt(v_hat) + eps),
-    computed in the paper's "efficient" order (bias corrections folded into the step size)."""
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -> w - eta m_hat / (sqrt(v_hat) + eps_hat),
+    in the paper's "efficient" order: the bias corrections are folded into the step size, so
+    eps acts as eps_hat = eps sqrt(1 - b2^t) (as in PyTorch's Adam up to that rescaling)."""
 
     name = "adam"
 

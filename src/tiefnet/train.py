@@ -22,7 +22,7 @@ from tiefnet.checkpoint import load_params, read_npz, write_npz
 from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.losses import Loss
-from tiefnet.optim import Optimizer, ReduceOnPlateau
+from tiefnet.optim import Optimizer, ReduceOnPlateau, is_weight
 
 
 @dataclass
@@ -197,7 +197,7 @@ def _measure(epoch, model, loss, optimizer, train, val, test, monitor_train) -> 
     reg = optimizer.regularizer
     penalty = 0.0
     if reg is not None and reg.lmbda:
-        weights = [l.params[k] for l in model.param_layers() for k in l.params if k.startswith("W")]
+        weights = [l.params[k] for l in model.param_layers() for k in l.params if is_weight(k)]
         penalty = reg.cost(weights, len(train))
     if monitor_train:
         cost, accuracy = evaluate(model, loss, train)

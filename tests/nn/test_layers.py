@@ -67,26 +67,30 @@ def test_dropout_gradcheck_with_fixed_mask(float64, shape, p):
 
 @pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
 @pytest.mark.parametrize("p", [0.25, 0.5])
-def test_dropout_backward_is_the_mask(shape, p):
-    """forward = x * mask / (1 - p); backward = delta * mask / (1 - p) with the same mask."""
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_dropout_backward_is_the_mask(shape, p, per_sample):
+    """forward = x * mask / (1 - p); backward = delta * mask / (1 - p) with the same mask:
+    one mask (1, n) per mini-batch as in the lecture, or one per sample (N, n)."""
     x = np.random.default_rng(5).standard_normal(shape)
     delta = upstream_for(shape)
-    layer = Dropout(p, rng=np.random.default_rng(11))
+    layer = Dropout(p, per_sample=per_sample, rng=np.random.default_rng(11))
     out = layer.forward(dev(x), train=True)
-    keep = np.random.default_rng(11).random(shape) >= p  # the draw Dropout makes
+    mask_shape = shape if per_sample else (1, *shape[1:])
+    keep = np.random.default_rng(11).random(mask_shape) >= p  # the draw Dropout makes
     np.testing.assert_allclose(host(out), x * keep / (1 - p), rtol=1e-6)
     np.testing.assert_allclose(host(layer.backward(dev(delta))), delta * keep / (1 - p), rtol=1e-6)
 
 
 def test_dropout_test_mode_is_identity_and_keeps_expectation():
     layer = Dropout(0.5, rng=np.random.default_rng(0))
-    x = dev(np.ones((400, 50)))
+    x = dev(np.ones((40, 2000)))
     assert layer.forward(x, train=False) is x
-    out = layer.forward(x, train=True)
+    out = host(layer.forward(x, train=True))
     dropped = float((out == 0).mean())
     assert 0.45 < dropped < 0.55  # about p of the neurons are deleted ...
     assert abs(float(out.mean()) - 1.0) < 0.05  # ... and the kept ones scaled by 1/(1-p)
-    assert set(np.unique(host(out))) <= {0.0, 2.0}
+    assert set(np.unique(out)) <= {0.0, 2.0}
+    assert (out == out[0]).all()  # the same neurons for every sample of the mini-batch (2.7.3)
 
 
 def test_dropout_same_seed_same_mask():
@@ -341,7 +345,7 @@ def test_step_has_no_backward():
 def test_describe_and_config_round_trip():
     model = Sequential(Dense(4, 3, init="he"), ReLU(), Dropout(0.3), Dense(3, 2), Softmax())
     assert model.describe() == (
-        "Sequential(Dense(n_in=4, n_out=3, init=he), ReLU(), Dropout(p=0.3), "
+        "Sequential(Dense(n_in=4, n_out=3, init=he), ReLU(), Dropout(p=0.3, per_sample=False), "
         "Dense(n_in=3, n_out=2, init=scaled), Softmax())"
     )
     rebuilt = Sequential.from_config(model.to_config())
@@ -372,3 +376,12 @@ def test_numerical_gradient_through_a_layer_matches_backward_for_x(float64):
     numeric = numerical_gradient(lambda: layer.forward(x), x, upstream)
     assert relative_error(analytic, numeric) < TOL
     np.testing.assert_allclose(host(analytic.sum(axis=-1)), 0.0, atol=1e-12)  # softmax rows sum to 1
+
+
+@pytest.mark.parametrize("cls", [Sigmoid, Tanh, ReLU, Softmax])
+def test_activation_backward_needs_a_training_forward(cls):
+    layer = cls()
+    layer.forward(dev(np.ones((2, 3))), train=True)
+    layer.forward(dev(np.ones((2, 3))))  # a test-mode pass drops the cache
+    with pytest.raises(RuntimeError, match="forward"):
+        layer.backward(dev(np.ones((2, 3))))

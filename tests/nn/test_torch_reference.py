@@ -74,13 +74,14 @@ def test_activation_matches_torch(float64, name, shape):
     close(layer.backward(dev(upstream)), zt.grad)
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
 @pytest.mark.parametrize("p", [0.3, 0.5])
-def test_dropout_matches_torch_with_the_same_mask(float64, p):
+def test_dropout_matches_torch_with_the_same_mask(float64, p, per_sample):
     shape = (6, 5)
     x, upstream = data(shape, 5), data(shape, 6)
-    layer = Dropout(p, rng=np.random.default_rng(8))
+    layer = Dropout(p, per_sample=per_sample, rng=np.random.default_rng(8))
     out = layer.forward(dev(x), train=True)
-    keep = torch.tensor(np.random.default_rng(8).random(shape) >= p)
+    keep = torch.tensor(np.random.default_rng(8).random(shape if per_sample else (1, 5)) >= p)
     xt = leaf(x)
     at = xt * keep / (1 - p)  # inverted dropout with our mask
     at.backward(torch.tensor(upstream))

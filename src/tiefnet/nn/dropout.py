@@ -15,19 +15,22 @@ from tiefnet.nn.layer import Layer, register
 class Dropout(Layer):
     """a = mask * x / (1 - p) while training; a = x at test time.
 
-    The lecture removes half of the hidden neurons during a step and, at test time, uses
-    all of them with their outgoing weights halved. We scale the kept activations by
-    1/(1 - p) during training instead ("inverted dropout"): the same expected input to the
-    next layer, so test time needs no change of weights.
+    The lecture removes half of the hidden neurons for each mini-batch and, at test time, uses
+    all of them with their outgoing weights halved. Here each neuron is removed with
+    probability p (about half for p = 0.5), and the kept activations are scaled by 1/(1 - p)
+    during training instead ("inverted dropout"): the same expected input to the next layer,
+    so test time needs no change of weights.
 
-    Shapes: x (N, ...) -> a (N, ...), the mask drawn per sample and neuron.
+    Shapes: x (N, n) -> a (N, n); the mask is (1, n), one per mini-batch as in the lecture,
+    or (N, n) with ``per_sample=True`` (a new mask for every sample, Srivastava et al. 2014).
     """
 
-    def __init__(self, p: float = 0.5, rng: numpy.random.Generator | None = None):
+    def __init__(self, p: float = 0.5, per_sample: bool = False, rng: numpy.random.Generator | None = None):
         super().__init__()
         if not 0.0 <= float(p) < 1.0:
             raise ConfigError(f"Dropout: p={p} must be in [0, 1)")
         self.p = float(p)
+        self.per_sample = bool(per_sample)
         self.rng = numpy.random.default_rng() if rng is None else rng
         self._mask: Array | None = None
 
@@ -36,15 +39,16 @@ class Dropout(Layer):
             self._mask = None
             self.output = x
             return x
-        keep = self.rng.random(x.shape) >= self.p  # host draw: reproducible on CPU and GPU
+        shape = x.shape if self.per_sample else (1, *x.shape[1:])  # per mini-batch: (1, n)
+        keep = self.rng.random(shape) >= self.p  # drawn on the host: reproducible on CPU and GPU
         self._mask = backend.asarray(keep, dtype=x.dtype) / (1.0 - self.p)
         self.output = x * self._mask
         return self.output
 
-    def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
+    def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
         if self.p == 0.0:
-            return delta
-        return delta * self._require_cache("_mask")
+            return da
+        return da * self._require_cache("_mask")  # removed neurons pass no gradient back
 
     def to_config(self) -> dict[str, Any]:
-        return {"p": self.p}
+        return {"p": self.p, "per_sample": self.per_sample}

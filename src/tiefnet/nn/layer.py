@@ -30,8 +30,9 @@ class Layer:
     def forward(self, x: Array, train: bool = False) -> Array:
         raise NotImplementedError
 
-    def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
-        """``delta`` is dC/d(output); returns dC/d(input) (None if not ``need_input_grad``)."""
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
+        """``grad`` is dC/d(output) (``delta`` where the output is a z); returns dC/d(input),
+        or None when the caller needs no ``need_input_grad`` (the first layer of a network)."""
         raise NotImplementedError
 
     def _grad(self, name: str) -> Array:
@@ -117,24 +118,26 @@ class Sequential(Layer):
             x = layer.forward(x, train)
         return x
 
-    def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
-        """(BP2) applied layer by layer: delta^l from delta^{l+1}."""
-        stop = 0 if need_input_grad else self._first_trainable
-        for i in range(len(self.layers) - 1, stop - 1, -1):
-            delta = self.layers[i].backward(delta, need_input_grad or i > stop)
-        return delta if need_input_grad else None
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
+        """(BP2) applied layer by layer: delta^l from delta^{l+1}; ``grad`` = dC/d(output)."""
+        return self._backward_through(len(self.layers) - 1, grad, need_input_grad)
 
     def backward_from(self, loss, y: Array, need_input_grad: bool = False) -> Array | None:
         """Start backpropagation at the cost: (BP1), or delta^L = a - y where the cost
         and the output layer cancel sigma' (cross-entropy + sigmoid 2.7.1, log-likelihood + softmax 2.7.2)."""
         last = self.layers[-1]
         if loss.cancels(last):
-            delta_L = loss.delta(last.output, y)  # dC/dz^L = (a^L - y)/N
-            stop = 0 if need_input_grad else self._first_trainable
-            for i in range(len(self.layers) - 2, stop - 1, -1):
-                delta_L = self.layers[i].backward(delta_L, need_input_grad or i > stop)
-            return delta_L if need_input_grad else None
-        return self.backward(loss.grad(last.output, y), need_input_grad)
+            delta_L = loss.delta(last.output, y)  # dC/dz^L = (a^L - y)/N: skip the output activation
+            return self._backward_through(len(self.layers) - 2, delta_L, need_input_grad)
+        return self._backward_through(len(self.layers) - 1, loss.grad(last.output, y), need_input_grad)
+
+    def _backward_through(self, top: int, grad: Array, need_input_grad: bool) -> Array | None:
+        """Backward through layers ``top``, ``top - 1``, ..., down to the first one that matters:
+        without ``need_input_grad``, layers before the first trainable one are skipped."""
+        stop = 0 if need_input_grad else self._first_trainable
+        for i in range(top, stop - 1, -1):
+            grad = self.layers[i].backward(grad, need_input_grad or i > stop)
+        return grad if need_input_grad else None
 
     @property
     def output(self) -> Array:

@@ -23,6 +23,10 @@ class Regularizer:
         """The extra term of dC/dw."""
         raise NotImplementedError
 
+    def shrink(self, W: Array, eta: float, n: int) -> None:
+        """The regulariser's part of a plain gradient-descent step, applied to W in place."""
+        W -= eta * self.grad(W, n)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lmbda={self.lmbda})"
 
@@ -38,6 +42,9 @@ class L2(Regularizer):
     def grad(self, W: Array, n: int) -> Array:
         return (self.lmbda / n) * W
 
+    def shrink(self, W: Array, eta: float, n: int) -> None:
+        W *= 1.0 - eta * self.lmbda / n  # the rescaling factor 1 - eta lambda/n (2.7.3)
+
 
 class L1(Regularizer):
     """dC/dw = dC_0/dw + (lambda/n) sgn(w); small weights shrink faster than under L2."""
@@ -49,6 +56,9 @@ class L1(Regularizer):
 
     def grad(self, W: Array, n: int) -> Array:
         return (self.lmbda / n) * xp.sign(W)  # sgn(0) = 0, as in the lecture
+
+    def shrink(self, W: Array, eta: float, n: int) -> None:
+        W -= (eta * self.lmbda / n) * xp.sign(W)  # w -> w - (eta lambda/n) sgn(w)
 
 
 REGULARIZERS = {"l2": L2, "l1": L1}
