@@ -171,3 +171,35 @@ def test_console_script_and_help():
                    "--optimizer", "--epochs", "--batch-size", "--expand", "--train-size", "--seed", "--threads",
                    "--data", "--out"):
         assert option in result.stdout, option
+
+
+def test_resume_takes_the_saved_settings_and_refuses_others(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["mnist", "--train-size", "300", "--epochs", "1", "--eta", "2.5", "--no-progress",
+                 "--out", str(out)]) == 0
+    assert main(["mnist", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["eta"] == 2.5  # kept, not the default 3.0
+    capsys.readouterr()
+    code = main(["mnist", "--resume", "--out", str(out), "--epochs", "3", "--eta", "0.1", "--no-progress"])
+    _one_line_error(capsys, code, "other settings", "--eta")
+    assert json.loads((out / "config.json").read_text())["eta"] == 2.5  # a refused resume changes nothing
+
+
+def test_resume_needs_a_checkpoint(tmp_path, capsys):
+    code = main(["mnist", "--resume", "--out", str(tmp_path / "empty"), "--no-progress"])
+    _one_line_error(capsys, code, "no checkpoint.npz")
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    _one_line_error(capsys, main(["mnist", *TINY, "--out", str(target)]), "is a file")
+
+
+def test_bad_device_is_one_line():
+    result = subprocess.run([sys.executable, "-m", "tiefnet.cli", "mnist", "--help"], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "TIEFNET_DEVICE": "tpu"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["tiefnet: error: TIEFNET_DEVICE='tpu' is not one of 'cpu', 'gpu'"]

@@ -51,6 +51,9 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):  # an .npz file is a zip archive
+            raise CheckpointError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
         data = numpy.load(path, allow_pickle=False)
         if not isinstance(data, numpy.lib.npyio.NpzFile):
@@ -70,10 +73,6 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
     return arrays, meta
 
 
-def model_arrays(model: Layer) -> dict[str, Any]:
-    return dict(model.params)
-
-
 def load_params(model: Layer, arrays: dict[str, numpy.ndarray], source: str) -> None:
     """Copy ``arrays`` into ``model``'s parameters, checking names and shapes first."""
     params = model.params
@@ -85,6 +84,8 @@ def load_params(model: Layer, arrays: dict[str, numpy.ndarray], source: str) -> 
             raise CheckpointError(
                 f"{source}: array {name} has shape {tuple(arrays[name].shape)}, the model expects {tuple(p.shape)}"
             )
+        if not numpy.issubdtype(arrays[name].dtype, numpy.number):
+            raise CheckpointError(f"{source}: array {name} holds {arrays[name].dtype} values, not numbers")
         if not numpy.all(numpy.isfinite(arrays[name])):
             raise CheckpointError(f"{source}: array {name} holds NaN or infinite values")
     for name, p in params.items():
@@ -95,7 +96,7 @@ def save_model(folder: str | os.PathLike, model: Layer, info: dict[str, Any] | N
     """Write ``folder/model.npz`` (atomic) and ``folder/model.json``; returns the folder."""
     folder = Path(folder)
     meta = {"format": FORMAT, "architecture": layer_to_config(model), "info": info or {}}
-    write_npz(folder / "model.npz", model_arrays(model), meta)
+    write_npz(folder / "model.npz", dict(model.params), meta)
     tmp = folder / "model.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, folder / "model.json")
@@ -110,7 +111,10 @@ def load_model(folder: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
     arrays, meta = read_npz(folder / "model.npz")
     if meta.get("format") != FORMAT or "architecture" not in meta:
         raise CheckpointError(f"{folder / 'model.npz'}: not a tiefnet model (format {meta.get('format')!r})")
-    model = layer_from_config(meta["architecture"])
+    try:
+        model = layer_from_config(meta["architecture"])
+    except MemoryError:
+        raise CheckpointError(f"{folder / 'model.npz'}: its architecture is too large to build") from None
     load_params(model, arrays, str(folder / "model.npz"))
     extra = sorted(set(arrays) - set(model.params))
     if extra:

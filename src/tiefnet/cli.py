@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
@@ -35,17 +35,17 @@ def _add_mnist(sub) -> None:
     p = sub.add_parser("mnist", help="train a feed-forward network on MNIST (lecture 2.4-2.7)",
                        description="Train a feed-forward network on MNIST. The defaults are the lecture's "
                                    "network: 784-30-10, sigmoid, quadratic cost, eta 3.0, mini-batch 10, 30 epochs.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       epilog="With --resume, options not given are those of the run being continued.")
     for f in fields(Config):
         if f.name == "verify":
             continue
-        option = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        p.add_argument(option, type=type(f.default),
-                       default=default, help=f.metadata.get("help", ""), metavar=f.name.upper())
+        # no argparse default: an option left out is then told apart from one given (--resume)
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=argparse.SUPPRESS,
+                       help=f"{f.metadata.get('help', '')} (default: {f.default!r})", metavar=f.name.upper())
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of --data files")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/mnist-TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (e.g. with a larger --epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_mnist)
 
@@ -53,17 +53,37 @@ def _add_mnist(sub) -> None:
 def _cmd_mnist(args) -> int:
     from tiefnet.vision.mnist import Config, run
 
-    names = {f.name for f in fields(Config)} - {"verify"}
-    config = Config(**{name: getattr(args, name) for name in names}, verify=not args.no_verify)
     if args.resume and args.out is None:
         raise TiefnetError("--resume needs --out DIR, the run folder to continue")
-    out = args.out or _default_out("mnist")
+    settings = saved_settings(args.out) if args.resume else {}
+    given = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
+    if args.no_verify:
+        given["verify"] = False
+    config = Config(**{**settings, **given})
+    out = args.out = args.out or _default_out("mnist")
     summary = run(config, out, progress=not args.no_progress, resume=args.resume)
     acc, best = summary["test_accuracy"], summary["best_test_accuracy"]
     if acc is not None:
         print(f"test accuracy {100 * acc:.2f}% (best epoch {100 * best:.2f}%), "
               f"{summary['seconds_per_epoch']:.2f} s/epoch; results in {out}")
     return 0
+
+
+def saved_settings(out: Path) -> dict:
+    """The settings in ``out/config.json`` of a run to resume ({} if there is none)."""
+    import json
+
+    from tiefnet.vision.mnist import Config
+
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise TiefnetError(f"--resume: cannot read {path} ({error})") from None
+    known = {f.name for f in fields(Config)}
+    return {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
 
 
 def _add_predict(sub) -> None:
@@ -87,7 +107,8 @@ def _cmd_predict(args) -> int:
     for path in args.images:
         a = to_numpy(model.forward(xp.asarray(load_digit(path)[None, :])))[0]
         # a softmax output is a distribution; sigmoid outputs are normalised to sum to 1
-        p = a if isinstance(model.layers[-1], Softmax) else a / max(a.sum(), 1e-12)
+        output_layer = getattr(model, "layers", [model])[-1]
+        p = a if isinstance(output_layer, Softmax) else a / max(a.sum(), 1e-12)
         ranked = sorted(range(len(p)), key=lambda k: -p[k])
         probs = "  ".join(f"{k}: {p[k]:.3f}" for k in ranked[:3])
         print(f"{path}: {ranked[0]}  ({probs})")
@@ -137,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     try:
         import tiefnet.backend  # noqa: F401 - picks NumPy or CuPy; a bad TIEFNET_DEVICE is one line
 
@@ -153,7 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tiefnet: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("tiefnet: interrupted (a run continues with --resume --out DIR)", file=sys.stderr)
+        hint = ""
+        if getattr(args, "command", None) == "mnist" and getattr(args, "out", None):
+            hint = f"; every finished epoch is saved: continue with tiefnet mnist --resume --out {args.out}"
+        print(f"tiefnet: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
         print(f"tiefnet: error: {error}", file=sys.stderr)

@@ -254,8 +254,26 @@ def _save(path, epoch, model, optimizer, rng, schedule, history, stale) -> None:
     write_npz(path, arrays, meta)
 
 
+def checkpoint_history(path: str | Path) -> list[dict[str, float]]:
+    """The per-epoch metrics stored in a training checkpoint written by :func:`fit`."""
+    _, meta = read_npz(path)
+    history = meta.get("history")
+    if not isinstance(history, list):
+        raise CheckpointError(f"{path}: not a tiefnet training checkpoint (no history)")
+    return history
+
+
 def _restore(path, model, optimizer, rng, schedule, history) -> tuple[int, int]:
+    try:
+        return _restore_state(path, model, optimizer, rng, schedule, history)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{path}: not a complete tiefnet training checkpoint ({error!r})") from error
+
+
+def _restore_state(path, model, optimizer, rng, schedule, history) -> tuple[int, int]:
     arrays, meta = read_npz(path)
+    if "epoch" not in meta or "rng" not in meta:
+        raise CheckpointError(f"{path}: not a tiefnet training checkpoint (a model file?)")
     if meta.get("optimizer", {}).get("name") != optimizer.name:
         raise CheckpointError(f"{path}: written with optimizer {meta.get('optimizer', {}).get('name')!r}, "
                               f"resuming with {optimizer.name!r}")

@@ -45,7 +45,7 @@ def _read_grayscale(path: Path) -> np.ndarray:
         returns (H, W) float32
     """
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'file not found'}")
     try:
         with Image.open(path) as img:
             img.load()

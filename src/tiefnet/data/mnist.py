@@ -133,7 +133,8 @@ def load_mnist(data_dir: str | Path | None = None, verify: bool = True) -> Mnist
     """
     folder = SHIPPED_DIR if data_dir is None else Path(data_dir)
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder (it should hold the four MNIST IDX files)")
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise DataError(f"{folder}: {what} (it should hold the four MNIST IDX files)")
     paths = _find_files(folder)
     arrays = {key: _load_file(paths[key], spec, verify) for key, spec in _FILES.items()}
     train_all = _to_dataset(arrays, "train_images", "train_labels", paths)
@@ -172,7 +173,7 @@ def one_hot(y: np.ndarray, k: int = 10) -> np.ndarray:
 
 def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'file not found'}")
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +22,7 @@ from tiefnet.errors import ConfigError
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
-from tiefnet.train import History, fit
+from tiefnet.train import History, checkpoint_history, fit
 
 
 def setting(default: Any, help: str) -> Any:
@@ -116,11 +116,11 @@ def build_optimizer(config: Config) -> Optimizer:
     return OPTIMIZERS["sgd"](config.eta, regularizer=regularizer)
 
 
-def prepare_data(config: Config, rng: numpy.random.Generator) -> tuple[Dataset, Dataset, Dataset]:
+def prepare_data(config: Config) -> tuple[Dataset, Dataset, Dataset]:
     splits = load_mnist(config.data or None, verify=config.verify)
     train = splits.train.subset(min(config.train_size, len(splits.train)))
-    if config.expand:
-        x, y = expand(train.x, train.y, config.expand, rng)
+    if config.expand:  # its own random stream: with or without --expand, the same initial weights
+        x, y = expand(train.x, train.y, config.expand, numpy.random.default_rng([config.seed, 1]))
         train = Dataset(x, y)
     return train, splits.validation, splits.test
 
@@ -131,19 +131,24 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     config.json, metrics.jsonl (one line per epoch), model.npz + model.json (after every epoch),
     checkpoint.npz (resumable), summary.json and curves.png. Returns the summary."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if resume:
+        _check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     rng = numpy.random.default_rng(config.seed)
     started = time.perf_counter()
     with backend.thread_limit(config.threads):
-        train, validation, test = prepare_data(config, rng)
+        train, validation, test = prepare_data(config)
         net = build_network(config, rng)
         optimizer = build_optimizer(config)
         log(f"tiefnet mnist: {net.describe()}\n  {len(train)} training images, cost {config.cost}, "
             f"eta {config.eta}, mini-batch {config.batch_size}, {config.epochs} epochs -> {out}")
         metrics_file = out / "metrics.jsonl"
-        if not resume:
-            metrics_file.write_text("")
+        # a resumed run starts from the epochs its checkpoint holds, whatever the file had after them
+        done = checkpoint_history(out / "checkpoint.npz") if resume else []
+        metrics_file.write_text("".join(json.dumps(e) + "\n" for e in done))
 
         def record(metrics: dict[str, float]) -> None:
             with metrics_file.open("a") as f:
@@ -167,6 +172,24 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     return summary
 
 
+# Settings that may change when a run is resumed; any other change would mix two experiments.
+RESUMABLE_CHANGES = {"epochs", "threads", "patience", "early_stop"}
+
+
+def _check_resumable(out: Path, config: Config) -> None:
+    if not (out / "checkpoint.npz").is_file():
+        raise ConfigError(f"--resume: {out} holds no checkpoint.npz to continue from")
+    try:
+        before = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
+    changed = [f"--{k.replace('_', '-')} {before.get(k)!r} -> {v!r}" for k, v in asdict(config).items()
+               if k not in RESUMABLE_CHANGES and before.get(k) != v]
+    if changed:
+        raise ConfigError(f"--resume: the run in {out} was trained with other settings ({'; '.join(changed)}); "
+                          f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change")
+
+
 def summarize(config: Config, history: History, seconds: float) -> dict[str, Any]:
     last = history.epochs[-1] if history.epochs else {}
     best = max(history.epochs, key=lambda e: e["validation_accuracy"]) if history.epochs else {}
@@ -184,5 +207,3 @@ def summarize(config: Config, history: History, seconds: float) -> dict[str, Any
     }
 
 
-def config_fields() -> list:
-    return list(fields(Config))
