@@ -51,8 +51,8 @@ def check_layer(layer, x: Array, upstream: Array | None = None, h: float = 1e-6,
         upstream = xp.asarray(numpy.random.default_rng(seed).standard_normal(out.shape))
     dx = layer.backward(upstream)
     analytic = {"x": dx, **{name: g.copy() for name, g in layer.grads.items()}}
-    # Re-running forward(train=True) must not redraw randomness (dropout): reuse forward in eval
-    # mode only for layers without randomness; Dropout is checked with its mask fixed by the caller.
+    # The difference quotients re-run forward(train=True): a layer that draws randomness there
+    # (Dropout) must be given a fixed mask first (tests/helpers.fixed_mask).
     errors = {"x": relative_error(analytic["x"], numerical_gradient(lambda: layer.forward(x, train=True), x, upstream, h))}
     for name, p in layer.params.items():
         errors[name] = relative_error(analytic[name], numerical_gradient(lambda: layer.forward(x, train=True), p, upstream, h))

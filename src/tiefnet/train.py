@@ -128,49 +128,54 @@ def fit(
     train_data = as_data(train, classes)
     val_data = as_data(validation, classes) if validation is not None else None
     test_data = as_data(test, classes) if test is not None else None
-    n = len(train_data)
-    optimizer.bind(model, n)
+    optimizer.bind(model, len(train_data))
     history, first_epoch, stale = History(), 1, 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         first_epoch, stale = _restore(checkpoint, model, optimizer, rng, schedule, history)
-        if early_stopping and val_data is not None and stale >= early_stopping:
+        if early_stopping and stale >= early_stopping:
             history.stopped_early = True  # the restored run had already stopped
             return history
-    callbacks = list(callbacks)
-    bar = _progress_bar(progress, epochs, first_epoch, n, batch_size)
-    for epoch in range(first_epoch, epochs + 1):
-        # overflow shows up as a NaN/inf cost, which is checked below with a clear message
-        with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            start = time.perf_counter()
-            _train_epoch(model, loss, optimizer, train_data, batch_size, rng, bar)
-            seconds = time.perf_counter() - start
-            metrics = _measure(epoch, model, loss, optimizer, train_data, val_data, test_data, monitor_train)
-        metrics["seconds"] = seconds
-        if not _finite(model, metrics):
+    bar = _progress_bar(progress, epochs, first_epoch, len(train_data))
+    try:
+        for epoch in range(first_epoch, epochs + 1):
+            metrics = _epoch(epoch, model, loss, optimizer, train_data, val_data, test_data, batch_size, rng,
+                             bar, monitor_train, had_checkpoint=checkpoint is not None and epoch > 1)
+            history.epochs.append(metrics)
+            if val_data is not None:
+                best_before = max((e["validation_accuracy"] for e in history.epochs[:-1]), default=-1.0)
+                stale = 0 if metrics["validation_accuracy"] > best_before else stale + 1
+                if schedule is not None:
+                    schedule.update(optimizer, metrics["validation_accuracy"])
+            if checkpoint is not None:
+                _save(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
+            for callback in callbacks:
+                callback(metrics)
             if bar is not None:
-                bar.close()
-            raise TrainingDiverged(
-                f"epoch {epoch}: the cost became NaN or infinite (eta={optimizer.eta:g} is probably too large); "
-                f"training stopped" + (f", the checkpoint of epoch {epoch - 1} is kept" if checkpoint and epoch > 1 else "")
-            )
-        history.epochs.append(metrics)
-        if val_data is not None:
-            improved = metrics["validation_accuracy"] > max((e["validation_accuracy"] for e in history.epochs[:-1]), default=-1)
-            stale = 0 if improved else stale + 1
-            if schedule is not None:
-                schedule.update(optimizer, metrics["validation_accuracy"])
-        if checkpoint is not None:
-            _save(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
-        for callback in callbacks:
-            callback(metrics)
+                bar.set_postfix(_postfix(metrics))
+            if early_stopping and stale >= early_stopping:
+                history.stopped_early = True
+                break
+    finally:
         if bar is not None:
-            bar.set_postfix(_postfix(metrics))
-        if early_stopping and stale >= early_stopping:
-            history.stopped_early = True
-            break
-    if bar is not None:
-        bar.close()
+            bar.close()
     return history
+
+
+def _epoch(epoch, model, loss, optimizer, train, val, test, batch_size, rng, bar, monitor_train,
+           had_checkpoint) -> dict[str, float]:
+    """Train one epoch, then measure it; raises TrainingDiverged on a NaN/inf cost."""
+    # overflow shows up as a NaN/inf cost, which is checked below with a clear message
+    with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        start = time.perf_counter()
+        _train_epoch(model, loss, optimizer, train, batch_size, rng, bar)
+        seconds = time.perf_counter() - start
+        metrics = _measure(epoch, model, loss, optimizer, train, val, test, monitor_train)
+    metrics["seconds"] = seconds
+    if not _finite(model, metrics):
+        kept = f", the checkpoint of epoch {epoch - 1} is kept" if had_checkpoint else ""
+        raise TrainingDiverged(f"epoch {epoch}: the cost became NaN or infinite (eta={optimizer.eta:g} is "
+                               f"probably too large); training stopped{kept}")
+    return metrics
 
 
 def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> None:
@@ -221,7 +226,7 @@ def _postfix(metrics: dict[str, float]) -> dict[str, str]:
     return {k.replace("_accuracy", "_acc"): f"{metrics[k]:.4f}" for k in keys if k in metrics}
 
 
-def _progress_bar(progress: bool, epochs: int, first_epoch: int, n: int, batch_size: int):
+def _progress_bar(progress: bool, epochs: int, first_epoch: int, n: int):
     if not progress:
         return None
     from tqdm import tqdm

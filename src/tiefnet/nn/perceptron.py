@@ -5,8 +5,6 @@ since NAND is universal — a half adder built from NAND perceptrons alone.
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy
 
 
@@ -36,8 +34,3 @@ def half_adder(x1: int, x2: int) -> tuple[int, int]:
     total = NAND(NAND(x1, n), NAND(x2, n))
     carry = NAND(n, n)
     return total, carry
-
-
-def truth_table(gate, inputs: int = 2) -> list[tuple[tuple[int, ...], object]]:
-    """[(inputs, output)] over all 0/1 inputs."""
-    return [(bits, gate(*bits)) for bits in itertools.product((0, 1), repeat=inputs)]
