@@ -12,8 +12,9 @@ import importlib
 __version__ = "0.1.0"
 
 _HOMES = {
-    "tiefnet.nn": ["L1", "L2", "CrossEntropy", "Dense", "Dropout", "Layer", "LogLikelihood", "Loss",
-                   "Quadratic", "ReLU", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh"],
+    "tiefnet.nn": ["L1", "L2", "Conv2d", "CrossEntropy", "Dense", "Dropout", "Flatten", "L2Pool2d", "Layer",
+                   "LogLikelihood", "Loss", "MaxPool2d", "Quadratic", "ReLU", "Reshape", "Sequential", "Sigmoid",
+                   "Softmax", "Step", "Tanh"],
     "tiefnet.optim": ["SGD", "Adam", "Momentum", "ReduceOnPlateau"],
     "tiefnet.train": ["History", "evaluate", "fit", "predict"],
     "tiefnet.checkpoint": ["load_model", "save_model"],

@@ -1,12 +1,16 @@
 """The library core: layers, costs and regularisers (lecture ch. 2)."""
 from tiefnet.nn.activations import ACTIVATIONS, ReLU, Sigmoid, Softmax, Step, Tanh
+from tiefnet.nn.conv import Conv2d
 from tiefnet.nn.dense import Dense
 from tiefnet.nn.dropout import Dropout
 from tiefnet.nn.layer import Layer, Sequential
+from tiefnet.nn.pool import L2Pool2d, MaxPool2d
+from tiefnet.nn.reshape import Flatten, Reshape
 from tiefnet.nn.losses import LOSSES, CrossEntropy, LogLikelihood, Loss, Quadratic
 from tiefnet.nn.regularizers import L1, L2, REGULARIZERS
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "REGULARIZERS", "CrossEntropy", "Dense", "Dropout", "L1", "L2", "Layer",
+    "ACTIVATIONS", "LOSSES", "REGULARIZERS", "Conv2d", "CrossEntropy", "Dense", "Dropout", "Flatten",
+    "L2Pool2d", "MaxPool2d", "Reshape", "L1", "L2", "Layer",
     "LogLikelihood", "Loss", "Quadratic", "ReLU", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh",
 ]

@@ -1,0 +1,125 @@
+"""Convolutional layer (3.1-3.3) as im2col + one GEMM, with its backpropagation (3.2).
+
+    z[n, f, i, j] = sum_{c,q,r} W[f, c, q, r] x_pad[n, c, i S + q, j S + r] + b[f]    (3.3)
+
+im2col copies every receptive field into one row of a matrix, so the whole layer is one
+matrix product with the filters. The lecture's matrix is (C Q R) x (N H_out W_out); ours is
+its transpose, (N H_out W_out) x (C Q R), because rows are samples here (row-major batches).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from tiefnet.backend import Array, xp
+from tiefnet.errors import ConfigError, ShapeError
+from tiefnet.nn import init as initialisers
+from tiefnet.nn.layer import Layer, register
+
+
+def output_size(size: int, kernel: int, padding: int, stride: int) -> int | None:
+    """W_out = (W + 2P - R)/S + 1 (3.3); None when W + 2P - R is no multiple of S (or negative)."""
+    span = size + 2 * padding - kernel
+    if span < 0 or span % stride:
+        return None
+    return span // stride + 1
+
+
+def windows(x_pad: Array, Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
+    """A view (N, C, H_out, W_out, Q, R) of every receptive field of x_pad (no copy)."""
+    N, C, H, W = x_pad.shape
+    sN, sC, sH, sW = x_pad.strides
+    return xp.lib.stride_tricks.as_strided(
+        x_pad, shape=(N, C, H_out, W_out, Q, R), strides=(sN, sC, sH * S, sW * S, sH, sW)
+    )
+
+
+def im2col(x: Array, Q: int, R: int, P: int, S: int, H_out: int, W_out: int) -> Array:
+    """(N, C, H, W) -> the matrix (N H_out W_out, C Q R) of receptive fields, one per row."""
+    N, C = x.shape[:2]
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (P, P), (P, P))) if P else x
+    fields = windows(x_pad, Q, R, S, H_out, W_out)  # (N, C, H_out, W_out, Q, R)
+    return fields.transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, C * Q * R)
+
+
+def col2im(cols: Array, x_shape: tuple[int, ...], Q: int, R: int, P: int, S: int, H_out: int, W_out: int) -> Array:
+    """The adjoint of im2col: add every row of ``cols`` back onto the field it came from.
+
+    One strided add per filter offset (q, r): Q R adds of (N, C, H_out, W_out) blocks.
+    """
+    N, C, H, W = x_shape
+    fields = cols.reshape(N, H_out, W_out, C, Q, R).transpose(0, 3, 4, 5, 1, 2)  # (N, C, Q, R, H_out, W_out)
+    dx_pad = xp.zeros((N, C, H + 2 * P, W + 2 * P), dtype=cols.dtype)
+    for q in range(Q):
+        for r in range(R):
+            dx_pad[:, :, q : q + S * H_out : S, r : r + S * W_out : S] += fields[:, :, q, r]
+    return dx_pad[:, :, P : P + H, P : P + W] if P else dx_pad
+
+
+@register
+class Conv2d(Layer):
+    """F feature maps of Q x R filters over C channels, zero padding P, stride S (3.1, 3.3).
+
+    Shapes:
+        x: (N, C, H, W) -> z: (N, F, H_out, W_out); W: (F, C, Q, R); b: (F,)
+        H_out = (H + 2P - Q)/S + 1, W_out = (W + 2P - R)/S + 1
+
+    Backward (3.2), with delta = dC/dz:
+        db_f = sum_{n,i,j} delta[n, f, i, j]                                  (BP3-conv)
+        dW_{f,c,q,r} = sum_{n,i,j} delta[n, f, i, j] x_pad[n, c, iS + q, jS + r]  (BP4-conv)
+        dx = the "full" correlation of delta with the filters, i.e. col2im(delta W)  (BP2-conv)
+    """
+
+    def __init__(self, C: int, F: int, kernel: int | tuple[int, int] = 5, padding: int = 0, stride: int = 1,
+                 init: str = "scaled", rng: numpy.random.Generator | None = None):
+        super().__init__()
+        Q, R = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        if min(C, F, Q, R, stride) < 1 or padding < 0:
+            raise ConfigError(f"Conv2d: C={C}, F={F}, kernel={Q}x{R}, stride={stride} must be >= 1 "
+                              f"and padding={padding} >= 0")
+        self.C, self.F, self.Q, self.R, self.P, self.S, self.init = int(C), int(F), int(Q), int(R), int(padding), \
+            int(stride), init
+        rng = numpy.random.default_rng() if rng is None else rng
+        std = initialisers.weight_std(init, self.C * self.Q * self.R)  # n_in = the receptive field
+        self.params["W"] = initialisers.normal(rng, (self.F, self.C, self.Q, self.R), std)
+        self.params["b"] = initialisers.normal(rng, (self.F,), 1.0 if init == "large" else 0.0)
+        self._cols: Array | None = None
+
+    def geometry(self, x_shape: tuple[int, ...]) -> tuple[int, int]:
+        """(H_out, W_out) for an input of shape (N, C, H, W); a clear error if it does not fit."""
+        if len(x_shape) != 4 or x_shape[1] != self.C:
+            raise ShapeError(f"{self.describe()}: expected input (N, {self.C}, H, W), got {tuple(x_shape)}")
+        H, W = x_shape[2:]
+        H_out, W_out = output_size(H, self.Q, self.P, self.S), output_size(W, self.R, self.P, self.S)
+        if H_out is None or W_out is None:
+            raise ShapeError(f"{self.describe()}: input {H}x{W} does not fit: (size + 2P - kernel) = "
+                             f"({H} + {2 * self.P} - {self.Q}, {W} + {2 * self.P} - {self.R}) must be a "
+                             f"non-negative multiple of the stride S = {self.S}")
+        return H_out, W_out
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        N = x.shape[0]
+        H_out, W_out = self.geometry(x.shape)
+        cols = im2col(x, self.Q, self.R, self.P, self.S, H_out, W_out)  # (N H_out W_out, C Q R)
+        z = cols @ self.params["W"].reshape(self.F, -1).T  # the GEMM: (N H_out W_out, F)
+        z += self.params["b"]
+        self._cols, self._x_shape = (cols, x.shape) if train else (None, None)  # for (BP4-conv), col2im
+        self.output = z.reshape(N, H_out, W_out, self.F).transpose(0, 3, 1, 2)  # (N, F, H_out, W_out)
+        return self.output
+
+    def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
+        """delta = dC/dz, (N, F, H_out, W_out). Returns dC/dx, (N, C, H, W)."""
+        cols = self._require_cache("_cols")
+        N, F, H_out, W_out = delta.shape
+        d = delta.transpose(0, 2, 3, 1).reshape(-1, F)  # (N H_out W_out, F), rows as in cols
+        d.sum(axis=0, out=self._grad("b"))  # (BP3-conv)
+        xp.matmul(d.T, cols, out=self._grad("W").reshape(F, -1))  # (BP4-conv)
+        if not need_input_grad:
+            return None
+        dcols = d @ self.params["W"].reshape(F, -1)  # (N H_out W_out, C Q R)
+        return col2im(dcols, self._x_shape, self.Q, self.R, self.P, self.S, H_out, W_out)  # (BP2-conv)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"C": self.C, "F": self.F, "kernel": [self.Q, self.R], "padding": self.P, "stride": self.S,
+                "init": self.init}

@@ -1,0 +1,80 @@
+"""Pooling layers (3.1): condense each k x k region of a feature map into one number —
+its maximum (max-pooling) or its L2 norm (L2-pooling)."""
+from __future__ import annotations
+
+from typing import Any
+
+from tiefnet.backend import Array, xp
+from tiefnet.errors import ConfigError, ShapeError
+from tiefnet.nn.conv import windows
+from tiefnet.nn.layer import Layer, register
+
+
+class Pool2d(Layer):
+    """k x k regions with stride s (default s = k); regions that would run past the border are
+    dropped (floor). Shapes: x (N, C, H, W) -> a (N, C, (H - k)//s + 1, (W - k)//s + 1)."""
+
+    def __init__(self, kernel: int = 2, stride: int | None = None):
+        super().__init__()
+        self.k, self.s = int(kernel), int(stride if stride is not None else kernel)
+        if self.k < 1 or self.s < 1:
+            raise ConfigError(f"{type(self).__name__}: kernel={kernel} and stride={stride} must be >= 1")
+
+    def _regions(self, x: Array) -> Array:
+        """(N, C, H_out, W_out, k*k): the values of every region, one region per row."""
+        if x.ndim != 4 or x.shape[2] < self.k or x.shape[3] < self.k:
+            raise ShapeError(f"{self.describe()}: expected input (N, C, H, W) with H, W >= {self.k}, "
+                             f"got {tuple(x.shape)}")
+        H_out, W_out = (x.shape[2] - self.k) // self.s + 1, (x.shape[3] - self.k) // self.s + 1
+        fields = windows(x, self.k, self.k, self.s, H_out, W_out)  # (N, C, H_out, W_out, k, k) view
+        return fields.reshape(*fields.shape[:4], self.k * self.k)
+
+    def _scatter(self, d_regions: Array, x_shape: tuple[int, ...]) -> Array:
+        """Add each region's gradient (N, C, H_out, W_out, k*k) back onto the input positions."""
+        N, C, H_out, W_out, _ = d_regions.shape
+        d = d_regions.reshape(N, C, H_out, W_out, self.k, self.k)
+        dx = xp.zeros(x_shape, dtype=d.dtype)
+        k, s = self.k, self.s
+        for q in range(k):
+            for r in range(k):
+                dx[:, :, q : q + s * H_out : s, r : r + s * W_out : s] += d[..., q, r]
+        return dx
+
+    def to_config(self) -> dict[str, Any]:
+        return {"kernel": self.k, "stride": self.s}
+
+
+@register
+class MaxPool2d(Pool2d):
+    """a = max over each region; the gradient flows only to the (first) maximal entry."""
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        regions = self._regions(x)
+        winner = regions.argmax(axis=-1)  # (N, C, H_out, W_out)
+        a = xp.take_along_axis(regions, winner[..., None], axis=-1)[..., 0]
+        self._winner, self._x_shape = (winner, x.shape) if train else (None, None)
+        self.output = a
+        return a
+
+    def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
+        winner = self._require_cache("_winner")
+        k2 = self.k * self.k
+        mask = winner[..., None] == xp.arange(k2)  # one-hot of the maximum in each region
+        return self._scatter(mask * da[..., None], self._x_shape)
+
+
+@register
+class L2Pool2d(Pool2d):
+    """a = sqrt(sum of squares over each region); da/dx = x / a (0 where a = 0)."""
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        regions = self._regions(x)
+        a = xp.sqrt((regions * regions).sum(axis=-1))
+        self._cache = (regions, a, x.shape) if train else None
+        self.output = a
+        return a
+
+    def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
+        regions, a, x_shape = self._require_cache("_cache")
+        scale = xp.where(a > 0, da / xp.where(a > 0, a, 1), 0)  # dC/da / a, safe where a = 0
+        return self._scatter(regions * scale[..., None], x_shape)
