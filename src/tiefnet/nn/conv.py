@@ -27,34 +27,51 @@ def output_size(size: int, kernel: int, padding: int, stride: int) -> int | None
 
 
 def windows(x_pad: Array, Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
-    """A view (N, C, H_out, W_out, Q, R) of every receptive field of x_pad (no copy)."""
-    N, C, H, W = x_pad.shape
+    """A view (N, C, H_out, W_out, Q, R) of every receptive field of x_pad (N, C, H, W), no copy."""
     sN, sC, sH, sW = x_pad.strides
+    N, C = x_pad.shape[:2]
     return xp.lib.stride_tricks.as_strided(
         x_pad, shape=(N, C, H_out, W_out, Q, R), strides=(sN, sC, sH * S, sW * S, sH, sW)
     )
 
 
-def im2col(x: Array, Q: int, R: int, P: int, S: int, H_out: int, W_out: int) -> Array:
-    """(N, C, H, W) -> the matrix (N H_out W_out, C Q R) of receptive fields, one per row."""
-    N, C = x.shape[:2]
-    x_pad = xp.pad(x, ((0, 0), (0, 0), (P, P), (P, P))) if P else x
-    fields = windows(x_pad, Q, R, S, H_out, W_out)  # (N, C, H_out, W_out, Q, R)
-    return fields.transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, C * Q * R)
+def channels_last(x: Array, P: int) -> Array:
+    """x (N, C, H, W) as a C-contiguous (N, H + 2P, W + 2P, C) array, zero-padded.
 
-
-def col2im(cols: Array, x_shape: tuple[int, ...], Q: int, R: int, P: int, S: int, H_out: int, W_out: int) -> Array:
-    """The adjoint of im2col: add every row of ``cols`` back onto the field it came from.
-
-    One strided add per filter offset (q, r): Q R adds of (N, C, H_out, W_out) blocks.
+    A view without copy when x already lies in memory channel by channel innermost, which is
+    how the layers after a Conv2d leave it (its output is a transposed view of such an array).
     """
-    N, C, H, W = x_shape
-    fields = cols.reshape(N, H_out, W_out, C, Q, R).transpose(0, 3, 4, 5, 1, 2)  # (N, C, Q, R, H_out, W_out)
-    dx_pad = xp.zeros((N, C, H + 2 * P, W + 2 * P), dtype=cols.dtype)
+    x_hwc = x.transpose(0, 2, 3, 1)
+    if P:
+        return xp.pad(x_hwc, ((0, 0), (P, P), (P, P), (0, 0)))
+    return xp.ascontiguousarray(x_hwc)
+
+
+def im2col(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
+    """(N, H, W, C) -> the matrix (N H_out W_out, Q R C) of receptive fields, one per row.
+
+    With channels innermost, each row copies Q runs of R C neighbouring numbers.
+    """
+    N, H, W, C = x_hwc.shape
+    sN, sH, sW, sC = x_hwc.strides
+    fields = xp.lib.stride_tricks.as_strided(  # (N, H_out, W_out, Q, R, C) view
+        x_hwc, shape=(N, H_out, W_out, Q, R, C), strides=(sN, sH * S, sW * S, sH, sW, sC))
+    return fields.reshape(N * H_out * W_out, Q * R * C)
+
+
+def col2im(cols: Array, hwc_shape: tuple[int, ...], Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
+    """The adjoint of im2col: add every row of ``cols`` back onto its receptive field.
+
+    One strided add per filter offset (q, r): Q R adds of (N, H_out, W_out, C) blocks.
+    Returns the (N, H, W, C) sums (of the padded input when there is padding).
+    """
+    N, H, W, C = hwc_shape
+    fields = cols.reshape(N, H_out, W_out, Q, R, C)
+    dx = xp.zeros(hwc_shape, dtype=cols.dtype)
     for q in range(Q):
         for r in range(R):
-            dx_pad[:, :, q : q + S * H_out : S, r : r + S * W_out : S] += fields[:, :, q, r]
-    return dx_pad[:, :, P : P + H, P : P + W] if P else dx_pad
+            dx[:, q : q + S * H_out : S, r : r + S * W_out : S, :] += fields[:, :, :, q, r, :]
+    return dx
 
 
 @register
@@ -101,12 +118,19 @@ class Conv2d(Layer):
     def forward(self, x: Array, train: bool = False) -> Array:
         N = x.shape[0]
         H_out, W_out = self.geometry(x.shape)
-        cols = im2col(x, self.Q, self.R, self.P, self.S, H_out, W_out)  # (N H_out W_out, C Q R)
-        z = cols @ self.params["W"].reshape(self.F, -1).T  # the GEMM: (N H_out W_out, F)
+        x_hwc = channels_last(x, self.P)  # (N, H + 2P, W + 2P, C)
+        cols = im2col(x_hwc, self.Q, self.R, self.S, H_out, W_out)  # (N H_out W_out, Q R C)
+        z = cols @ self._filters().T  # the GEMM: (N H_out W_out, F)
         z += self.params["b"]
-        self._cols, self._x_shape = (cols, x.shape) if train else (None, None)  # for (BP4-conv), col2im
-        self.output = z.reshape(N, H_out, W_out, self.F).transpose(0, 3, 1, 2)  # (N, F, H_out, W_out)
+        self._cols, self._hwc_shape = (cols, x_hwc.shape) if train else (None, None)  # (BP4-conv), col2im
+        # (N, F, H_out, W_out) as a view: in memory the features stay innermost, so the next
+        # Conv2d's channels_last needs no copy
+        self.output = z.reshape(N, H_out, W_out, self.F).transpose(0, 3, 1, 2)
         return self.output
+
+    def _filters(self) -> Array:
+        """W as the (F, Q R C) matrix whose columns match the im2col rows (channels innermost)."""
+        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.F, -1)
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         """delta = dC/dz, (N, F, H_out, W_out). Returns dC/dx, (N, C, H, W)."""
@@ -114,11 +138,16 @@ class Conv2d(Layer):
         N, F, H_out, W_out = delta.shape
         d = delta.transpose(0, 2, 3, 1).reshape(-1, F)  # (N H_out W_out, F), rows as in cols
         d.sum(axis=0, out=self._grad("b"))  # (BP3-conv)
-        xp.matmul(d.T, cols, out=self._grad("W").reshape(F, -1))  # (BP4-conv)
+        dW = d.T @ cols  # (BP4-conv): (F, Q R C)
+        self._grad("W")[...] = dW.reshape(F, self.Q, self.R, self.C).transpose(0, 3, 1, 2)
         if not need_input_grad:
             return None
-        dcols = d @ self.params["W"].reshape(F, -1)  # (N H_out W_out, C Q R)
-        return col2im(dcols, self._x_shape, self.Q, self.R, self.P, self.S, H_out, W_out)  # (BP2-conv)
+        dcols = d @ self._filters()  # (N H_out W_out, Q R C)
+        dx = col2im(dcols, self._hwc_shape, self.Q, self.R, self.S, H_out, W_out)  # (BP2-conv)
+        P = self.P
+        if P:
+            dx = dx[:, P:-P, P:-P, :]
+        return dx.transpose(0, 3, 1, 2)  # (N, C, H, W), channels innermost in memory
 
     def to_config(self) -> dict[str, Any]:
         return {"C": self.C, "F": self.F, "kernel": [self.Q, self.R], "padding": self.P, "stride": self.S,

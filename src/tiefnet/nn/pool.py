@@ -20,12 +20,16 @@ class Pool2d(Layer):
         if self.k < 1 or self.s < 1:
             raise ConfigError(f"{type(self).__name__}: kernel={kernel} and stride={stride} must be >= 1")
 
-    def _regions(self, x: Array) -> Array:
-        """(N, C, H_out, W_out, k*k): the values of every region, one region per row."""
+    def _check(self, x: Array) -> tuple[int, int]:
+        """(H_out, W_out) for x (N, C, H, W), or a clear error."""
         if x.ndim != 4 or x.shape[2] < self.k or x.shape[3] < self.k:
             raise ShapeError(f"{self.describe()}: expected input (N, C, H, W) with H, W >= {self.k}, "
                              f"got {tuple(x.shape)}")
-        H_out, W_out = (x.shape[2] - self.k) // self.s + 1, (x.shape[3] - self.k) // self.s + 1
+        return (x.shape[2] - self.k) // self.s + 1, (x.shape[3] - self.k) // self.s + 1
+
+    def _regions(self, x: Array) -> Array:
+        """(N, C, H_out, W_out, k*k): the values of every region, one region per row (a copy)."""
+        H_out, W_out = self._check(x)
         fields = windows(x, self.k, self.k, self.s, H_out, W_out)  # (N, C, H_out, W_out, k, k) view
         return fields.reshape(*fields.shape[:4], self.k * self.k)
 
@@ -46,10 +50,39 @@ class Pool2d(Layer):
 
 @register
 class MaxPool2d(Pool2d):
-    """a = max over each region; the gradient flows only to the (first) maximal entry."""
+    """a = max over each region; the gradient flows only to the (first) maximal entry.
+
+    For the usual non-overlapping regions (stride = kernel) the k^2 entries of every region are
+    k^2 strided slices of x, so forward and backward are k^2 whole-array operations.
+    """
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        regions = self._regions(x)
+        if self.s != self.k:
+            return self._forward_windows(x, train)
+        self._check(x)
+        a, winner = None, None
+        for index, v in enumerate(self._slices(x)):
+            if a is None:
+                a = v.copy()
+                winner = xp.zeros(a.shape, dtype=xp.int8) if train else None
+            elif train:
+                better = v > a  # strictly: the first maximum keeps its place
+                a = xp.where(better, v, a)
+                winner = xp.where(better, xp.int8(index), winner)
+            else:
+                a = xp.maximum(a, v)
+        self._winner, self._x_shape = (winner, x.shape) if train else (None, None)
+        self.output = a
+        return a
+
+    def _slices(self, x: Array) -> list[Array]:
+        """The k^2 strided views x[..., q::k, r::k] (cropped to whole regions), one per offset."""
+        k = self.k
+        H_out, W_out = x.shape[2] // k, x.shape[3] // k
+        return [x[:, :, q : q + k * H_out : k, r : r + k * W_out : k] for q in range(k) for r in range(k)]
+
+    def _forward_windows(self, x: Array, train: bool) -> Array:
+        regions = self._regions(x)  # overlapping or gapped regions: gather them
         winner = regions.argmax(axis=-1)  # (N, C, H_out, W_out)
         a = xp.take_along_axis(regions, winner[..., None], axis=-1)[..., 0]
         self._winner, self._x_shape = (winner, x.shape) if train else (None, None)
@@ -58,9 +91,13 @@ class MaxPool2d(Pool2d):
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
         winner = self._require_cache("_winner")
-        k2 = self.k * self.k
-        mask = winner[..., None] == xp.arange(k2)  # one-hot of the maximum in each region
-        return self._scatter(mask * da[..., None], self._x_shape)
+        if self.s != self.k:
+            mask = winner[..., None] == xp.arange(self.k * self.k)  # one-hot of each region's maximum
+            return self._scatter(mask * da[..., None], self._x_shape)
+        dx = xp.zeros(self._x_shape, dtype=da.dtype)
+        for index, view in enumerate(self._slices(dx)):
+            view[...] = da * (winner == index)  # the regions do not overlap: plain assignment
+        return dx
 
 
 @register
