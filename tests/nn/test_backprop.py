@@ -17,7 +17,10 @@ import pytest
 from helpers import dev, fixed_mask, host
 
 from tiefnet.gradcheck import numerical_gradient, relative_error
-from tiefnet.nn import CrossEntropy, Dense, Dropout, LogLikelihood, Quadratic, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from tiefnet.nn import (
+    Conv2d, CrossEntropy, Dense, Dropout, Flatten, LogLikelihood, MaxPool2d, Quadratic, ReLU, Reshape, Sequential,
+    Sigmoid, Softmax, Tanh,
+)
 
 
 def sigma(z: float) -> float:
@@ -171,6 +174,34 @@ def test_mnist_sized_network_gradient_on_sampled_entries(float64):
         numeric = np.empty(len(picks))
         for i, j in enumerate(picks.tolist()):
             old = float(flat[j])  # a number: CuPy's flat[j] is a 0-d view that the writes below would change
+            flat[j] = old + h
+            plus = loss.cost(model.forward(x), y)
+            flat[j] = old - h
+            minus = loss.cost(model.forward(x), y)
+            flat[j] = old
+            numeric[i] = (plus - minus) / (2 * h)
+        assert relative_error(grad[picks], numeric) < 1e-6, name
+
+
+def test_small_cnn_gradient_on_sampled_entries(float64):
+    """Reshape -> Conv2d -> ReLU -> MaxPool2d -> Flatten -> Dense -> Softmax with the log-likelihood
+    cost (3.2's (BP1)-(BP4)-conv chained with the dense layers): backward_from's gradient against
+    central differences of C on 20 random entries of each parameter array."""
+    model = Sequential(Reshape((1, 8, 8)), Conv2d(1, 3, 3, padding=1, rng=np.random.default_rng(0)), ReLU(),
+                       MaxPool2d(2), Flatten(), Dense(48, 5, rng=np.random.default_rng(1)), Softmax())
+    model.layers[1].params["b"][...] = dev(np.random.default_rng(2).standard_normal(3) * 0.1)
+    rng = np.random.default_rng(3)
+    x, y = dev(rng.standard_normal((4, 64))), dev(np.eye(5)[rng.integers(0, 5, 4)])
+    loss = LogLikelihood()
+    model.forward(x, train=True)
+    model.backward_from(loss, y)
+    h = 1e-6
+    for name, p in model.params.items():
+        flat, grad = p.reshape(-1), host(model.grads[name]).reshape(-1)  # flat: a view of p
+        picks = rng.choice(flat.size, size=min(20, flat.size), replace=False)
+        numeric = np.empty(len(picks))
+        for i, j in enumerate(picks.tolist()):
+            old = float(flat[j])
             flat[j] = old + h
             plus = loss.cost(model.forward(x), y)
             flat[j] = old - h

@@ -91,7 +91,11 @@ class Conv2d(Layer):
     def __init__(self, C: int, F: int, kernel: int | tuple[int, int] = 5, padding: int = 0, stride: int = 1,
                  init: str = "scaled", rng: numpy.random.Generator | None = None):
         super().__init__()
-        Q, R = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        if isinstance(kernel, int):
+            kernel = (kernel, kernel)
+        if not (isinstance(kernel, (tuple, list)) and len(kernel) == 2 and all(isinstance(k, int) for k in kernel)):
+            raise ConfigError(f"Conv2d: kernel={kernel!r} must be an int or a pair (Q, R) of ints")
+        Q, R = kernel
         if min(C, F, Q, R, stride) < 1 or padding < 0:
             raise ConfigError(f"Conv2d: C={C}, F={F}, kernel={Q}x{R}, stride={stride} must be >= 1 "
                               f"and padding={padding} >= 0")

@@ -64,11 +64,11 @@ class MaxPool2d(Pool2d):
         for index, v in enumerate(self._slices(x)):
             if a is None:
                 a = v.copy()
-                winner = xp.zeros(a.shape, dtype=xp.int8) if train else None
+                winner = xp.zeros(a.shape, dtype=xp.int8 if self.k * self.k <= 127 else xp.int32) if train else None
             elif train:
                 better = v > a  # strictly: the first maximum keeps its place
                 a = xp.where(better, v, a)
-                winner = xp.where(better, xp.int8(index), winner)
+                winner = xp.where(better, winner.dtype.type(index), winner)
             else:
                 a = xp.maximum(a, v)
         self._winner, self._x_shape = (winner, x.shape) if train else (None, None)
