@@ -18,6 +18,8 @@ from tiefnet.cli import main
 
 SHIPPED = Path(__import__("tiefnet.data.mnist", fromlist=["x"]).__file__).parent / "mnist"
 TINY = ["--train-size", "500", "--epochs", "2", "--no-progress"]
+CNN_TINY = ["--model", "cnn", "--train-size", "200", "--epochs", "1", "--no-progress"]
+SMALL_CNN = [*CNN_TINY, "--features", "4", "--hidden", "10"]  # a cheaper CNN where the default net is not the point
 
 
 def _one_line_error(capsys, code: int, *fragments: str) -> str:
@@ -35,6 +37,13 @@ def _one_line_error(capsys, code: int, *fragments: str) -> str:
 def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     assert main(["mnist", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_cnn(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cnn")
+    assert main(["mnist", *SMALL_CNN, "--out", str(out)]) == 0
     return out
 
 
@@ -64,6 +73,66 @@ def test_resume_continues_to_the_same_result(tmp_path, trained):
     with numpy.load(out / "model.npz") as x, numpy.load(trained / "model.npz") as y:
         for key in ("0.W", "0.b", "2.W", "2.b"):
             numpy.testing.assert_array_equal(x[key], y[key])
+
+
+def test_cnn_run_folder_and_predict(tmp_path, capsys):
+    cnn_trained = tmp_path / "cnn"
+    assert main(["mnist", *CNN_TINY, "--out", str(cnn_trained)]) == 0  # the chapter-6 net
+    for name in ("metrics.jsonl", "summary.json", "model.npz", "model.json", "curves.png", "config.json",
+                 "checkpoint.npz"):
+        assert (cnn_trained / name).is_file(), name
+    config = json.loads((cnn_trained / "config.json").read_text())
+    assert (config["model"], config["features"], config["hidden"], config["activation"], config["cost"]) == \
+        ("cnn", "20,40", "100", "relu", "log-likelihood")  # --hidden defaults to 100 for a cnn
+    architecture = json.loads((cnn_trained / "model.json").read_text())["architecture"]["layers"]
+    assert [layer["type"] for layer in architecture] == ["Reshape", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
+                                                         "MaxPool2d", "Flatten", "Dense", "ReLU", "Dense", "Softmax"]
+    [epoch] = [json.loads(line) for line in (cnn_trained / "metrics.jsonl").read_text().splitlines()]
+    assert epoch["epoch"] == 1 and epoch["test_accuracy"] > 0.2  # 200 images, one epoch: above chance
+    capsys.readouterr()
+    assert main(["predict", "--model", str(cnn_trained), str(_digit(tmp_path / "one.png"))]) == 0
+    out = capsys.readouterr().out.strip()
+    probabilities = [float(part.split(": ")[1]) for part in out.split("(")[1].rstrip(")").split("  ")]
+    assert 0 <= int(out.split(": ")[1].split()[0]) <= 9 and sum(probabilities) <= 1.0 + 1e-6
+
+
+def test_cnn_resume_continues(small_cnn, tmp_path):
+    out = tmp_path / "cnn"
+    shutil.copytree(small_cnn, out)
+    assert main(["mnist", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in lines] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["model"] == "cnn"
+
+
+def test_resume_of_a_run_folder_from_before_the_cnn_settings(trained, tmp_path):
+    out = tmp_path / "old"
+    shutil.copytree(trained, out)
+    config = json.loads((out / "config.json").read_text())
+    for key in ("model", "features", "kernel", "pool"):  # an older config.json does not name them
+        del config[key]
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(["mnist", "--resume", "--out", str(out), "--epochs", "3", "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"] == "dense"
+
+
+def test_ensemble_votes_over_run_folders(small_cnn, trained, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["mnist", *SMALL_CNN, "--seed", "1", "--out", str(other)]) == 0
+    capsys.readouterr()
+    folders = [small_cnn, other, trained]  # two CNNs and a dense net: all classify 28x28 digits
+    assert main(["ensemble", "--models", *map(str, folders), "--out", str(tmp_path / "vote.json")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("majority vote of 3 models: ")
+    result = json.loads((tmp_path / "vote.json").read_text())
+    summaries = [json.loads((folder / "summary.json").read_text()) for folder in folders]
+    assert result["member_accuracy"] == [s["test_accuracy"] for s in summaries]  # the same test images
+    assert result["images"] == 10_000 and 0.1 < result["vote_accuracy"] <= 1.0
+
+
+def test_ensemble_rejects_a_folder_without_a_model(small_cnn, tmp_path, capsys):
+    code = main(["ensemble", "--models", str(small_cnn), str(tmp_path)])
+    _one_line_error(capsys, code, "model.npz")
 
 
 def _digit(path: Path, invert: bool = False) -> Path:
@@ -113,6 +182,10 @@ def test_predict_rejects_a_broken_model_folder(trained, tmp_path, capsys, damage
     (["--dropout", "1.5"], "dropout"),
     (["--batch-size", "0"], "batch_size"),
     (["--eta", "abc"], "--eta"),
+    (["--model", "mlp"], "model='mlp'"),
+    (["--model", "cnn", "--features", "20,x"], "does not parse"),
+    (["--model", "cnn", "--features", "20,40,60"], "too small"),
+    (["--model", "cnn", "--pool", "mean"], "pool"),
 ])
 def test_mnist_rejects_bad_options(capsys, args, fragment, tmp_path):
     _one_line_error(capsys, main(["mnist", *args, "--out", str(tmp_path / "r")]), fragment)
@@ -169,8 +242,9 @@ def test_console_script_and_help():
     assert result.returncode == 0
     for option in ("--hidden", "--activation", "--cost", "--eta", "--lmbda", "--reg", "--dropout", "--init",
                    "--optimizer", "--epochs", "--batch-size", "--expand", "--train-size", "--seed", "--threads",
-                   "--data", "--out"):
+                   "--data", "--out", "--model", "--features", "--kernel", "--pool"):
         assert option in result.stdout, option
+    assert "cnn: '100'" in result.stdout  # --hidden's default for --model cnn
 
 
 def test_resume_takes_the_saved_settings_and_refuses_others(tmp_path, capsys):

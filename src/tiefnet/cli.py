@@ -1,7 +1,8 @@
 """The ``tiefnet`` command line: parses arguments and calls the applications.
 
-    tiefnet mnist [--hidden 30] [--cost quadratic] [--eta 3.0] ... [--out DIR]
+    tiefnet mnist [--model dense|cnn] [--hidden 30] [--cost quadratic] [--eta 3.0] ... [--out DIR]
     tiefnet predict --model DIR IMAGE...
+    tiefnet ensemble --models DIR DIR DIR...
     tiefnet experiment NAME [--out DIR]
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
@@ -30,18 +31,24 @@ def _default_out(name: str) -> Path:
 
 
 def _add_mnist(sub) -> None:
-    from tiefnet.vision.mnist import Config
+    from tiefnet.vision.mnist import MODEL_DEFAULTS, Config
 
-    p = sub.add_parser("mnist", help="train a feed-forward network on MNIST (lecture 2.4-2.7)",
-                       description="Train a feed-forward network on MNIST. The defaults are the lecture's "
-                                   "network: 784-30-10, sigmoid, quadratic cost, eta 3.0, mini-batch 10, 30 epochs.",
+    p = sub.add_parser("mnist", help="train a feed-forward or convolutional network on MNIST (lecture 2.4-3.3)",
+                       description="Train a network on MNIST. The defaults are the lecture's network: 784-30-10, "
+                                   "sigmoid, quadratic cost, eta 3.0, mini-batch 10, 30 epochs. --model cnn trains "
+                                   "Nielsen's chapter-6 CNN, with the defaults shown as 'cnn: ...'.",
                        epilog="With --resume, options not given are those of the run being continued.")
     for f in fields(Config):
         if f.name == "verify":
             continue
+        if f.metadata.get("by_model"):  # the default depends on --model
+            default = MODEL_DEFAULTS["dense"][f.name]
+            shown = ", ".join(f"{model}: {values[f.name]!r}" for model, values in MODEL_DEFAULTS.items())
+        else:
+            default, shown = f.default, repr(f.default)
         # no argparse default: an option left out is then told apart from one given (--resume)
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=argparse.SUPPRESS,
-                       help=f"{f.metadata.get('help', '')} (default: {f.default!r})", metavar=f.name.upper())
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=argparse.SUPPRESS,
+                       help=f"{f.metadata.get('help', '')} (default: {shown})", metavar=f.name.upper())
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of --data files")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/mnist-TIMESTAMP)")
     p.add_argument("--resume", action="store_true",
@@ -99,19 +106,53 @@ def _cmd_predict(args) -> int:
     from tiefnet.backend import to_numpy, xp
     from tiefnet.checkpoint import load_model
     from tiefnet.data.image import load_digit
-    from tiefnet.nn import Softmax
+    from tiefnet.vision.ensemble import check_digit_model, probabilities
 
     model, _ = load_model(args.model)
-    if getattr(model, "input_features", None) not in (None, 784):
-        raise TiefnetError(f"{args.model}: model takes {model.input_features} inputs, not a 28x28 image")
+    check_digit_model(model, args.model)
     for path in args.images:
-        a = to_numpy(model.forward(xp.asarray(load_digit(path)[None, :])))[0]
-        # a softmax output is a distribution; sigmoid outputs are normalised to sum to 1
-        output_layer = getattr(model, "layers", [model])[-1]
-        p = a if isinstance(output_layer, Softmax) else a / max(a.sum(), 1e-12)
+        p = to_numpy(probabilities(model, xp.asarray(load_digit(path)[None, :])))[0]
         ranked = sorted(range(len(p)), key=lambda k: -p[k])
         probs = "  ".join(f"{k}: {p[k]:.3f}" for k in ranked[:3])
         print(f"{path}: {ranked[0]}  ({probs})")
+    return 0
+
+
+def _add_ensemble(sub) -> None:
+    p = sub.add_parser("ensemble", help="majority vote of several trained models (Nielsen's chapter 6)",
+                       description="Load several trained run folders (e.g. tiefnet mnist --model cnn with different "
+                                   "--seed) and report the accuracy of each and of their majority vote; a tie is "
+                                   "broken by the summed probabilities.")
+    p.add_argument("--models", type=Path, nargs="+", required=True, metavar="DIR",
+                   help="run folders holding model.npz + model.json")
+    p.add_argument("--split", choices=("test", "validation"), default="test", help="the images to classify")
+    p.add_argument("--data", type=str, default="", help="a folder with your own MNIST IDX files")
+    p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of --data files")
+    p.add_argument("--out", type=Path, default=None, help="also write the accuracies to this JSON file")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    p.set_defaults(handler=_cmd_ensemble)
+
+
+def _cmd_ensemble(args) -> int:
+    import json
+
+    from tiefnet.backend import thread_limit
+    from tiefnet.data.mnist import load_mnist
+    from tiefnet.vision.ensemble import evaluate_ensemble, load_members
+
+    if args.threads < 1:
+        raise TiefnetError(f"--threads {args.threads} must be at least 1")
+    members = load_members(args.models)
+    splits = load_mnist(args.data or None, verify=not args.no_verify)
+    with thread_limit(args.threads):
+        result = evaluate_ensemble(members, getattr(splits, args.split))
+    for folder, accuracy in zip(args.models, result["member_accuracy"]):
+        print(f"{folder}: {100 * accuracy:.2f}%")
+    print(f"majority vote of {len(members)} models: {100 * result['vote_accuracy']:.2f}% on the "
+          f"{result['images']} {args.split} images ({result['ties']} ties broken by the summed probabilities)")
+    if args.out is not None:
+        result = {"models": [str(m) for m in args.models], "split": args.split, **result}
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
@@ -153,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_mnist(sub)
     _add_predict(sub)
+    _add_ensemble(sub)
     _add_experiment(sub)
     return parser
 

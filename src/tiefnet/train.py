@@ -57,13 +57,13 @@ def as_data(data: Any, classes: int) -> Data:
     return Data(x, xp.asarray(labels), backend.asarray(one_hot))
 
 
-def predict(model: Layer, x: Array, batch_size: int = 2000) -> Array:
+def predict(model: Layer, x: Array, batch_size: int = 500) -> Array:
     """The network's output a^L for every row of x (test mode: no dropout)."""
     outs = [model.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
     return xp.concatenate(outs) if outs else xp.zeros((0,))
 
 
-def evaluate(model: Layer, loss: Loss, data: Data, batch_size: int = 2000) -> tuple[float, float]:
+def evaluate(model: Layer, loss: Loss, data: Data, batch_size: int = 500) -> tuple[float, float]:
     """(mean cost C_0, accuracy as a fraction): the digit with the highest output counts (2.4)."""
     total, correct = 0.0, 0
     for i in range(0, len(data), batch_size):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tiefnet.backend import thread_limit
 from tiefnet.experiments import _NAMES, EXPERIMENTS
 
 # the keys each experiment's JSON must hold, beside "settings"
@@ -22,6 +23,7 @@ KEYS = {
     "init": ["runs"],
     "dropout": ["runs", "test_accuracy_gain"],
     "expansion": ["runs", "test_accuracy_gain_same_steps"],
+    "conv_features": ["network", "test_accuracy", "digit", "filters", "feature_map_shapes", "filter_change_std"],
 }
 
 
@@ -33,7 +35,8 @@ def test_every_experiment_is_registered_with_a_description():
 @pytest.mark.parametrize("name", _NAMES)
 def test_quick_run_writes_figure_and_numbers(name, tmp_path, capsys):
     module = importlib.import_module(f"tiefnet.experiments.{name}")
-    result = module.run(tmp_path, quick=True, progress=False)
+    with thread_limit(1):  # as `tiefnet experiment` runs them: a second BLAS thread slows small GEMMs
+        result = module.run(tmp_path, quick=True, progress=False)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / f"{name}.json").read_text())
     assert saved == json.loads(json.dumps(result))  # the file holds what run() returned
@@ -79,6 +82,18 @@ def test_slow_learning_reproduces_the_lectures_numbers(tmp_path):
     assert runs["scenario 2, cross-entropy"]["a"] < runs["scenario 1, quadratic"]["a"]
     after_30 = {name: run["trajectory_a"][30] for name, run in runs.items()}
     assert after_30["scenario 2, cross-entropy"] < 0.5 < after_30["scenario 2, quadratic"]
+
+
+def test_conv_features_shows_20_filters_and_the_digits_maps(tmp_path, capsys):
+    from tiefnet.experiments import conv_features
+
+    with thread_limit(1):
+        result = conv_features.run(tmp_path, epochs=1, quick=True, progress=False)
+    assert result["settings"]["epochs"] == 1 and len(result["test_accuracy"]) == 1
+    assert len(result["filters"]) == 20 and all(len(f) == 5 and len(f[0]) == 5 for f in result["filters"])
+    assert result["feature_map_shapes"] == {"conv": [20, 24, 24], "pool": [20, 12, 12]}
+    assert result["digit"]["label"] == 7  # test image 0
+    assert 0 < result["filter_change_std"] < result["filter_std"]  # a short training: the start still shows
 
 
 def _tiefnet() -> list[str]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-_NAMES = ["perceptron", "slow_learning", "overfitting", "full_data", "l1_vs_l2", "init", "dropout", "expansion"]
+_NAMES = ["perceptron", "slow_learning", "overfitting", "full_data", "l1_vs_l2", "init", "dropout", "expansion",
+          "conv_features"]
 
 
 def _load() -> dict:

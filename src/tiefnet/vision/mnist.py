@@ -1,14 +1,16 @@
-"""The MNIST feed-forward classifier of lecture 2.4-2.7: build, train, write a run folder.
+"""The MNIST classifiers of lecture 2.4-2.7 and 3.1-3.3: build, train, write a run folder.
 
-The defaults are the lecture's first network (2.4/2.5): 784-30-10, sigmoid neurons,
-quadratic cost, eta = 3.0, mini-batches of 10, 30 epochs.
+``model="dense"`` (the default) is the lecture's first network (2.4/2.5): 784-30-10, sigmoid
+neurons, quadratic cost, eta = 3.0, mini-batches of 10, 30 epochs. ``model="cnn"`` is Nielsen's
+chapter-6 convolutional network (see :mod:`tiefnet.vision.cnn`), with its own defaults for the
+settings in :data:`MODEL_DEFAULTS` (ReLU, softmax + log-likelihood, eta = 0.03, L2 lambda = 0.1).
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +25,7 @@ from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequen
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
 from tiefnet.train import History, checkpoint_history, fit
+from tiefnet.vision.cnn import POOLS, build_cnn, map_sides, parse_sizes, topology
 
 
 def setting(default: Any, help: str) -> Any:
@@ -30,20 +33,45 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+# Settings whose default depends on the model: "dense" is the lecture's first network (2.4/2.5),
+# "cnn" Nielsen's chapter-6 network (ReLU, softmax + log-likelihood, eta 0.03, L2 lambda 0.1;
+# he init for the ReLU layers). A value given explicitly always wins.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dense": {"hidden": "30", "activation": "sigmoid", "cost": "quadratic", "eta": 3.0, "lmbda": 0.0,
+              "init": "large"},
+    "cnn": {"hidden": "100", "activation": "relu", "cost": "log-likelihood", "eta": 0.03, "lmbda": 0.1,
+            "init": "he"},
+}
+
+
+def model_setting(help: str) -> Any:
+    """A Config field whose default is MODEL_DEFAULTS[model][name] (None until Config fills it in)."""
+    return field(default=None, metadata={"help": help, "by_model": True})
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of one MNIST run; the CLI builds its options from these fields."""
 
-    hidden: str = setting("30", "Hidden layer sizes, comma separated ('100,30'); '' for none.")
-    activation: str = setting("sigmoid", "Hidden-layer activation: sigmoid, tanh or relu.")
-    cost: str = setting("quadratic", "quadratic (2.5), cross-entropy (2.7.1, sigmoid output) "
-                        "or log-likelihood (2.7.2, softmax output).")
-    eta: float = setting(3.0, "Learning rate eta.")
-    lmbda: float = setting(0.0, "Regularisation parameter lambda (0 = none).")
+    model: str = setting("dense", "dense (784-hidden-10, lecture 2.4) or cnn (Nielsen's chapter-6 network, 3.1-3.3: "
+                         "conv 5x5x20 -> pool -> conv 5x5x40 -> pool -> FC -> softmax).")
+    features: str = setting("20,40", "cnn: feature maps of each conv layer, comma separated; each conv "
+                            "(KERNEL x KERNEL filters, stride 1, no padding) is followed by the activation "
+                            "and 2x2 pooling.")
+    kernel: int = setting(5, "cnn: filter size Q = R of every conv layer.")
+    pool: str = setting("max", "cnn: pooling of 2x2 regions: max or l2 (3.1).")
+    hidden: str = model_setting("Hidden (fully connected) layer sizes, comma separated ('100,30'); '' for none. "
+                                "For cnn: the dense layers after the conv stack.")
+    activation: str = model_setting("Hidden-layer activation: sigmoid, tanh or relu (cnn: also after each conv).")
+    cost: str = model_setting("quadratic (2.5), cross-entropy (2.7.1, sigmoid output) "
+                              "or log-likelihood (2.7.2, softmax output).")
+    eta: float = model_setting("Learning rate eta.")
+    lmbda: float = model_setting("Regularisation parameter lambda (0 = none).")
     reg: str = setting("l2", "Regulariser used when lmbda > 0: l2 or l1 (2.7.3).")
-    dropout: float = setting(0.0, "Dropout probability for hidden neurons (0 = off; the lecture uses 0.5).")
-    init: str = setting("large", "Weight init: large N(0,1) as in the lecture's first network, "
-                        "or scaled N(0,1/n_in) (2.7.3).")
+    dropout: float = setting(0.0, "Dropout probability (0 = off; the lecture uses 0.5): dense: for hidden neurons; "
+                             "cnn: on the inputs of every fully connected layer, as in Nielsen's chapter 6.")
+    init: str = model_setting("Weight init: large N(0,1) as in the lecture's first network, "
+                              "scaled N(0,1/n_in) (2.7.3), or he N(0,2/n_in) for ReLU.")
     optimizer: str = setting("sgd", "sgd, momentum (mu 0.9) or adam.")
     epochs: int = setting(30, "Training epochs.")
     batch_size: int = setting(10, "Mini-batch size m (1 = online learning).")
@@ -58,13 +86,23 @@ class Config:
     verify: bool = setting(True, "Check the data files' SHA-256 against the original MNIST.")
 
     def __post_init__(self) -> None:
+        _choice("model", self.model, MODEL_DEFAULTS)
+        for name, value in MODEL_DEFAULTS[self.model].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)  # frozen: the model's default, filled in once
+        _choice("pool", self.pool, POOLS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("cost", self.cost, LOSSES)
         _choice("reg", self.reg, REGULARIZERS)
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         self.hidden_sizes()  # raises if it does not parse
-        for name, low in (("epochs", 0), ("batch_size", 1), ("expand", 0), ("train_size", 1),
+        features = self.feature_sizes()  # raises if it does not parse
+        if self.model == "cnn":
+            if not features:
+                raise ConfigError("features='': --model cnn needs at least one conv layer, e.g. 20,40")
+            map_sides(features, self.kernel)  # raises if the maps become too small for the filters
+        for name, low in (("kernel", 1), ("epochs", 0), ("batch_size", 1), ("expand", 0), ("train_size", 1),
                           ("patience", 0), ("early_stop", 0), ("threads", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least {low}")
@@ -76,16 +114,16 @@ class Config:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
 
     def hidden_sizes(self) -> list[int]:
-        text = self.hidden.strip()
-        if not text:
-            return []
-        try:
-            sizes = [int(part) for part in text.split(",")]
-        except ValueError:
-            raise ConfigError(f"hidden={self.hidden!r} does not parse: give layer sizes like 30 or 100,30") from None
-        if any(s < 1 for s in sizes):
-            raise ConfigError(f"hidden={self.hidden!r}: every layer needs at least 1 neuron")
-        return sizes
+        return parse_sizes(self.hidden, "hidden", "30 or 100,30")
+
+    def feature_sizes(self) -> list[int]:
+        return parse_sizes(self.features, "features", "20,40")
+
+    def describe(self) -> str:
+        """The network in one line: '784-30-10', or the conv stages and the dense sizes."""
+        if self.model == "cnn":
+            return topology(self.feature_sizes(), self.kernel, self.pool, self.hidden_sizes())
+        return "-".join(str(n) for n in [784, *self.hidden_sizes(), 10])
 
 
 def _choice(name: str, value: str, allowed) -> None:
@@ -94,7 +132,12 @@ def _choice(name: str, value: str, allowed) -> None:
 
 
 def build_network(config: Config, rng: numpy.random.Generator) -> Sequential:
-    """784 -> hidden... -> 10, with the output layer the cost expects (sigmoid, or softmax)."""
+    """784 -> hidden... -> 10 (or the CNN of ``config.model == "cnn"``), with the output layer the
+    cost expects (sigmoid, or softmax)."""
+    if config.model == "cnn":
+        return build_cnn(config.feature_sizes(), config.kernel, config.hidden_sizes(), config.activation,
+                         config.pool, config.dropout, config.init,
+                         "softmax" if config.cost == "log-likelihood" else "sigmoid", rng)
     sizes = [784, *config.hidden_sizes(), 10]
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -143,7 +186,8 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
         train, validation, test = prepare_data(config)
         net = build_network(config, rng)
         optimizer = build_optimizer(config)
-        log(f"tiefnet mnist: {net.describe()}\n  {len(train)} training images, cost {config.cost}, "
+        network = net.describe() if config.model == "dense" else f"{config.describe()}, {config.activation}"
+        log(f"tiefnet mnist: {network}\n  {len(train)} training images, cost {config.cost}, "
             f"eta {config.eta}, mini-batch {config.batch_size}, {config.epochs} epochs -> {out}")
         metrics_file = out / "metrics.jsonl"
         # a resumed run starts from the epochs its checkpoint holds, whatever the file had after them
@@ -165,8 +209,8 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     if history.epochs:
         from tiefnet.plot import training_curves
 
-        shape = "-".join(str(n) for n in [784, *config.hidden_sizes(), 10])
-        title = (f"{shape} {config.activation}, {config.cost}, eta={config.eta:g}, m={config.batch_size}"
+        network = config.describe() + ("\n" if config.model == "cnn" else " ")  # a CNN's takes a line of its own
+        title = (f"{network}{config.activation}, {config.cost}, eta={config.eta:g}, m={config.batch_size}"
                  + (f", {config.reg} lambda={config.lmbda:g}" if config.lmbda else ""))
         training_curves(history.epochs, out / "curves.png", title=title)
     return summary
@@ -183,8 +227,10 @@ def _check_resumable(out: Path, config: Config) -> None:
         before = json.loads((out / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
-    changed = [f"--{k.replace('_', '-')} {before.get(k)!r} -> {v!r}" for k, v in asdict(config).items()
-               if k not in RESUMABLE_CHANGES and before.get(k) != v]
+    # a setting that an older run folder does not name had its default then
+    defaults = {f.name: f.default for f in fields(Config)}
+    changed = [f"--{k.replace('_', '-')} {before.get(k, defaults[k])!r} -> {v!r}" for k, v in asdict(config).items()
+               if k not in RESUMABLE_CHANGES and before.get(k, defaults[k]) != v]
     if changed:
         raise ConfigError(f"--resume: the run in {out} was trained with other settings ({'; '.join(changed)}); "
                           f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change")
