@@ -85,8 +85,8 @@ def test_cnn_run_folder_and_predict(tmp_path, capsys):
     assert (config["model"], config["features"], config["hidden"], config["activation"], config["cost"]) == \
         ("cnn", "20,40", "100", "relu", "log-likelihood")  # --hidden defaults to 100 for a cnn
     architecture = json.loads((cnn_trained / "model.json").read_text())["architecture"]["layers"]
-    assert [layer["type"] for layer in architecture] == ["Reshape", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
-                                                         "MaxPool2d", "Flatten", "Dense", "ReLU", "Dense", "Softmax"]
+    assert [layer["type"] for layer in architecture] == ["Reshape", "Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d",
+                                                         "ReLU", "Flatten", "Dense", "ReLU", "Dense", "Softmax"]
     [epoch] = [json.loads(line) for line in (cnn_trained / "metrics.jsonl").read_text().splitlines()]
     assert epoch["epoch"] == 1 and epoch["test_accuracy"] > 0.2  # 200 images, one epoch: above chance
     capsys.readouterr()

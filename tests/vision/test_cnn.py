@@ -29,7 +29,8 @@ def test_map_sides_follow_the_lecture_formula():
 def test_chapter6_network_layers_and_shapes():
     net = build_cnn([20, 40], 5, [100], rng=np.random.default_rng(0))
     kinds = [type(layer) for layer in net.layers]
-    assert kinds == [Reshape, Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, MaxPool2d, Flatten, Dense, ReLU, Dense, Softmax]
+    # max-pooling before the activation, as Nielsen's ConvPoolLayer (the same function, fewer values)
+    assert kinds == [Reshape, Conv2d, MaxPool2d, ReLU, Conv2d, MaxPool2d, ReLU, Flatten, Dense, ReLU, Dense, Softmax]
     assert net.input_features == 784  # a row of 784 pixels, like the dense networks
     # the lecture's count for 20 features of 5 x 5: 20 (5*5 + 1) = 520 parameters (3.1)
     assert sum(p.size for p in net.layers[1].params.values()) == 520

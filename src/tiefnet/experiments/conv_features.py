@@ -36,17 +36,19 @@ def first_stage(net: Sequential, x: numpy.ndarray) -> tuple[Conv2d, dict[str, nu
     and its activation, (F, H_out, W_out), and after the pooling, (F, H_out/2, W_out/2)."""
     a = backend.asarray(x)
     maps: dict[str, numpy.ndarray] = {}
-    conv = None
+    conv, seen = None, set()
     for layer in net.layers:
         a = layer.forward(a)
-        if isinstance(layer, Conv2d):
-            conv = layer
-        elif conv is not None and isinstance(layer, Activation):
-            maps["conv"] = backend.to_numpy(a)[0]
-        elif conv is not None and isinstance(layer, Pool2d):
-            maps["pool"] = backend.to_numpy(a)[0]
-            return conv, maps
-    raise ValueError(f"{net.describe()}: no conv -> activation -> pool stage")
+        if isinstance(layer, Conv2d) and conv is None:
+            conv, z = layer, a
+        elif conv is not None and isinstance(layer, (Activation, Pool2d)):
+            seen.add(Activation if isinstance(layer, Activation) else Pool2d)
+            if isinstance(layer, Activation):  # the map after conv + activation, whatever the order
+                maps["conv"] = backend.to_numpy(type(layer)().forward(z))[0]
+            if seen == {Activation, Pool2d}:  # after both the pooling and the activation
+                maps["pool"] = backend.to_numpy(a)[0]
+                return conv, maps
+    raise ValueError(f"{net.describe()}: no conv -> activation and pool stage")
 
 
 def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool = False,

@@ -82,7 +82,10 @@ def build_cnn(features: Sequence[int] = (20, 40), kernel: int = 5, hidden: Seque
     layers = [Reshape(IMAGE)]
     channels = IMAGE[0]
     for F in features:
-        layers += [Conv2d(channels, F, kernel, init=init, rng=rng), ACTIVATIONS[activation](), POOLS[pool](POOL)]
+        conv, sigma, pooling = Conv2d(channels, F, kernel, init=init, rng=rng), ACTIVATIONS[activation](), POOLS[pool](POOL)
+        # max-pooling commutes with a monotone activation: pooling first (as Nielsen's ConvPoolLayer
+        # does) gives the same network and applies sigma to 4x fewer numbers; L2-pooling does not commute
+        layers += [conv, pooling, sigma] if pool == "max" else [conv, sigma, pooling]
         channels = F
     layers.append(Flatten())
     sizes = [flat_size(features, kernel), *hidden, CLASSES]
