@@ -73,15 +73,58 @@ def sigmoid(z: Array) -> Array:
     return _expit(z)
 
 
-def thread_limit(threads: int | None):
-    """Context manager limiting the BLAS thread pool (``None`` leaves it as it is).
+_threads = 1  # CPU threads that split_batch may use (set by thread_limit)
+_pool = None  # their ThreadPoolExecutor, made on first use
 
-    Small GEMMs (mini-batch 10) run faster on one thread than on two here.
+
+@contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` CPU threads for the layers' work; ``None`` leaves BLAS as it is.
+
+    BLAS itself then runs single-threaded: the layers cut each mini-batch into ``threads``
+    parts (:func:`split_batch`), so copies and elementwise work run in parallel as well as the
+    GEMMs, and no idle BLAS thread spins on a core the other part needs. Small GEMMs
+    (mini-batch 10) are not split: they run faster on one thread.
     """
+    global _threads
     from threadpoolctl import threadpool_limits
 
-    if threads is None:
-        return threadpool_limits(limits=None)
-    if threads < 1:
+    if threads is not None and threads < 1:
         raise ConfigError(f"threads={threads} must be at least 1")
-    return threadpool_limits(limits=threads)
+    old = _threads
+    _threads = threads or 1
+    try:
+        with threadpool_limits(limits=None if threads is None else 1):
+            yield
+    finally:
+        _threads = old
+
+
+def threads() -> int:
+    """The CPU threads the layers may use (1 unless inside thread_limit(T >= 2))."""
+    return _threads if DEVICE == "cpu" else 1
+
+
+def split_batch(work, n: int, min_part: int = 8) -> None:
+    """Call ``work(lo, hi)`` on contiguous parts of the samples range(n), at once on the CPU threads.
+
+    With thread_limit(T >= 2) on the CPU, a mini-batch is cut into T parts handled by T threads,
+    each with single-threaded BLAS (NumPy releases the GIL in its copies, ufuncs and GEMMs): the
+    per-sample work of a conv or pooling layer then runs in parallel, not only its GEMMs.
+    ``work`` must write disjoint sample ranges. On one thread, or on a GPU, it is work(0, n).
+    """
+    parts = min(_threads, n // min_part) if DEVICE == "cpu" else 1
+    if parts < 2:
+        work(0, n)
+        return
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    # the first part runs here, the others on pool threads (BLAS is single-threaded in thread_limit)
+    futures = [_pool.submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    work(bounds[0], bounds[1])
+    for future in futures:
+        future.result()

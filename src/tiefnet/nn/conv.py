@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy
 
-from tiefnet.backend import Array, xp
+from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
 from tiefnet.nn.layer import Layer, register
@@ -47,7 +47,7 @@ def channels_last(x: Array, P: int) -> Array:
     return xp.ascontiguousarray(x_hwc)
 
 
-def im2col(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
+def im2col(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int, out: Array | None = None) -> Array:
     """(N, H, W, C) -> the matrix (N H_out W_out, Q R C) of receptive fields, one per row.
 
     With channels innermost, each row copies Q runs of R C neighbouring numbers.
@@ -56,18 +56,24 @@ def im2col(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int) -> Arra
     sN, sH, sW, sC = x_hwc.strides
     fields = xp.lib.stride_tricks.as_strided(  # (N, H_out, W_out, Q, R, C) view
         x_hwc, shape=(N, H_out, W_out, Q, R, C), strides=(sN, sH * S, sW * S, sH, sW, sC))
-    return fields.reshape(N * H_out * W_out, Q * R * C)
+    if out is None:
+        return fields.reshape(N * H_out * W_out, Q * R * C)
+    out.reshape(fields.shape)[...] = fields
+    return out
 
 
-def col2im(cols: Array, hwc_shape: tuple[int, ...], Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
+def col2im(cols: Array, hwc_shape: tuple[int, ...], Q: int, R: int, S: int, H_out: int, W_out: int,
+           out: Array | None = None) -> Array:
     """The adjoint of im2col: add every row of ``cols`` back onto its receptive field.
 
     One strided add per filter offset (q, r): Q R adds of (N, H_out, W_out, C) blocks.
-    Returns the (N, H, W, C) sums (of the padded input when there is padding).
+    Returns the (N, H, W, C) sums (of the padded input when there is padding) in ``out`` if given.
     """
     N, H, W, C = hwc_shape
     fields = cols.reshape(N, H_out, W_out, Q, R, C)
-    dx = xp.zeros(hwc_shape, dtype=cols.dtype)
+    dx = xp.zeros(hwc_shape, dtype=cols.dtype) if out is None else out
+    if out is not None:
+        dx[...] = 0
     for q in range(Q):
         for r in range(R):
             dx[:, q : q + S * H_out : S, r : r + S * W_out : S, :] += fields[:, :, :, q, r, :]
@@ -123,9 +129,17 @@ class Conv2d(Layer):
         N = x.shape[0]
         H_out, W_out = self.geometry(x.shape)
         x_hwc = channels_last(x, self.P)  # (N, H + 2P, W + 2P, C)
-        cols = im2col(x_hwc, self.Q, self.R, self.S, H_out, W_out)  # (N H_out W_out, Q R C)
-        z = cols @ self._filters().T  # the GEMM: (N H_out W_out, F)
-        z += self.params["b"]
+        W_mat, b, fields = self._filters(), self.params["b"], H_out * W_out  # rows per sample
+        cols = xp.empty((N * fields, self.Q * self.R * self.C), dtype=x.dtype)  # im2col matrix
+        z = xp.empty((N * fields, self.F), dtype=x.dtype)
+
+        def samples(lo: int, hi: int) -> None:  # rows of samples lo..hi-1: im2col, then the GEMM
+            rows = slice(lo * fields, hi * fields)
+            im2col(x_hwc[lo:hi], self.Q, self.R, self.S, H_out, W_out, out=cols[rows])  # (., Q R C)
+            xp.matmul(cols[rows], W_mat.T, out=z[rows])  # (., F)
+            z[rows] += b
+
+        split_batch(samples, N)
         self._cols, self._hwc_shape = (cols, x_hwc.shape) if train else (None, None)  # (BP4-conv), col2im
         # (N, F, H_out, W_out) as a view: in memory the features stay innermost, so the next
         # Conv2d's channels_last needs no copy
@@ -141,13 +155,22 @@ class Conv2d(Layer):
         cols = self._require_cache("_cols")
         N, F, H_out, W_out = delta.shape
         d = delta.transpose(0, 2, 3, 1).reshape(-1, F)  # (N H_out W_out, F), rows as in cols
+        W_mat, fields = self._filters(), H_out * W_out
+        dx = xp.empty(self._hwc_shape, dtype=delta.dtype) if need_input_grad else None
+        partial_dW = {}  # one (F, Q R C) sum per part of the batch, keyed by its first sample
+
+        def samples(lo: int, hi: int) -> None:
+            rows = slice(lo * fields, hi * fields)
+            partial_dW[lo] = d[rows].T @ cols[rows]  # (BP4-conv) over these samples
+            if need_input_grad:  # (BP2-conv): the "full" correlation, as col2im of d W
+                col2im(d[rows] @ W_mat, dx[lo:hi].shape, self.Q, self.R, self.S, H_out, W_out, out=dx[lo:hi])
+
+        split_batch(samples, N)
         d.sum(axis=0, out=self._grad("b"))  # (BP3-conv)
-        dW = d.T @ cols  # (BP4-conv): (F, Q R C)
+        dW = sum(partial_dW[lo] for lo in sorted(partial_dW))  # (F, Q R C), in a fixed order
         self._grad("W")[...] = dW.reshape(F, self.Q, self.R, self.C).transpose(0, 3, 1, 2)
         if not need_input_grad:
             return None
-        dcols = d @ self._filters()  # (N H_out W_out, Q R C)
-        dx = col2im(dcols, self._hwc_shape, self.Q, self.R, self.S, H_out, W_out)  # (BP2-conv)
         P = self.P
         if P:
             dx = dx[:, P:-P, P:-P, :]

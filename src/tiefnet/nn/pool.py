@@ -60,18 +60,11 @@ class MaxPool2d(Pool2d):
         if self.s != self.k:
             return self._forward_windows(x, train)
         self._check(x)
-        a, winner = None, None
-        for index, v in enumerate(self._slices(x)):
-            if a is None:
-                a = v.copy()
-                winner = xp.zeros(a.shape, dtype=xp.int8 if self.k * self.k <= 127 else xp.int32) if train else None
-            elif train:
-                better = v > a  # strictly: the first maximum keeps its place
-                a = xp.where(better, v, a)
-                winner = xp.where(better, winner.dtype.type(index), winner)
-            else:
-                a = xp.maximum(a, v)
-        self._winner, self._x_shape = (winner, x.shape) if train else (None, None)
+        views = self._slices(x)
+        a = views[0].copy()
+        for v in views[1:]:
+            xp.maximum(a, v, out=a)  # k^2 - 1 elementwise maxima
+        self._x, self._winner = (x, None) if train else (None, None)  # the maxima are found again in backward
         self.output = a
         return a
 
@@ -90,13 +83,22 @@ class MaxPool2d(Pool2d):
         return a
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
-        winner = self._require_cache("_winner")
         if self.s != self.k:
+            winner = self._require_cache("_winner")
             mask = winner[..., None] == xp.arange(self.k * self.k)  # one-hot of each region's maximum
             return self._scatter(mask * da[..., None], self._x_shape)
-        dx = xp.zeros(self._x_shape, dtype=da.dtype)
-        for index, view in enumerate(self._slices(dx)):
-            view[...] = da * (winner == index)  # the regions do not overlap: plain assignment
+        x = self._require_cache("_x")
+        a = self.output
+        dx = xp.zeros(x.shape, dtype=da.dtype)
+        taken = None  # regions whose maximum has been found at an earlier offset
+        for v, dv in zip(self._slices(x), self._slices(dx)):
+            hit = v == a
+            if taken is None:
+                taken = hit
+            else:
+                hit &= ~taken  # the first maximum of a region takes the gradient, as in PyTorch
+                taken |= hit
+            xp.multiply(da, hit, out=dv)  # the regions do not overlap: each dx entry is written once
         return dx
 
 
