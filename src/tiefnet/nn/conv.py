@@ -80,6 +80,21 @@ def col2im(cols: Array, hwc_shape: tuple[int, ...], Q: int, R: int, S: int, H_ou
     return dx
 
 
+def col2im_gemm(d: Array, W: Array, out: Array, S: int, H_out: int, W_out: int) -> Array:
+    """col2im(d @ W_mat) without the big matrix: for each filter offset (q, r), one small GEMM
+    d @ W[:, :, q, r] (N H_out W_out, C) added onto the inputs that offset touched (BP2-conv).
+
+    d: (N H_out W_out, F); W: (F, C, Q, R); out: (N, H, W, C), overwritten with the sums.
+    """
+    N, C = out.shape[0], out.shape[3]
+    F, _, Q, R = W.shape
+    out[...] = 0
+    for q in range(Q):
+        for r in range(R):
+            out[:, q : q + S * H_out : S, r : r + S * W_out : S, :] += (d @ W[:, :, q, r]).reshape(N, H_out, W_out, C)
+    return out
+
+
 @register
 class Conv2d(Layer):
     """F feature maps of Q x R filters over C channels, zero padding P, stride S (3.1, 3.3).
@@ -155,15 +170,15 @@ class Conv2d(Layer):
         cols = self._require_cache("_cols")
         N, F, H_out, W_out = delta.shape
         d = delta.transpose(0, 2, 3, 1).reshape(-1, F)  # (N H_out W_out, F), rows as in cols
-        W_mat, fields = self._filters(), H_out * W_out
+        fields = H_out * W_out
         dx = xp.empty(self._hwc_shape, dtype=delta.dtype) if need_input_grad else None
         partial_dW = {}  # one (F, Q R C) sum per part of the batch, keyed by its first sample
 
         def samples(lo: int, hi: int) -> None:
             rows = slice(lo * fields, hi * fields)
             partial_dW[lo] = d[rows].T @ cols[rows]  # (BP4-conv) over these samples
-            if need_input_grad:  # (BP2-conv): the "full" correlation, as col2im of d W
-                col2im(d[rows] @ W_mat, dx[lo:hi].shape, self.Q, self.R, self.S, H_out, W_out, out=dx[lo:hi])
+            if need_input_grad:  # (BP2-conv): the "full" correlation with the filters
+                col2im_gemm(d[rows], self.params["W"], dx[lo:hi], self.S, H_out, W_out)
 
         split_batch(samples, N)
         d.sum(axis=0, out=self._grad("b"))  # (BP3-conv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiefnet.backend import Array, xp
+from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn.conv import windows
 from tiefnet.nn.layer import Layer, register
@@ -61,9 +61,15 @@ class MaxPool2d(Pool2d):
             return self._forward_windows(x, train)
         self._check(x)
         views = self._slices(x)
-        a = views[0].copy()
-        for v in views[1:]:
-            xp.maximum(a, v, out=a)  # k^2 - 1 elementwise maxima
+        a = xp.empty_like(views[0])  # in x's memory order: after a Conv2d, channels innermost
+
+        def samples(lo: int, hi: int) -> None:
+            a_part = a[lo:hi]
+            a_part[...] = views[0][lo:hi]
+            for v in views[1:]:
+                xp.maximum(a_part, v[lo:hi], out=a_part)  # k^2 - 1 elementwise maxima
+
+        split_batch(samples, x.shape[0])
         self._x, self._winner = (x, None) if train else (None, None)  # the maxima are found again in backward
         self.output = a
         return a
@@ -89,17 +95,47 @@ class MaxPool2d(Pool2d):
             return self._scatter(mask * da[..., None], self._x_shape)
         x = self._require_cache("_x")
         a = self.output
-        dx = xp.zeros(x.shape, dtype=da.dtype)
-        taken = None  # regions whose maximum has been found at an earlier offset
-        for v, dv in zip(self._slices(x), self._slices(dx)):
-            hit = v == a
-            if taken is None:
-                taken = hit
-            else:
-                hit &= ~taken  # the first maximum of a region takes the gradient, as in PyTorch
-                taken |= hit
-            xp.multiply(da, hit, out=dv)  # the regions do not overlap: each dx entry is written once
+        if x.shape[2] % self.k == 0 and x.shape[3] % self.k == 0:
+            return self._backward_blocks(x, a, da)
+        dx = xp.zeros_like(x, dtype=da.dtype)  # in x's memory order, as the Conv2d before it expects
+
+        def samples(lo: int, hi: int) -> None:
+            taken = None  # regions whose maximum has been found at an earlier offset
+            for v, dv in zip(self._slices(x[lo:hi]), self._slices(dx[lo:hi])):
+                hit = v == a[lo:hi]
+                if taken is None:
+                    taken = hit
+                else:
+                    hit &= ~taken  # the first maximum of a region takes the gradient, as in PyTorch
+                    taken |= hit
+                xp.multiply(da[lo:hi], hit, out=dv)  # regions do not overlap: each entry is written once
+
+        split_batch(samples, x.shape[0])
         return dx
+
+    def _backward_blocks(self, x: Array, a: Array, da: Array) -> Array:
+        """The same for sides divisible by k, on the channels-last view (N, H_out, k, W_out, k, C):
+        one comparison finds every maximum, one product routes da to it."""
+        N, C, H, W = x.shape
+        k, H_out, W_out = self.k, H // self.k, W // self.k
+        x6 = x.transpose(0, 2, 3, 1).reshape(N, H_out, k, W_out, k, C)  # a view after a Conv2d
+        dx6 = xp.empty(x6.shape, dtype=da.dtype)
+
+        def samples(lo: int, hi: int) -> None:
+            hit = x6[lo:hi] == a[lo:hi].transpose(0, 2, 3, 1)[:, :, None, :, None, :]
+            taken = None
+            for q in range(k):
+                for r in range(k):
+                    h = hit[:, :, q, :, r, :]
+                    if taken is None:
+                        taken = h.copy()
+                    else:
+                        h &= ~taken  # the first maximum of a region takes the gradient, as in PyTorch
+                        taken |= h
+            xp.multiply(hit, da[lo:hi].transpose(0, 2, 3, 1)[:, :, None, :, None, :], out=dx6[lo:hi])
+
+        split_batch(samples, N)
+        return dx6.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # (N, C, H, W), channels innermost
 
 
 @register
