@@ -260,13 +260,18 @@ def step_gemms(m: int, rng: np.random.Generator) -> list[tuple[str, object, floa
             def fwd(lo, hi, a=a, w=w, z=z, per=per):
                 np.matmul(a[lo * per:hi * per], w.T, out=z[lo * per:hi * per])
 
-            def dW(lo, hi, a=a, d=d, per=per):
-                d[lo * per:hi * per].T @ a[lo * per:hi * per]
+            def dW(lo, hi, a=a, d=d, per=per):  # as tiefnet: (Q R C, F) = cols^T d
+                a[lo * per:hi * per].T @ d[lo * per:hi * per]
 
-            def da(lo, hi, d=d, w=w, per=per):
-                d[lo * per:hi * per] @ w
+            w_offsets = [np.ascontiguousarray(w[:, i::25]) for i in range(25)]  # (F, C) per filter offset
 
-            thunks = [per_samples(fwd, m), per_samples(dW, m), per_samples(da, m)]
+            def da(lo, hi, d=d, per=per, w_offsets=w_offsets):  # as tiefnet: one GEMM per offset
+                for w_qr in w_offsets:
+                    d[lo * per:hi * per] @ w_qr
+
+            # conv1 is the first trainable layer: tiefnet computes its dW as one GEMM, unsplit
+            thunks = [per_samples(fwd, m), (lambda: dW(0, m)) if not dx else per_samples(dW, m),
+                      per_samples(da, m)]
         else:
             g = np.empty((f, k), f32)
             thunks = [lambda a=a, w=w: a @ w.T, lambda a=a, d=d, g=g: np.matmul(d.T, a, out=g),
