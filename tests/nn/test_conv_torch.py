@@ -13,11 +13,12 @@ from helpers import dev, host
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from torch_helpers import close, data, leaf  # noqa: E402
+
 from tiefnet.nn import (  # noqa: E402  (after the importorskip)
     Conv2d, Dense, Flatten, L2Pool2d, LogLikelihood, MaxPool2d, ReLU, Reshape, Sequential, Softmax, Tanh,
 )
 
-RTOL = 1e-5
 
 # (N, C, F, H, W, kernel, P, S)
 CONV_GEOMETRIES = [
@@ -34,23 +35,6 @@ POOL_GEOMETRIES = [(2, 3, 8, 8, 2, 2), (2, 2, 7, 9, 2, 2), (1, 3, 11, 5, 3, 3), 
                    (3, 1, 9, 8, 3, 2), (2, 2, 5, 8, 2, 3)]
 
 
-def close(ours, theirs, rtol=RTOL):
-    """Agreement to rtol relative to the largest entry (scale-free, like gradcheck.relative_error)."""
-    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
-    ours = host(ours)
-    assert ours.shape == theirs.shape
-    scale = max(np.abs(theirs).max(initial=0.0), 1e-30)
-    err = np.abs(ours - theirs).max(initial=0.0) / scale
-    assert err < rtol, f"relative error {err:.3g} >= {rtol}"
-
-
-def leaf(a):
-    """A float64 CPU tensor of ``a`` (a NumPy or device array) that collects autograd's gradient."""
-    return torch.tensor(host(a), dtype=torch.float64, requires_grad=True)
-
-
-def data(shape, seed):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 @pytest.mark.parametrize("N, C, F_, H, W, kernel, P, S", CONV_GEOMETRIES)

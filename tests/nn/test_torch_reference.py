@@ -9,32 +9,16 @@ from helpers import dev, host
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from torch_helpers import RTOL, close, data, leaf  # noqa: E402
+
 from tiefnet.nn import (  # noqa: E402  (after the importorskip)
     L2, CrossEntropy, Dense, Dropout, LogLikelihood, Quadratic, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from tiefnet.optim import SGD, Adam, Momentum  # noqa: E402
 
-RTOL = 1e-5
 SHAPES = [(1, 3, 2), (5, 4, 3), (8, 10, 7)]  # (N, n_in, n_out)
 
 
-def close(ours, theirs, rtol=RTOL):
-    """Agreement to rtol relative to the largest entry (scale-free, like gradcheck.relative_error)."""
-    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
-    ours = host(ours)
-    assert ours.shape == theirs.shape
-    scale = max(np.abs(theirs).max(initial=0.0), 1e-30)
-    err = np.abs(ours - theirs).max(initial=0.0) / scale
-    assert err < rtol, f"relative error {err:.3g} >= {rtol}"
-
-
-def leaf(a):
-    """A float64 CPU tensor of ``a`` (a NumPy or device array) that collects autograd's gradient."""
-    return torch.tensor(host(a), dtype=torch.float64, requires_grad=True)
-
-
-def data(shape, seed):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 # --- layers ------------------------------------------------------------------------------------
