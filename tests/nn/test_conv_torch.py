@@ -13,7 +13,7 @@ from helpers import dev, host
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from torch_helpers import close, data, leaf  # noqa: E402
+from torch_helpers import RTOL, close, data, leaf  # noqa: E402
 
 from tiefnet.nn import (  # noqa: E402  (after the importorskip)
     Conv2d, Dense, Flatten, L2Pool2d, LogLikelihood, MaxPool2d, ReLU, Reshape, Sequential, Softmax, Tanh,
