@@ -385,3 +385,12 @@ def test_activation_backward_needs_a_training_forward(cls):
     layer.forward(dev(np.ones((2, 3))))  # a test-mode pass drops the cache
     with pytest.raises(RuntimeError, match="forward"):
         layer.backward(dev(np.ones((2, 3))))
+
+
+def test_dense_time_distributed_gradcheck(float64):
+    """A Dense layer on (N, T, n_in) is the same layer at every step: a_t = W h_t + b (4.1)."""
+    layer = Dense(4, 3, rng=np.random.default_rng(0))
+    x = dev(np.random.default_rng(1).standard_normal((2, 5, 4)))
+    errors = check_layer(layer, x, dev(np.random.default_rng(2).standard_normal((2, 5, 3))))
+    assert max(errors.values()) < 1e-6, errors
+    assert host(layer.forward(x)).shape == (2, 5, 3)

@@ -19,6 +19,7 @@ class Dense(Layer):
 
     Shapes:
         x: (N, n_in) -> z: (N, n_out); W: (n_out, n_in); b: (n_out,)
+        also x: (N, T, n_in) -> z: (N, T, n_out), the same layer at every time step (chapter 4)
 
     Args:
         n_in, n_out: numbers of inputs and of neurons.
@@ -48,6 +49,13 @@ class Dense(Layer):
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         """delta = dC/dz^l, (N, n_out). Returns dC/da^{l-1}, (N, n_in)."""
         a_prev = self._require_cache("_a_prev")
+        if delta.ndim > 2:  # time-distributed, (N, T, n_out): every step is a row of the batch
+            dx = self.backward_rows(delta.reshape(-1, self.n_out), a_prev.reshape(-1, self.n_in), need_input_grad)
+            return None if dx is None else dx.reshape(*a_prev.shape)
+        return self.backward_rows(delta, a_prev, need_input_grad)
+
+    def backward_rows(self, delta: Array, a_prev: Array, need_input_grad: bool) -> Array | None:
+        """(BP2)-(BP4) for a batch of rows: delta (M, n_out), a_prev (M, n_in)."""
         delta.sum(axis=0, out=self._grad("b"))  # (BP3)
         xp.matmul(delta.T, a_prev, out=self._grad("W"))  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
         if not need_input_grad:
