@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "tiefnet.nn": ["L1", "L2", "Conv2d", "CrossEntropy", "Dense", "Dropout", "Embedding", "Flatten", "L2Pool2d", "Layer",
-                   "LogLikelihood", "Loss", "MaxPool2d", "Quadratic", "ReLU", "Reshape", "Sequential", "Sigmoid",
+                   "LSTM", "LogLikelihood", "Loss", "MaxPool2d", "Quadratic", "RNN", "ReLU", "Reshape", "Sequential", "Sigmoid",
                    "Softmax", "Step", "Tanh"],
     "tiefnet.optim": ["SGD", "Adam", "Momentum", "ReduceOnPlateau"],
     "tiefnet.train": ["History", "evaluate", "fit", "predict"],

@@ -1,0 +1,181 @@
+"""RNN and LSTM (4.1-4.4): BPTT against central differences (float64), state handling, stacking,
+gradient clipping and the error messages."""
+
+from functools import partial
+
+import numpy as np
+import pytest
+from helpers import dev, host
+
+from tiefnet.errors import ConfigError, ShapeError
+from tiefnet.gradcheck import check_layer, numerical_gradient, relative_error
+from tiefnet.nn import Dense, Sequential
+from tiefnet.nn.layer import layer_from_config, layer_to_config
+from tiefnet.nn.recurrent import LSTM, RNN, clip_gradients
+
+TOL = 1e-6
+N, T, D, H = 2, 4, 3, 5
+
+
+def data(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def make(cls, seed=0, **kwargs):
+    layer = cls(D, H, rng=np.random.default_rng(seed), **kwargs)
+    layer.params["b"][...] = dev(0.5 * data(layer.params["b"].shape, seed + 1))  # non-zero biases
+    return layer
+
+
+def initial_state(cls, seed=5):
+    names = 1 if cls is RNN else 2
+    return tuple(dev(data((N, H), seed + k)) for k in range(names))
+
+
+def assert_ok(errors, names):
+    assert set(errors) == set(names), errors
+    bad = {name: err for name, err in errors.items() if not err < TOL}
+    assert not bad, f"relative errors above {TOL}: {bad}"
+
+
+# --- finite differences ---------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_gradcheck(float64, cls, return_sequences, with_state):
+    layer = make(cls, return_sequences=return_sequences)
+    if with_state:
+        layer.forward = partial(layer.forward, state=initial_state(cls))
+    x = dev(data((N, T, D), 3))
+    out_shape = (N, T, H) if return_sequences else (N, H)
+    assert_ok(check_layer(layer, x, dev(data(out_shape, 4))), ["x", "W", "U", "b"])
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_gradient_of_initial_state(float64, cls):
+    layer = make(cls)
+    state = initial_state(cls)
+    x, upstream = dev(data((N, T, D), 3)), dev(data((N, T, H), 4))
+    layer.forward(x, train=True, state=state)
+    layer.backward(upstream)
+    for k, s in enumerate(state):
+        numeric = numerical_gradient(lambda: layer.forward(x, train=True, state=state), s, upstream)
+        assert relative_error(layer.dstate[k], numeric) < TOL
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_stacked_gradcheck(float64, cls):
+    rng = np.random.default_rng(1)
+    model = Sequential(cls(3, 5, rng=rng), cls(5, 4, rng=rng, return_sequences=False), Dense(4, 2, rng=rng))
+    x = dev(data((N, T, 3), 2))
+    assert_ok(check_layer(model, x, dev(data((N, 2), 3))),
+              ["x", "0.W", "0.U", "0.b", "1.W", "1.U", "1.b", "2.W", "2.b"])
+
+
+def test_stacked_lstm_gradcheck(float64):
+    model = Sequential(LSTM(3, 5, rng=np.random.default_rng(0)), LSTM(5, 4, rng=np.random.default_rng(1)))
+    x = dev(data((N, T, 3), 2))
+    assert_ok(check_layer(model, x, dev(data((N, T, 4), 3))), ["x", "0.W", "0.U", "0.b", "1.W", "1.U", "1.b"])
+
+
+# --- state ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_stateful_carries_state_across_blocks(float64, cls):
+    x = dev(data((N, 2 * T, D), 3))
+    whole = make(cls).forward(x)
+    layer = make(cls, stateful=True)
+    first, second = layer.forward(x[:, :T]), layer.forward(x[:, T:])
+    np.testing.assert_allclose(host(first), host(whole[:, :T]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(second), host(whole[:, T:]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(layer.state[0]), host(whole[:, -1]), rtol=1e-12, atol=1e-12)
+    layer.reset_state()
+    assert layer.state is None
+    np.testing.assert_allclose(host(layer.forward(x[:, T:])), host(make(cls).forward(x[:, T:])), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_stateless_starts_from_zeros_every_call(float64, cls):
+    layer = make(cls)
+    x = dev(data((N, T, D), 3))
+    a = host(layer.forward(x)).copy()
+    assert len(layer.state) == (1 if cls is RNN else 2) and layer.state[0].shape == (N, H)
+    np.testing.assert_array_equal(host(layer.forward(x)), a)
+    zeros = tuple(dev(np.zeros((N, H))) for _ in layer.state)
+    np.testing.assert_array_equal(host(layer.forward(x, state=zeros)), a)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_truncated_bptt_blocks_gradients(float64, cls):
+    """Backward of the second block leaves the first block's gradients out: dstate is reported,
+    but nothing flows into the previous call."""
+    layer = make(cls, stateful=True)
+    x = dev(data((N, 2 * T, D), 3))
+    layer.forward(x[:, :T], train=True)
+    carried = layer.state
+    layer.forward(x[:, T:], train=True)
+    dx = layer.backward(dev(data((N, T, H), 4)))
+    assert dx.shape == (N, T, D)
+    fresh = make(cls)
+    fresh.forward(x[:, T:], train=True, state=carried)
+    np.testing.assert_allclose(host(fresh.backward(dev(data((N, T, H), 4)))), host(dx), rtol=1e-12)
+
+
+# --- clipping -------------------------------------------------------------------------------
+def test_clip_gradients_scales_to_max_norm(float64):
+    model = Sequential(LSTM(3, 5, rng=np.random.default_rng(0)), RNN(5, 4, rng=np.random.default_rng(1)))
+    model.forward(dev(data((N, T, 3), 2)), train=True)
+    model.backward(dev(100 * data((N, T, 4), 3)))
+    before = {k: host(g).copy() for k, g in model.grads.items()}
+    norm = np.sqrt(sum((g ** 2).sum() for g in before.values()))
+    assert clip_gradients(model, 1.0) == pytest.approx(norm)
+    after = np.sqrt(sum((host(g) ** 2).sum() for g in model.grads.values()))
+    assert after == pytest.approx(1.0)
+    for k, g in model.grads.items():
+        np.testing.assert_allclose(host(g), before[k] / norm)
+    assert clip_gradients(list(model.param_layers()), 10.0) == pytest.approx(1.0)  # below: untouched
+    for k, g in model.grads.items():
+        np.testing.assert_allclose(host(g), before[k] / norm)
+    with pytest.raises(ConfigError, match="max_norm"):
+        clip_gradients(model, 0.0)
+
+
+# --- errors and config ----------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_shape_errors_name_the_layer(cls):
+    layer = cls(D, H, rng=np.random.default_rng(0))
+    for bad in [(N, D), (N, T, D + 1), (N, 0, D)]:
+        with pytest.raises(ShapeError, match=cls.__name__):
+            layer.forward(dev(np.zeros(bad, dtype=np.float32)))
+    with pytest.raises(ShapeError, match=rf"{cls.__name__}.*state"):
+        layer.forward(dev(np.zeros((N, T, D), dtype=np.float32)),
+                      state=tuple(dev(np.zeros((N + 1, H), dtype=np.float32)) for _ in cls.state_names))
+    layer.forward(dev(np.zeros((N, T, D), dtype=np.float32)), train=True)
+    with pytest.raises(ShapeError, match=cls.__name__):
+        layer.backward(dev(np.zeros((N, H), dtype=np.float32)))
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_backward_without_training_forward_raises(cls):
+    layer = cls(D, H, rng=np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match=cls.__name__):
+        layer.backward(dev(np.zeros((N, T, H), dtype=np.float32)))
+    layer.forward(dev(np.zeros((N, T, D), dtype=np.float32)))  # test mode: no cache
+    with pytest.raises(RuntimeError, match="forward"):
+        layer.backward(dev(np.zeros((N, T, H), dtype=np.float32)))
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_config_round_trip_and_validation(cls):
+    layer = cls(D, H, rng=np.random.default_rng(0), return_sequences=False, stateful=True)
+    again = layer_from_config(layer_to_config(layer))
+    assert type(again) is cls and again.to_config() == layer.to_config()
+    assert layer.params["W"].shape == (cls.gates * H, H) and layer.params["U"].shape == (cls.gates * H, D)
+    with pytest.raises(ConfigError, match=cls.__name__):
+        cls(0, H)
+
+
+def test_lstm_forget_bias_and_gate_order():
+    layer = LSTM(D, H, rng=np.random.default_rng(0), forget_bias=2.0)
+    b = host(layer.params["b"])
+    np.testing.assert_array_equal(b[:H], 2.0)  # blocks f, i, o, g: b_f first
+    np.testing.assert_array_equal(b[H:], 0.0)
