@@ -1,0 +1,99 @@
+"""Speed of one LSTM training step, tiefnet against torch.nn.LSTM, in one run (issue 4).
+
+The character model of chapter 4: ids (batch 32, T = 100) -> Embedding(65, 65) -> LSTM(65, 256)
+-> a Dense(256, 65) at every step -> softmax + log-likelihood; one step = forward, backward
+(BPTT over the 100 steps) and an Adam update. Timed on random ids, best of several steps,
+tiefnet and PyTorch interleaved, at 1 and 2 threads.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed_lstm.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+V, H, T, N = 65, 256, 100, 32
+
+
+def tiefnet_step(threads: int, seed: int = 0):
+    import tiefnet as tn
+    from tiefnet.backend import thread_limit
+
+    rng = np.random.default_rng(seed)
+    net = tn.Sequential(tn.Embedding(V, V, rng=rng), tn.LSTM(V, H, rng=rng), tn.Dense(H, V, rng=rng), tn.Softmax())
+    loss, opt = tn.LogLikelihood(), tn.Adam(2e-3).bind(net, 1)
+    x = rng.integers(0, V, (N, T))
+    y = np.eye(V, dtype=np.float32)[rng.integers(0, V, (N, T))]
+
+    def step() -> float:
+        with thread_limit(threads):
+            start = time.perf_counter()
+            net.forward(x, True)
+            net.backward_from(loss, y)
+            opt.step()
+            return time.perf_counter() - start
+
+    return step
+
+
+def torch_step(threads: int, seed: int = 0):
+    import torch
+
+    torch.manual_seed(seed)
+    embed, lstm, out = torch.nn.Embedding(V, V), torch.nn.LSTM(V, H, batch_first=True), torch.nn.Linear(H, V)
+    params = [*embed.parameters(), *lstm.parameters(), *out.parameters()]
+    opt = torch.optim.Adam(params, lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randint(0, V, (N, T), generator=g), torch.randint(0, V, (N, T), generator=g)
+
+    def step() -> float:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            start = time.perf_counter()
+            opt.zero_grad()
+            h, _ = lstm(embed(x))
+            torch.nn.functional.cross_entropy(out(h).reshape(-1, V), y.reshape(-1)).backward()
+            opt.step()
+            return time.perf_counter() - start
+        finally:
+            torch.set_num_threads(previous)
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per framework and thread count")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--json", default=None, help="write the results to this file")
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_info
+
+    kernel = [i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    results = {"shape": {"V": V, "H": H, "T": T, "N": N}, "openblas_kernel": kernel, "rows": []}
+    print(f"LSTM step, vocabulary {V}, hidden {H}, T {T}, batch {N}; OpenBLAS kernel {kernel}")
+    for threads in (int(t) for t in args.threads.split(",")):
+        ours, theirs = tiefnet_step(threads), torch_step(threads)
+        for _ in range(2):  # warm-up
+            ours(), theirs()
+        times_ours, times_theirs = [], []
+        for _ in range(args.steps):
+            times_ours.append(ours())
+            times_theirs.append(theirs())
+        best_ours, best_theirs = min(times_ours), min(times_theirs)
+        row = {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
+               "ratio": best_ours / best_theirs}
+        results["rows"].append(row)
+        print(f"threads {threads}: tiefnet {row['tiefnet_ms']:.1f} ms, torch {row['torch_ms']:.1f} ms, "
+              f"ratio {row['ratio']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
