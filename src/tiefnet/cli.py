@@ -186,6 +186,59 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _add_charrnn(sub) -> None:
+    from tiefnet.text.charrnn import Config
+
+    p = sub.add_parser("charrnn", help="character-level language model: train an LSTM/RNN on a text, sample from it "
+                                       "(lecture 4.1-4.4)",
+                       description="Train a character-level RNN or LSTM with truncated BPTT, or sample text from one.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    train = actions.add_parser("train", help="train on a text file (default: the shipped tiny-shakespeare)",
+                               description="Train a char-rnn; writes config.json, metrics.jsonl (validation_loss in "
+                                           "nats per character), model.npz/.json, summary.json, loss.png, samples.txt.")
+    train.add_argument("text", nargs="?", default="", help="a UTF-8 text file (default: tiny-shakespeare)")
+    for f in fields(Config):
+        if f.name == "text":
+            continue
+        train.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                           help=f"{f.metadata.get('help', '')} (default: {f.default!r})", metavar=f.name.upper())
+    train.add_argument("--out", type=Path, default=None, help="run folder (default runs/charrnn-TIMESTAMP)")
+    train.add_argument("--no-progress", action="store_true", help="no progress lines")
+    train.set_defaults(handler=_cmd_charrnn_train)
+    smp = actions.add_parser("sample", help="write text with a trained model",
+                             description="Prime a trained char-rnn with --prime, then sample one character at a "
+                                         "time from softmax(z / temperature).")
+    smp.add_argument("--model", type=Path, required=True, help="a charrnn run folder (model.npz + model.json)")
+    smp.add_argument("--prime", default="", help="text to start from (default: a random character)")
+    smp.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1.0)")
+    smp.add_argument("--length", type=int, default=300, help="characters to sample after the prime (default 300)")
+    smp.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    smp.set_defaults(handler=_cmd_charrnn_sample)
+    p.set_defaults(handler=lambda args: p.print_help() or EXIT_USAGE)
+
+
+def _cmd_charrnn_train(args) -> int:
+    from tiefnet.text.charrnn import Config, run
+
+    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    out = args.out or _default_out("charrnn")
+    summary = run(config, out, progress=not args.no_progress)
+    print(f"validation loss {summary['final_validation_loss']:.3f} nats/char "
+          f"({summary['final_validation_bpc']:.3f} bits/char), {summary['chars_per_second']:,.0f} chars/s; "
+          f"results in {out}")
+    return 0
+
+
+def _cmd_charrnn_sample(args) -> int:
+    import numpy
+
+    from tiefnet.text.charrnn import load_sampler, sample
+
+    model, vocab = load_sampler(args.model)
+    print(sample(model, vocab, args.prime, args.length, args.temperature, numpy.random.default_rng(args.seed)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tiefnet import __version__
 
@@ -196,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_ensemble(sub)
     _add_experiment(sub)
+    _add_charrnn(sub)
     return parser
 
 

@@ -24,6 +24,8 @@ KEYS = {
     "dropout": ["runs", "test_accuracy_gain"],
     "expansion": ["runs", "test_accuracy_gain_same_steps"],
     "conv_features": ["network", "test_accuracy", "digit", "filters", "feature_map_shapes", "filter_change_std"],
+    "hallo": ["probabilities", "continuation", "steps", "final_loss"],
+    "vanishing_gradients": ["runs", "distance_from_end", "lstm_over_rnn_far_end"],
 }
 
 

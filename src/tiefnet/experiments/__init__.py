@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 
 _NAMES = ["perceptron", "slow_learning", "overfitting", "full_data", "l1_vs_l2", "init", "dropout", "expansion",
-          "conv_features"]
+          "conv_features", "hallo", "vanishing_gradients"]
 
 
 def _load() -> dict:
