@@ -144,7 +144,10 @@ def sample(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 
     rng = numpy.random.default_rng() if rng is None else rng
     if not prime:  # nothing to condition on: start from a random character of the vocabulary
         prime = vocab.chars[int(rng.integers(len(vocab)))]
-    ids = vocab.encode(prime)
+    # Training carries the state from block to block, so it rarely sees a zero state meet a
+    # capital letter: start as at a line break of the text (if the vocabulary has one).
+    context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
+    ids = vocab.encode(context)
     reset_state(model)  # batch size 1, a new sequence
     p = model.forward(xp.asarray(ids[None, :]), train=False)[-1]  # (V,): after the last prime character
     out = []
