@@ -5,8 +5,9 @@ state h has H entries. Rows are samples, so the lecture's W h^{t-1} + U x^t is o
 ``h_prev @ W.T + x_t @ U.T`` (W stored (H, H), U stored (H, D), as in Dense).
 
 The input projection U x^t + b does not depend on h, so forward computes it for all t in one GEMM
-(N T, D) @ (D, H); backward likewise sums dC/dU and dC/dW over t in one GEMM each. Only the
-recursion over h (and c) loops over t.
+(T N, D) @ (D, H); backward likewise sums dC/dU and dC/dW over t in one GEMM each. Only the
+recursion over h (and c) loops over t. Inside a layer the buffers are time-major, (T, N, .), so
+that each step reads and writes contiguous (N, .) blocks; inputs and outputs are (N, T, .).
 
 Stacking (4.3): ``Sequential(LSTM(3, 5), LSTM(5, 4))`` is a deep LSTM; its backward is BPTT
 applied to layer L, then to L-1, ... as in the lecture.
@@ -74,38 +75,44 @@ class _Recurrent(Layer):
         return state
 
     def _project_input(self, x: Array) -> Array:
-        """U x^t + b for all t at once: one GEMM (N T, D) @ (D, G). Returns (N, T, G)."""
+        """U x^t + b for all t at once: one GEMM (T N, D) @ (D, G). Returns (T, N, G).
+
+        Inside the layer the steps are the first axis (time-major), so that the h^t, c^t, gates
+        of one step are contiguous blocks; inputs and outputs stay (N, T, .).
+        """
         N, T, D = x.shape
-        zx = x.reshape(N * T, D) @ self.params["U"].T  # (N T, G)
+        x_tm = xp.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * N, D)  # (T N, D)
+        self._x_tm = x_tm  # for dC/dU
+        zx = x_tm @ self.params["U"].T  # (T N, G)
         zx += self.params["b"]
-        return zx.reshape(N, T, -1)  # (N, T, G)
+        return zx.reshape(T, N, -1)  # (T, N, G)
 
     def _full_upstream(self, grad: Array, N: int, T: int) -> Array:
-        """dC/dh^t for every t, (N, T, H): zeros before T when only h^T was returned."""
+        """dC/dh^t for every t, time-major (T, N, H): zeros before T when only h^T was returned."""
         expected = (N, T, self.H) if self.return_sequences else (N, self.H)
         if grad.shape != expected:
             raise ShapeError(f"{self.describe()}: backward expects dC/d(output) of shape {expected}, "
                              f"got {tuple(grad.shape)}")
         if self.return_sequences:
-            return grad
-        full = xp.zeros((N, T, self.H), dtype=grad.dtype)
-        full[:, -1] = grad  # only the last output feeds the cost
+            return xp.ascontiguousarray(grad.transpose(1, 0, 2))
+        full = xp.zeros((T, N, self.H), dtype=grad.dtype)
+        full[-1] = grad  # only the last output feeds the cost
         return full
 
     def _param_grads(self, delta: Array, h_prev: Array, need_input_grad: bool) -> Array | None:
-        """From delta (N, T, G) = dC/dz^t: the sums over t as GEMMs; returns dC/dx (N, T, D)."""
-        x = self._x
-        N, T, D = x.shape
-        delta2 = delta.reshape(N * T, -1)  # (N T, G)
-        delta2.sum(axis=0, out=self._grad("b"))  # dC/db = sum_t delta^t
-        xp.matmul(delta2.T, h_prev.reshape(N * T, self.H), out=self._grad("W"))  # sum_t delta^t (h^{t-1})^T
-        xp.matmul(delta2.T, x.reshape(N * T, D), out=self._grad("U"))  # sum_t delta^t (x^t)^T
+        """From delta (T, N, G) = dC/dz^t: the sums over t as GEMMs; returns dC/dx (N, T, D)."""
+        N, T, D = self._require_cache("_x").shape
+        delta2 = delta.reshape(T * N, -1)  # (T N, G)
+        xp.matmul(xp.ones(T * N, dtype=delta.dtype), delta2, out=self._grad("b"))  # dC/db = sum_t delta^t
+        xp.matmul(delta2.T, h_prev.reshape(T * N, self.H), out=self._grad("W"))  # sum_t delta^t (h^{t-1})^T
+        xp.matmul(delta2.T, self._x_tm, out=self._grad("U"))  # sum_t delta^t (x^t)^T
         if not need_input_grad:
             return None
-        return (delta2 @ self.params["U"]).reshape(N, T, D)  # dC/dx^t = U^T delta^t
+        return (delta2 @ self.params["U"]).reshape(T, N, D).transpose(1, 0, 2)  # dC/dx^t = U^T delta^t
 
     def _output(self, h: Array) -> Array:
-        out = h if self.return_sequences else h[:, -1]  # (N, T, H) or (N, H)
+        """h (T, N, H), time-major -> the layer's output (N, T, H) (a view), or h^T (N, H)."""
+        out = h.transpose(1, 0, 2) if self.return_sequences else h[-1]
         self.output = out
         return out
 
@@ -144,7 +151,7 @@ class RNN(_Recurrent):
     def __init__(self, D: int, H: int, rng: numpy.random.Generator | None = None, init: str = "scaled",
                  return_sequences: bool = True, stateful: bool = False):
         super().__init__(D, H, rng, init, return_sequences, stateful)
-        self._h: Array | None = None  # h^0 ... h^T, (N, T+1, H): for tanh' and dC/dW
+        self._h: Array | None = None  # h^0 ... h^T, time-major (T+1, N, H): for tanh' and dC/dW
 
     def forward(self, x: Array, train: bool = False, state: Array | None = None) -> Array:
         """x (N, T, D); ``state`` = h^0 (N, H), default zeros (or the carried state)."""
@@ -152,29 +159,29 @@ class RNN(_Recurrent):
         (h0,) = self._initial_state(x, state)
         N, T, _ = x.shape
         W = self.params["W"]
-        z = self._project_input(x)  # (N, T, H): U x^t + b
-        h = xp.empty((N, T + 1, self.H), dtype=z.dtype)  # h[:, t] is h^t
-        h[:, 0] = h0
+        z = self._project_input(x)  # (T, N, H): U x^t + b
+        h = xp.empty((T + 1, N, self.H), dtype=z.dtype)  # h[t] is h^t (time-major)
+        h[0] = h0
         for t in range(T):
-            h[:, t + 1] = xp.tanh(z[:, t] + h[:, t] @ W.T)  # h^t = tanh(W h^{t-1} + U x^t + b)
-        self.state = (h[:, T].copy(),)
+            h[t + 1] = xp.tanh(z[t] + h[t] @ W.T)  # h^t = tanh(W h^{t-1} + U x^t + b)
+        self.state = (h[T].copy(),)
         self._x, self._h = (x, h) if train else (None, None)
-        return self._output(h[:, 1:])
+        return self._output(h[1:])
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
         """grad = dC/d(output). Returns dC/dx (N, T, D); dC/dh^0 goes to ``self.dstate``."""
         h = self._require_cache("_h")
-        N, T = h.shape[0], h.shape[1] - 1
-        dh_out = self._full_upstream(grad, N, T)  # (N, T, H)
+        T, N = h.shape[0] - 1, h.shape[1]
+        dh_out = self._full_upstream(grad, N, T)  # (T, N, H)
         W = self.params["W"]
-        delta = xp.empty((N, T, self.H), dtype=h.dtype)  # dC/dz^t
+        delta = xp.empty((T, N, self.H), dtype=h.dtype)  # dC/dz^t
         dh_next = xp.zeros((N, self.H), dtype=h.dtype)  # W^T delta^{t+1}, 0 at t = T
         for t in range(T - 1, -1, -1):
-            dh = dh_out[:, t] + dh_next  # dC/dh^t (4.2)
-            delta[:, t] = dh * (1 - h[:, t + 1] ** 2)  # tanh' = 1 - tanh^2
-            dh_next = delta[:, t] @ W  # the W^T delta^t part of dC/dh^{t-1}
+            dh = dh_out[t] + dh_next  # dC/dh^t (4.2)
+            delta[t] = dh * (1 - h[t + 1] ** 2)  # tanh' = 1 - tanh^2
+            dh_next = delta[t] @ W  # the W^T delta^t part of dC/dh^{t-1}
         self.dstate = (dh_next,)
-        return self._param_grads(delta, h[:, :-1], need_input_grad)
+        return self._param_grads(delta, h[:-1], need_input_grad)
 
 
 @register
@@ -216,10 +223,10 @@ class LSTM(_Recurrent):
         super().__init__(D, H, rng, init, return_sequences, stateful)
         self.forget_bias = float(forget_bias)
         self.params["b"][: self.H] = self.forget_bias  # b_f
-        self._h: Array | None = None  # h^0 ... h^T (N, T+1, H): for dC/dW and the h of o
-        self._c: Array | None = None  # c^0 ... c^T (N, T+1, H): for dC/df
-        self._gates: Array | None = None  # [f, i, o, g] per t, (N, T, 4H): for sigma' and tanh'
-        self._tanh_c: Array | None = None  # tanh(c^t), (N, T, H)
+        self._h: Array | None = None  # h^0 ... h^T, time-major (T+1, N, H): for dC/dW and the h of o
+        self._c: Array | None = None  # c^0 ... c^T, (T+1, N, H): for dC/df
+        self._gates: Array | None = None  # [f, i, o, g] per t, (T, N, 4H): for sigma' and tanh'
+        self._tanh_c: Array | None = None  # tanh(c^t), (T, N, H)
 
     def forward(self, x: Array, train: bool = False, state=None) -> Array:
         """x (N, T, D); ``state`` = (h^0, c^0), each (N, H), default zeros (or the carried state)."""
@@ -227,49 +234,49 @@ class LSTM(_Recurrent):
         h0, c0 = self._initial_state(x, state)
         N, T, _ = x.shape
         H, W = self.H, self.params["W"]
-        z = self._project_input(x)  # (N, T, 4H): U x^t + b
-        h = xp.empty((N, T + 1, H), dtype=z.dtype)
-        c = xp.empty((N, T + 1, H), dtype=z.dtype)
-        gates = xp.empty((N, T, 4 * H), dtype=z.dtype)
-        tanh_c = xp.empty((N, T, H), dtype=z.dtype)
-        h[:, 0], c[:, 0] = h0, c0
+        z = self._project_input(x)  # (T, N, 4H): U x^t + b
+        h = xp.empty((T + 1, N, H), dtype=z.dtype)
+        c = xp.empty((T + 1, N, H), dtype=z.dtype)
+        gates = xp.empty((T, N, 4 * H), dtype=z.dtype)
+        tanh_c = xp.empty((T, N, H), dtype=z.dtype)
+        h[0], c[0] = h0, c0
         for t in range(T):
-            z_t = z[:, t] + h[:, t] @ W.T  # (N, 4H): W h^{t-1} + U x^t + b
-            gates[:, t, : 3 * H] = sigmoid(z_t[:, : 3 * H])  # f, i, o
-            gates[:, t, 3 * H:] = xp.tanh(z_t[:, 3 * H:])  # g
-            f, i, o, g = (gates[:, t, k * H:(k + 1) * H] for k in range(4))
-            c[:, t + 1] = f * c[:, t] + i * g  # c^t = f^t c^{t-1} + i^t g^t
-            tanh_c[:, t] = xp.tanh(c[:, t + 1])
-            h[:, t + 1] = o * tanh_c[:, t]  # h^t = o^t tanh(c^t)
-        self.state = (h[:, T].copy(), c[:, T].copy())
+            z_t = z[t] + h[t] @ W.T  # (N, 4H): W h^{t-1} + U x^t + b
+            gates[t, :, : 3 * H] = sigmoid(z_t[:, : 3 * H])  # f, i, o
+            gates[t, :, 3 * H:] = xp.tanh(z_t[:, 3 * H:])  # g
+            f, i, o, g = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
+            c[t + 1] = f * c[t] + i * g  # c^t = f^t c^{t-1} + i^t g^t
+            tanh_c[t] = xp.tanh(c[t + 1])
+            h[t + 1] = o * tanh_c[t]  # h^t = o^t tanh(c^t)
+        self.state = (h[T].copy(), c[T].copy())
         if train:
             self._x, self._h, self._c, self._gates, self._tanh_c = x, h, c, gates, tanh_c
         else:
             self._x = self._h = self._c = self._gates = self._tanh_c = None
-        return self._output(h[:, 1:])
+        return self._output(h[1:])
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
         """grad = dC/d(output). Returns dC/dx (N, T, D); (dC/dh^0, dC/dc^0) go to ``self.dstate``."""
         h = self._require_cache("_h")
         c, gates, tanh_c = self._c, self._gates, self._tanh_c
-        N, T = h.shape[0], h.shape[1] - 1
+        T, N = h.shape[0] - 1, h.shape[1]
         H, W = self.H, self.params["W"]
-        dh_out = self._full_upstream(grad, N, T)  # (N, T, H)
-        delta = xp.empty((N, T, 4 * H), dtype=h.dtype)  # dC/dz^t, blocks f, i, o, g
+        dh_out = self._full_upstream(grad, N, T)  # (T, N, H)
+        delta = xp.empty((T, N, 4 * H), dtype=h.dtype)  # dC/dz^t, blocks f, i, o, g
         dh_next = xp.zeros((N, H), dtype=h.dtype)  # W^T delta^{t+1}
         dc_next = xp.zeros((N, H), dtype=h.dtype)  # dC/dc^{t+1} * f^{t+1}
         for t in range(T - 1, -1, -1):
-            f, i, o, g = (gates[:, t, k * H:(k + 1) * H] for k in range(4))
-            dh = dh_out[:, t] + dh_next  # dC/dh^t
-            dc = dc_next + dh * o * (1 - tanh_c[:, t] ** 2)  # dC/dc^t (4.4)
-            delta[:, t, :H] = dc * c[:, t] * f * (1 - f)  # forget: dC/df^t sigma'
-            delta[:, t, H:2 * H] = dc * g * i * (1 - i)  # input: dC/di^t sigma'
-            delta[:, t, 2 * H:3 * H] = dh * tanh_c[:, t] * o * (1 - o)  # output: dC/do^t sigma'
-            delta[:, t, 3 * H:] = dc * i * (1 - g ** 2)  # content: dC/dg^t tanh'
+            f, i, o, g = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
+            dh = dh_out[t] + dh_next  # dC/dh^t
+            dc = dc_next + dh * o * (1 - tanh_c[t] ** 2)  # dC/dc^t (4.4)
+            delta[t, :, :H] = dc * c[t] * f * (1 - f)  # forget: dC/df^t sigma'
+            delta[t, :, H:2 * H] = dc * g * i * (1 - i)  # input: dC/di^t sigma'
+            delta[t, :, 2 * H:3 * H] = dh * tanh_c[t] * o * (1 - o)  # output: dC/do^t sigma'
+            delta[t, :, 3 * H:] = dc * i * (1 - g ** 2)  # content: dC/dg^t tanh'
             dc_next = dc * f  # the lecture's dC/dc^{t-1} via c^t = f^t c^{t-1} + ...
-            dh_next = delta[:, t] @ W  # W^T delta^t
+            dh_next = delta[t] @ W  # W^T delta^t
         self.dstate = (dh_next, dc_next)
-        return self._param_grads(delta, h[:, :-1], need_input_grad)
+        return self._param_grads(delta, h[:-1], need_input_grad)
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "forget_bias": self.forget_bias}
