@@ -66,7 +66,7 @@ from tiefnet.backend import thread_limit  # noqa: E402
 from tiefnet.data import load_mnist  # noqa: E402
 from tiefnet.train import as_data  # noqa: E402
 
-from speed_mnist import QUIET, OutsideLoad, _ok, _settle, environment, quiet_check  # noqa: E402
+from speed_mnist import QUIET, OutsideLoad, _ok, _settle, announce_environment, quiet_check  # noqa: E402
 
 TARGET = 1.0  # tiefnet/PyTorch epoch time, at every thread count
 ETA, BATCH = 0.03, 64
@@ -552,15 +552,7 @@ def _save_partial(path: Path | None, results: dict) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     QUIET.update(threshold=args.quiet_threshold, max_wait=args.max_wait, waited=0.0)
-    env = environment()
-    coretype = env["openblas_env"]["OPENBLAS_CORETYPE"]
-    if coretype:
-        print(f"WARNING: OPENBLAS_CORETYPE={coretype} is set: numpy runs the {env['numpy_openblas_kernel']} "
-              "OpenBLAS kernel, whose small float32 GEMMs are ~3x slower than the auto-detected one.\n"
-              f"         For the published numbers run:  {RECOMMENDED}", file=sys.stderr, flush=True)
-    print(f"{env['cpu']}, {env['usable_cpus']} cores; numpy {env['versions']['numpy']} OpenBLAS kernel "
-          f"{env['numpy_openblas_kernel']}; OpenBLAS vars {env['openblas_env']}; torch {env['versions']['torch']} "
-          f"(BLAS {env['torch_blas']})", flush=True)
+    env = announce_environment(RECOMMENDED)
 
     splits = load_mnist()
     n = args.n_train

@@ -476,18 +476,25 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    QUIET.update(threshold=args.quiet_threshold, max_wait=args.max_wait, waited=0.0)
+def announce_environment(recommended: str) -> dict:
+    """Print the machine, NumPy's OpenBLAS kernel and torch's BLAS; warn when OPENBLAS_CORETYPE
+    forces an old kernel. Returns :func:`environment`'s record."""
     env = environment()
     coretype = env["openblas_env"]["OPENBLAS_CORETYPE"]
     if coretype:
         print(f"WARNING: OPENBLAS_CORETYPE={coretype} is set: numpy runs the {env['numpy_openblas_kernel']} "
               "OpenBLAS kernel, whose small float32 GEMMs are ~3x slower than the auto-detected one.\n"
-              f"         For the published numbers run:  {RECOMMENDED}", file=sys.stderr, flush=True)
+              f"         For the published numbers run:  {recommended}", file=sys.stderr, flush=True)
     print(f"{env['cpu']}, {env['usable_cpus']} cores; numpy {env['versions']['numpy']} OpenBLAS kernel "
           f"{env['numpy_openblas_kernel']}; OpenBLAS vars {env['openblas_env']}; torch {env['versions']['torch']} "
           f"(BLAS {env['torch_blas']})", flush=True)
+    return env
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    QUIET.update(threshold=args.quiet_threshold, max_wait=args.max_wait, waited=0.0)
+    env = announce_environment(RECOMMENDED)
 
     splits = load_mnist()
     n = args.n_train
