@@ -157,20 +157,15 @@ def test_whole_network_gradient(float64, name, N):
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_mnist_sized_network_gradient_on_sampled_entries(float64):
-    """784-30-10 (the lecture's net), cross-entropy: 40 random entries of each array by central
-    differences (the full quotient would need 2 x 23,860 forward passes)."""
-    model = Sequential(Dense(784, 30, rng=np.random.default_rng(0)), Sigmoid(),
-                       Dense(30, 10, rng=np.random.default_rng(1)), Sigmoid())
-    rng = np.random.default_rng(2)
-    x, y = dev(rng.random((5, 784))), dev(np.eye(10)[rng.integers(0, 10, 5)])
-    loss = CrossEntropy()
+
+def assert_sampled_gradients(model, loss, x, y, rng, count, h=1e-6):
+    """backward_from's gradient against central differences of C on ``count`` random entries of
+    each parameter array (the full quotient would need two forward passes per entry)."""
     model.forward(x, train=True)
     model.backward_from(loss, y)
-    h = 1e-6
     for name, p in model.params.items():
         flat, grad = p.reshape(-1), host(model.grads[name]).reshape(-1)  # flat: a view of p
-        picks = rng.choice(flat.size, size=min(40, flat.size), replace=False)
+        picks = rng.choice(flat.size, size=min(count, flat.size), replace=False)
         numeric = np.empty(len(picks))
         for i, j in enumerate(picks.tolist()):
             old = float(flat[j])  # a number: CuPy's flat[j] is a 0-d view that the writes below would change
@@ -181,6 +176,16 @@ def test_mnist_sized_network_gradient_on_sampled_entries(float64):
             flat[j] = old
             numeric[i] = (plus - minus) / (2 * h)
         assert relative_error(grad[picks], numeric) < 1e-6, name
+
+def test_mnist_sized_network_gradient_on_sampled_entries(float64):
+    """784-30-10 (the lecture's net), cross-entropy: 40 random entries of each array by central
+    differences (the full quotient would need 2 x 23,860 forward passes)."""
+    model = Sequential(Dense(784, 30, rng=np.random.default_rng(0)), Sigmoid(),
+                       Dense(30, 10, rng=np.random.default_rng(1)), Sigmoid())
+    rng = np.random.default_rng(2)
+    x, y = dev(rng.random((5, 784))), dev(np.eye(10)[rng.integers(0, 10, 5)])
+    loss = CrossEntropy()
+    assert_sampled_gradients(model, loss, x, y, rng, count=40)
 
 
 def test_small_cnn_gradient_on_sampled_entries(float64):
@@ -193,19 +198,4 @@ def test_small_cnn_gradient_on_sampled_entries(float64):
     rng = np.random.default_rng(3)
     x, y = dev(rng.standard_normal((4, 64))), dev(np.eye(5)[rng.integers(0, 5, 4)])
     loss = LogLikelihood()
-    model.forward(x, train=True)
-    model.backward_from(loss, y)
-    h = 1e-6
-    for name, p in model.params.items():
-        flat, grad = p.reshape(-1), host(model.grads[name]).reshape(-1)  # flat: a view of p
-        picks = rng.choice(flat.size, size=min(20, flat.size), replace=False)
-        numeric = np.empty(len(picks))
-        for i, j in enumerate(picks.tolist()):
-            old = float(flat[j])
-            flat[j] = old + h
-            plus = loss.cost(model.forward(x), y)
-            flat[j] = old - h
-            minus = loss.cost(model.forward(x), y)
-            flat[j] = old
-            numeric[i] = (plus - minus) / (2 * h)
-        assert relative_error(grad[picks], numeric) < 1e-6, name
+    assert_sampled_gradients(model, loss, x, y, rng, count=20)
