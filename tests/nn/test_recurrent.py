@@ -179,3 +179,31 @@ def test_lstm_forget_bias_and_gate_order():
     b = host(layer.params["b"])
     np.testing.assert_array_equal(b[:H], 2.0)  # blocks f, i, o, g: b_f first
     np.testing.assert_array_equal(b[H:], 0.0)
+
+
+# --- parallel parts -------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_batch_parts_on_two_threads_match_one_thread(float64, cls, return_sequences):
+    """With thread_limit(2) the N sequences run as two parts on two threads; the outputs, the
+    carried state and every gradient equal the one-part computation."""
+    from tiefnet.backend import thread_limit
+
+    n = 20  # split_batch cuts batches of 16 or more into two parts
+    x, h_out = dev(data((n, T, D), 3)), dev(data((n, T, H) if return_sequences else (n, H), 4))
+    results = []
+    for threads in (1, 2):
+        layer = make(cls, return_sequences=return_sequences)
+        with thread_limit(threads):
+            out = host(layer.forward(x, train=True)).copy()
+            assert len(layer._parts) == threads  # really split into parts
+            dx = host(layer.backward(h_out)).copy()
+        results.append((out, dx, [host(s).copy() for s in layer.state], [host(s).copy() for s in layer.dstate],
+                        {k: host(g).copy() for k, g in layer.grads.items()}))
+    (out1, dx1, state1, dstate1, grads1), (out2, dx2, state2, dstate2, grads2) = results
+    np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-12)
+    for a, b in zip(state2 + dstate2, state1 + dstate1):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for name in grads1:
+        np.testing.assert_allclose(grads2[name], grads1[name], rtol=1e-10, atol=1e-12)
