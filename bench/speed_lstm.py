@@ -3,7 +3,7 @@
 The character model of chapter 4: ids (batch 32, T = 100) -> Embedding(65, 65) -> LSTM(65, 256)
 -> a Dense(256, 65) at every step -> softmax + log-likelihood; one step = forward, backward
 (BPTT over the 100 steps) and an Adam update. Timed on random ids, best of several steps,
-tiefnet and PyTorch interleaved, at 1 and 2 threads.
+tiefnet and PyTorch in alternating blocks of steps, at 1 and 2 threads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed_lstm.py
 """
@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 V, H, T, N = 65, 256, 100, 32
+IDLE = 0.5  # seconds between blocks, so that neither framework's spinning threads disturb the other
 
 
 def tiefnet_step(threads: int, seed: int = 0):
@@ -29,7 +30,7 @@ def tiefnet_step(threads: int, seed: int = 0):
     y = np.eye(V, dtype=np.float32)[rng.integers(0, V, (N, T))]
 
     def step() -> float:
-        with thread_limit(threads):
+        with thread_limit(threads):  # set up outside the timed part, like torch.set_num_threads below
             start = time.perf_counter()
             net.forward(x, True)
             net.backward_from(loss, y)
@@ -67,7 +68,8 @@ def torch_step(threads: int, seed: int = 0):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per framework and thread count")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per block")
+    parser.add_argument("--rounds", type=int, default=4, help="blocks per framework and thread count")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args()
@@ -81,9 +83,14 @@ def main() -> None:
         for _ in range(2):  # warm-up
             ours(), theirs()
         times_ours, times_theirs = [], []
-        for _ in range(args.steps):
-            times_ours.append(ours())
-            times_theirs.append(theirs())
+        for _ in range(args.rounds):
+            # Blocks of steps, each after a pause and two untimed steps: PyTorch's OpenMP threads
+            # keep spinning for a while after a parallel region (KMP_BLOCKTIME) and would take a
+            # core from a step that followed at once; the warm-up steps wake the other's threads.
+            for step, times in ((ours, times_ours), (theirs, times_theirs)):
+                time.sleep(IDLE)
+                step(), step()
+                times.extend(step() for _ in range(args.steps))
         best_ours, best_theirs = min(times_ours), min(times_theirs)
         row = {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
                "ratio": best_ours / best_theirs}
