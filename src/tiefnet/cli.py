@@ -239,6 +239,109 @@ def _cmd_charrnn_sample(args) -> int:
     return 0
 
 
+def _add_gridworld(sub) -> None:
+    p = sub.add_parser("gridworld", help="solve the grid world of lecture 5.1: value/policy iteration, U and pi",
+                       description="Solve the 3x4 grid world of lecture 5.1 (or a map of your own) with value "
+                                   "iteration, policy iteration or modified policy iteration; print U and the "
+                                   "policy as arrows, like the lecture's table.",
+                       epilog="A map file has one line per row (top row first), fields separated by spaces: "
+                              ". free, S start, # wall, a number such as +1 or -1 an exit with that reward.")
+    p.add_argument("--method", choices=("value", "policy", "modified"), default="value",
+                   help="value iteration, policy iteration (exact evaluation) or modified policy iteration")
+    p.add_argument("--gamma", type=float, default=1.0, help="discount gamma in (0, 1] (default 1.0)")
+    p.add_argument("--reward", type=float, default=-0.04, help="R(s) of every non-exit field (default -0.04)")
+    p.add_argument("--epsilon", type=float, default=1e-6,
+                   help="stop when ||U_i - U_{i-1}|| <= epsilon (1 - gamma) / gamma (default 1e-6)")
+    p.add_argument("--k", type=int, default=10, help="evaluation sweeps per policy of --method modified (default 10)")
+    p.add_argument("--max-sweeps", type=int, default=100_000, help="iteration limit (needed for gamma = 1)")
+    p.add_argument("--map", type=Path, default=None, help="a map file (default: the lecture's grid world)")
+    p.add_argument("--json", action="store_true", help="print U, the policy and the iteration count as JSON")
+    p.set_defaults(handler=_cmd_gridworld)
+
+
+def _cmd_gridworld(args) -> int:
+    import json
+    import math
+
+    from tiefnet.rl.gridworld import lecture_gridworld, load_map
+    from tiefnet.rl.mdp import bellman_residual, solve
+
+    world = (load_map(args.map, args.reward, args.gamma) if args.map else lecture_gridworld(args.reward, args.gamma))
+    options = {"policy": {"max_iterations": args.max_sweeps},
+               "value": {"epsilon": args.epsilon, "max_sweeps": args.max_sweeps},
+               "modified": {"k": args.k, "epsilon": args.epsilon, "max_iterations": args.max_sweeps}}[args.method]
+    solution = solve(world.mdp, args.method, **options)
+    residual = bellman_residual(world.mdp, solution.U)
+    bound = solution.error_bound if math.isfinite(solution.error_bound) else None
+    if args.json:
+        print(json.dumps({"method": args.method, "gamma": args.gamma, "reward": args.reward,
+                          "iterations": solution.iterations, "sweeps": solution.sweeps,
+                          "converged": solution.converged, "error_bound": bound, "bellman_residual": residual,
+                          "cells": [list(c) for c in world.cells], "U": solution.U.tolist(),
+                          "policy": world.arrows(solution.pi), "start": list(world.cells[world.start])},
+                         ensure_ascii=False))
+        return 0
+    name = {"value": "value iteration", "policy": "policy iteration",
+            "modified": f"modified policy iteration (k = {args.k})"}
+    count = f"{solution.iterations} iterations" + (f", {solution.sweeps} sweeps" if args.method == "modified" else "")
+    state = "converged" if solution.converged else "stopped by --max-sweeps, NOT converged"
+    print(f"{name[args.method]}, gamma = {args.gamma:g}, R = {args.reward:g}: {count}, {state}; "
+          f"||U - U*|| <= {'n/a (gamma = 1)' if bound is None else f'{bound:.3g}'}, ||B(U) - U|| = {residual:.3g}")
+    print("U:\n" + world.table(solution.U) + "\npolicy:\n" + world.table(world.arrows(solution.pi)))
+    return 0
+
+
+def _add_qlearn(sub) -> None:
+    from tiefnet.rl.qlearning_run import Config
+
+    p = sub.add_parser("qlearn", help="tabular Q-learning on the grid world or a gymnasium env (lecture 5.2)",
+                       description="Learn Q(s, a) from experience with Q-learning (5.2.2) and epsilon-greedy "
+                                   "exploration; print the greedy policy and its mean return; on the grid world also "
+                                   "compare max_a Q with the U of value iteration.")
+    p.add_argument("env", nargs="?", default="gridworld", metavar="ENV",
+                   help="'gridworld' or a gymnasium id with Discrete spaces, e.g. FrozenLake-v1, Taxi-v4")
+    for f in fields(Config):
+        if f.name == "env":
+            continue
+        option, help_ = "--" + f.name.replace("_", "-"), f"{f.metadata.get('help', '')} (default: {f.default!r})"
+        if isinstance(f.default, bool):
+            p.add_argument(option, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
+        else:
+            p.add_argument(option, type=type(f.default), default=f.default, help=help_, metavar=f.name.upper())
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--out", type=Path, default=None, help="write Q.npz, config.json and summary.json to this folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_qlearn)
+
+
+def _cmd_qlearn(args) -> int:
+    import json
+
+    from tiefnet.rl.qlearning_run import Config, run
+
+    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    summary = run(config, args.out, progress=not (args.no_progress or args.json))
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    eta = (f"eta = {config.eta_c:g}/({config.eta_c:g} + n(s,a))" if config.eta_schedule == "visits"
+           else f"eta = {config.eta:g}")
+    print(f"Q-learning on {config.env}: {summary['steps']} steps ({summary['episodes']} episodes) in "
+          f"{summary['seconds']:.2f} s, gamma = {summary['gamma']:g}, epsilon = {config.epsilon:g}, {eta}")
+    picture = summary["policy_picture"] or " ".join(map(str, summary["policy"]))
+    print("greedy policy argmax_a Q(s, a):\n" + picture)
+    print(f"greedy policy over {summary['eval_episodes']} episodes: mean return {summary['eval_mean_return']:.3f} "
+          f"(sd {summary['eval_std_return']:.3f})")
+    if "max_error" in summary:
+        agree = ("the policies agree" if summary["policies_agree"]
+                 else f"the policies differ at {', '.join(map(str, map(tuple, summary['disagreements'])))}")
+        print(f"value iteration: U(S) = {summary['U_start']:.3f}, max_s |max_a Q(s,a) - U(s)| = "
+              f"{summary['max_error']:.4f}; {agree}")
+    if args.out is not None:
+        print(f"results in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tiefnet import __version__
 
@@ -250,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ensemble(sub)
     _add_experiment(sub)
     _add_charrnn(sub)
+    _add_gridworld(sub)
+    _add_qlearn(sub)
     return parser
 
 
