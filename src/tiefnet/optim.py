@@ -200,6 +200,44 @@ class Adam(Optimizer):
             v[...] = arrays[f"v{i}"]
 
 
+class RMSProp(Optimizer):
+    """RMSProp (Tieleman & Hinton 2012), the optimizer of Mnih et al. 2015 (5.3):
+    v = alpha v + (1 - alpha) g^2; w -> w - eta g / (sqrt(v) + eps).
+
+    As in torch.optim.RMSprop (centered=False, momentum=0), eps is added outside the square
+    root and v starts at 0 (no bias correction)."""
+
+    name = "rmsprop"
+
+    def __init__(self, eta: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 regularizer: Regularizer | None = None):
+        super().__init__(eta, regularizer)
+        if not 0.0 <= alpha < 1.0:
+            raise ConfigError(f"RMSProp: alpha={alpha} must be in [0, 1)")
+        if not eps > 0:
+            raise ConfigError(f"RMSProp: eps={eps} must be positive")
+        self.alpha, self.eps = float(alpha), float(eps)
+
+    def _init_state(self) -> None:
+        self.v = [xp.zeros_like(group.p) for group in self.groups]
+
+    def step(self) -> None:
+        for group, v in zip(self.groups, self.v):
+            group.attach()
+            g = self._reg_grad(group)
+            v *= self.alpha
+            v += (1 - self.alpha) * (g * g)  # running mean of g^2
+            group.p -= self.eta * g / (xp.sqrt(v) + self.eps)
+
+    def state_dict(self):
+        return {"eta": self.eta}, {f"v{i}": v for i, v in enumerate(self.v)}
+
+    def load_state_dict(self, meta, arrays) -> None:
+        super().load_state_dict(meta, arrays)
+        for i, v in enumerate(self.v):
+            v[...] = arrays[f"v{i}"]
+
+
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam)}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy
 
 from tiefnet.backend import Array, xp
+from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn.activations import Sigmoid, Softmax
 from tiefnet.nn.layer import Layer
 
@@ -95,6 +96,52 @@ class LogLikelihood(Loss):
 
     def grad(self, a: Array, y: Array) -> Array:
         return -y / _clip(a, high=False) / a.shape[0]
+
+
+class TDError(Loss):
+    """C = 1/B sum_j h(Q(phi_j, a_j; theta) - y_j) (5.3, "Gradient-descent Schritt fuer (y_j - Q(phi_j, a_j))^2"),
+    the squared error with its error term clipped to [-1, 1] (Mnih et al. 2015):
+
+        h(u) = u^2 / 2 for |u| <= delta_max, delta_max (|u| - delta_max / 2) otherwise (Huber),
+        dC/dQ[j, a] = clip(Q[j, a_j] - y_j, -delta_max, delta_max) / B if a = a_j, else 0.
+
+    ``delta_max=None`` is the plain squared error (Q - y)^2 / 2 without clipping.
+
+    Shapes: Q (B, A), the network's output for every action; actions (B,) ints; y (B,) targets.
+    """
+
+    name = "td-error"
+
+    def __init__(self, delta_max: float | None = 1.0):
+        if delta_max is not None and not (numpy.isfinite(delta_max) and delta_max > 0):
+            raise ConfigError(f"TDError: delta_max={delta_max} must be a positive number or None")
+        self.delta_max = None if delta_max is None else float(delta_max)
+
+    def _error(self, Q: Array, actions: Array, y: Array) -> Array:
+        if Q.ndim != 2 or actions.shape != (Q.shape[0],) or y.shape != (Q.shape[0],):
+            raise ShapeError(f"TDError: Q {tuple(Q.shape)} must be (B, A) with actions and y of shape (B,), "
+                             f"got {tuple(actions.shape)} and {tuple(y.shape)}")
+        return Q[xp.arange(Q.shape[0]), actions] - y  # (B,): Q(phi_j, a_j) - y_j, the gather
+
+    def cost(self, Q: Array, actions: Array, y: Array) -> float:  # type: ignore[override]
+        u = xp.abs(self._error(Q, actions, y))
+        if self.delta_max is None:
+            return float((0.5 * u * u).sum() / Q.shape[0])
+        k = self.delta_max
+        return float(xp.where(u <= k, 0.5 * u * u, k * (u - 0.5 * k)).sum() / Q.shape[0])
+
+    def grad(self, Q: Array, actions: Array, y: Array) -> Array:  # type: ignore[override]
+        """dC/dQ, (B, A): zero except at (j, a_j)."""
+        u = self._error(Q, actions, y)
+        if self.delta_max is not None:
+            u = xp.clip(u, -self.delta_max, self.delta_max)  # the clipped error term
+        delta = xp.zeros_like(Q)
+        delta[xp.arange(Q.shape[0]), actions] = u / Q.shape[0]
+        return delta
+
+    def __call__(self, Q: Array, actions: Array, y: Array) -> tuple[float, Array]:  # type: ignore[override]
+        """The cost and dC/dQ (B, A)."""
+        return self.cost(Q, actions, y), self.grad(Q, actions, y)
 
 
 LOSSES = {cls.name: cls for cls in (Quadratic, CrossEntropy, LogLikelihood)}
