@@ -342,6 +342,75 @@ def _cmd_qlearn(args) -> int:
     return 0
 
 
+def _add_dqn(sub) -> None:
+    from tiefnet.rl.dqn import DQNConfig
+
+    p = sub.add_parser("dqn", help="deep Q-learning with experience replay and a target network (lecture 5.3)",
+                       description="Train a DQN agent on a gymnasium environment (default CartPole-v1; ALE/... ids "
+                                   "play Atari from frames with the Nature CNN), or play a trained one.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    train = actions.add_parser("train", help="train on ENV (default CartPole-v1)",
+                               description="Train DQN; writes config.json, metrics.jsonl (one line per episode, the "
+                                           "mean loss every --log-every steps, the greedy checks), model.npz/.json, "
+                                           "checkpoint.npz (resumable), returns.png and summary.json "
+                                           "(eval_mean_return: --eval-episodes greedy episodes at the end).",
+                               epilog="With --resume, options not given are those of the run being continued.")
+    train.add_argument("env", nargs="?", default=argparse.SUPPRESS, metavar="ENV",
+                       help="a gymnasium id with a discrete action space (default: CartPole-v1)")
+    for f in fields(DQNConfig):
+        if f.name == "env":
+            continue
+        # no argparse default: an option left out is then told apart from one given (--resume)
+        train.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=argparse.SUPPRESS,
+                           help=f"{f.metadata.get('help', '')} (default: {f.default!r})", metavar=f.name.upper())
+    train.add_argument("--out", type=Path, default=None, help="run folder (default runs/dqn-TIMESTAMP)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
+                                                             "(e.g. with a larger --steps)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_cmd_dqn_train)
+    play = actions.add_parser("play", help="play a trained agent greedily, optionally into a GIF",
+                              description="Play --episodes greedy episodes with a trained Q-network and print "
+                                          "their returns; --gif writes the first one as an animated GIF.")
+    play.add_argument("--model", type=Path, required=True, help="a dqn run folder (model.npz + model.json)")
+    play.add_argument("--episodes", type=int, default=1, help="episodes to play (default 1)")
+    play.add_argument("--gif", type=Path, default=None, help="write the first episode to this GIF file")
+    play.add_argument("--seed", type=int, default=0, help="seed of the episodes' resets (default 0)")
+    play.set_defaults(handler=_cmd_dqn_play)
+    p.set_defaults(handler=lambda args: p.print_help() or EXIT_USAGE)
+
+
+def _cmd_dqn_train(args) -> int:
+    from tiefnet.rl.dqn import DQNConfig
+    from tiefnet.rl.dqn_run import run, saved_config
+
+    if args.resume and args.out is None:
+        raise TiefnetError("--resume needs --out DIR, the run folder to continue")
+    settings = saved_config(args.out) if args.resume else {}
+    given = {f.name: getattr(args, f.name) for f in fields(DQNConfig) if hasattr(args, f.name)}
+    config = DQNConfig(**{**settings, **given})
+    out = args.out or _default_out("dqn")
+    summary = run(config, out, progress=not args.no_progress, resume=args.resume)
+    mean = summary["eval_mean_return"]
+    evaluation = (f"mean return {mean:.1f} over {summary['eval_episodes']} greedy episodes"
+                  if mean is not None else "no evaluation")
+    print(f"{config.env}: {summary['steps']} steps, {summary['episodes']} episodes, "
+          f"{summary['train_seconds']:.1f} s; {evaluation}; results in {out}")
+    return 0
+
+
+def _cmd_dqn_play(args) -> int:
+    from tiefnet.rl.dqn_play import play
+
+    returns = play(args.model, episodes=args.episodes, gif=args.gif, seed=args.seed)
+    for i, value in enumerate(returns, 1):
+        print(f"episode {i}: return {value:g}")
+    if len(returns) > 1:
+        print(f"mean return {sum(returns) / len(returns):.1f} over {len(returns)} episodes")
+    if args.gif is not None:
+        print(f"first episode written to {args.gif}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tiefnet import __version__
 
@@ -355,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_charrnn(sub)
     _add_gridworld(sub)
     _add_qlearn(sub)
+    _add_dqn(sub)
     return parser
 
 

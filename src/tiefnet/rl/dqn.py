@@ -1,0 +1,195 @@
+"""Deep Q-learning with experience replay and a target network (5.3; Mnih et al., Nature 2015).
+
+The algorithm of the lecture, in its order:
+
+    initialise the Q-network Q(., .; theta) with random weights, set theta^- = theta
+    for episode = 1, ..., M:
+        phi_1 = phi(s_1)
+        for t = 1, ..., T:
+            with probability epsilon a random action a_t, else a_t = argmax_a Q(phi_t, a; theta)
+            execute a_t, observe r_t and x_{t+1}; phi_{t+1} = phi(s_{t+1})
+            store (phi_t, a_t, r_t, phi_{t+1}) in the replay memory D
+            sample a mini-batch (phi_j, a_j, r_j, phi_{j+1}) from D
+            y_j = r_j if the episode ends at step j + 1, else r_j + gamma max_a' Q(phi_{j+1}, a'; theta^-)
+            gradient descent step on (y_j - Q(phi_j, a_j; theta))^2, the error term clipped to [-1, 1]
+            every C steps theta^- = theta
+
+This module holds the settings (:class:`DQNConfig`) and the pieces: the Q-network, epsilon,
+:func:`select_action`, :func:`td_targets`, :func:`train_step`, the target network's refresh.
+:mod:`tiefnet.rl.dqn_run` puts them together into the training loop and the run folder.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+
+from tiefnet import backend
+from tiefnet.backend import Array, xp
+from tiefnet.errors import ConfigError
+from tiefnet.nn import Dense, ReLU, Sequential
+from tiefnet.nn.layer import Layer, layer_from_config, layer_to_config
+from tiefnet.nn.losses import TDError
+from tiefnet.optim import Adam, Optimizer, RMSProp
+from tiefnet.rl.replay import Transitions
+
+OPTIMIZERS = {"adam": Adam, "rmsprop": RMSProp}
+
+
+def setting(default: Any, help: str) -> Any:
+    """A DQNConfig field with its help text (shown by ``tiefnet dqn train --help``)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Settings of one DQN run; the CLI builds its options from these fields. The defaults solve
+    CartPole-v1; the lecture's Atari values are noted where they differ."""
+
+    env: str = setting("CartPole-v1", "Gymnasium environment id (ALE/... for Atari: frames, the Nature CNN).")
+    steps: int = setting(100_000, "Environment steps t to train for (all episodes together).")
+    hidden: str = setting("64,64", "Hidden ReLU layers of the MLP Q-network for vector observations.")
+    memory: int = setting(50_000, "Replay memory capacity N (Atari: 10^6).")
+    batch_size: int = setting(64, "Mini-batch size of each gradient step (Atari: 32).")
+    gamma: float = setting(0.99, "Discount factor gamma of the targets y_j.")
+    optimizer: str = setting("adam", "adam or rmsprop (Mnih et al. 2015).")
+    eta: float = setting(1e-3, "Learning rate eta (Atari with rmsprop: 2.5e-4).")
+    target_every: int = setting(1_000, "C: copy theta to the target network theta^- every C environment steps "
+                                "(Atari: 10^4).")
+    epsilon_start: float = setting(1.0, "epsilon at the first step (1: play at random).")
+    epsilon_end: float = setting(0.05, "epsilon after the annealing (the lecture: 0.1).")
+    epsilon_steps: int = setting(10_000, "Steps over which epsilon falls linearly from start to end (Atari: 10^6).")
+    learning_starts: int = setting(1_000, "Environment steps of play before the first gradient step.")
+    train_every: int = setting(1, "One gradient step every this many environment steps (Atari: 4).")
+    error_clip: float = setting(1.0, "Clip the error term Q - y to [-error_clip, error_clip] (Huber loss); "
+                                "0 for the plain squared error.")
+    check_every: int = setting(2_500, "Every this many steps play check_episodes greedy episodes; the network with "
+                               "the best mean so far is kept (model.npz) and evaluated at the end. 0: keep the "
+                               "final network.")
+    check_episodes: int = setting(10, "Greedy episodes of each check (see check_every).")
+    eval_episodes: int = setting(100, "Greedy episodes of the final evaluation (eval_mean_return).")
+    checkpoint_every: int = setting(10_000, "Write the resumable checkpoint every this many steps (and at the end).")
+    log_every: int = setting(1_000, "Write the mean loss to metrics.jsonl every this many steps.")
+    seed: int = setting(0, "Seed of every random choice (weights, epsilon-greedy, mini-batches, episodes).")
+    threads: int = setting(1, "CPU threads for the layers.")
+
+    def __post_init__(self) -> None:
+        for name, low in (("steps", 1), ("memory", 1), ("batch_size", 1), ("target_every", 1), ("epsilon_steps", 1),
+                          ("learning_starts", 0), ("train_every", 1), ("check_every", 0), ("check_episodes", 1),
+                          ("eval_episodes", 0),
+                          ("checkpoint_every", 1), ("log_every", 1), ("threads", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name}={value!r} must be an integer of at least {low}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if not (math.isfinite(self.eta) and self.eta > 0):
+            raise ConfigError(f"eta={self.eta} must be a positive number")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma={self.gamma} must be in [0, 1]")
+        for name in ("epsilon_start", "epsilon_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be in [0, 1]")
+        if not (math.isfinite(self.error_clip) and self.error_clip >= 0):
+            raise ConfigError(f"error_clip={self.error_clip} must be a number >= 0")
+        hidden_sizes(self.hidden)
+        if not self.env:
+            raise ConfigError("env must name a gymnasium environment, e.g. CartPole-v1")
+
+
+def hidden_sizes(hidden: str) -> list[int]:
+    """'128,128' -> [128, 128]; '' -> [] (a linear Q-function)."""
+    try:
+        sizes = [int(n) for n in hidden.split(",") if n.strip()]
+    except ValueError:
+        raise ConfigError(f"hidden={hidden!r} must be layer sizes separated by commas, e.g. 128,128") from None
+    if any(n < 1 for n in sizes):
+        raise ConfigError(f"hidden={hidden!r}: every layer needs at least 1 neuron")
+    return sizes
+
+
+# --- the Q-network Q(phi, .; theta) and the target network theta^- -------------------------
+def mlp_q_network(n_obs: int, n_actions: int, hidden: list[int], rng: numpy.random.Generator) -> Sequential:
+    """Q(phi, .; theta) for vector observations: Dense -> ReLU per hidden layer -> Dense(n_actions),
+    one output per action (all Q-values in one feedforward pass). He init, biases 0."""
+    sizes = [n_obs, *hidden]
+    layers: list[Layer] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [Dense(n_in, n_out, init="he", rng=rng), ReLU()]
+    layers.append(Dense(sizes[-1], n_actions, init="scaled", rng=rng))
+    model = Sequential(*layers)
+    for layer in model.param_layers():
+        layer.params["b"][...] = 0
+    return model
+
+
+def clone(model: Layer) -> Layer:
+    """A second model of the same architecture with copied (never shared) parameters: theta^- = theta."""
+    twin = layer_from_config(layer_to_config(model))
+    sync_target(twin, model)
+    return twin
+
+
+def sync_target(target_net: Layer, q_net: Layer) -> None:
+    """theta^- = theta, copied into the target network's own arrays."""
+    for name, p in target_net.params.items():
+        p[...] = q_net.params[name]
+
+
+# --- acting: epsilon-greedy ------------------------------------------------------------------
+def epsilon_at(step: int, config: DQNConfig) -> float:
+    """epsilon falls linearly from epsilon_start to epsilon_end over epsilon_steps, then stays."""
+    fraction = min(step / config.epsilon_steps, 1.0)
+    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+
+
+def as_input(obs: numpy.ndarray) -> Array:
+    """Observations as network input on the device: floats; uint8 frames scaled to [0, 1]."""
+    x = backend.asarray(obs)
+    if obs.dtype == numpy.uint8:
+        x *= 1.0 / 255
+    return x
+
+
+def greedy_action(q_net: Layer, obs: numpy.ndarray) -> int:
+    """a = argmax_a Q(phi, a; theta) for one observation phi."""
+    Q = q_net.forward(as_input(obs[None]))  # (1, A)
+    return int(Q[0].argmax())
+
+
+def select_action(q_net: Layer, obs: numpy.ndarray, epsilon: float, n_actions: int,
+                  rng: numpy.random.Generator) -> int:
+    """With probability epsilon a random action, else argmax_a Q(phi_t, a; theta) (5.3)."""
+    if rng.random() < epsilon:
+        return int(rng.integers(n_actions))
+    return greedy_action(q_net, obs)
+
+
+# --- learning: targets y_j and the gradient step ----------------------------------------------
+def td_targets(target_net: Layer, batch: Transitions, gamma: float) -> Array:
+    """y_j = r_j if the episode ended at j + 1, else r_j + gamma max_a' Q(phi_{j+1}, a'; theta^-). (B,)"""
+    Q_next = target_net.forward(as_input(batch.next_obs))  # (B, A), the frozen parameters theta^-
+    r = backend.asarray(batch.reward)  # (B,)
+    not_terminal = 1 - backend.asarray(batch.terminated)  # a time-limit truncation still bootstraps
+    return r + gamma * not_terminal * Q_next.max(axis=1)
+
+
+def train_step(q_net: Layer, target_net: Layer, loss: TDError, optimizer: Optimizer, batch: Transitions,
+               gamma: float) -> float:
+    """One gradient-descent step on the mini-batch's (y_j - Q(phi_j, a_j; theta))^2 (clipped); returns the cost."""
+    y = td_targets(target_net, batch, gamma)  # (B,), no gradient flows into theta^-
+    Q = q_net.forward(as_input(batch.obs), train=True)  # (B, A)
+    cost, delta = loss(Q, xp.asarray(batch.action), y)  # delta: (B, A), zero except at a_j
+    q_net.backward(delta, need_input_grad=False)  # (BP1)-(BP4) from dC/dQ
+    optimizer.step()
+    return cost
+
+
+def make_loss(config: DQNConfig) -> TDError:
+    return TDError(config.error_clip or None)
+
+
+def make_optimizer(config: DQNConfig, q_net: Layer) -> Optimizer:
+    return OPTIMIZERS[config.optimizer](config.eta).bind(q_net, 1)

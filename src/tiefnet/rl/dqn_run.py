@@ -1,0 +1,298 @@
+"""The DQN training loop of 5.3 (see :mod:`tiefnet.rl.dqn` for the pieces) and its run folder.
+
+``run(config, out)`` writes: config.json; metrics.jsonl (one line per episode: step, episode, return,
+length, epsilon; every log_every steps a line with the mean loss); model.npz + model.json (the
+Q-network, for ``tiefnet dqn play``); checkpoint.npz (resumable: Q-network, target network,
+optimizer, random generator, replay memory, counters); returns.png; summary.json with
+``eval_mean_return``, the mean return of ``eval_episodes`` greedy episodes at the end.
+
+Every episode starts with ``env.reset(seed=...)``, the seed drawn from the run's generator. A
+checkpoint stores the current episode's seed and actions, and a resumed run replays them to the
+same environment state, so that it continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy
+
+from tiefnet import backend
+from tiefnet.checkpoint import load_params, read_npz, save_model, write_npz
+from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
+from tiefnet.rl.dqn import (DQNConfig, clone, epsilon_at, hidden_sizes, make_loss, make_optimizer, select_action,
+                            sync_target, train_step)
+from tiefnet.rl.dqn_play import evaluate
+from tiefnet.rl.environments import make_env, make_memory, make_q_network
+
+CHECKPOINT_FORMAT = "tiefnet-dqn-checkpoint/1"
+# Settings that may change when a run is resumed; any other change would mix two experiments.
+RESUMABLE_CHANGES = {"steps", "threads", "eval_episodes", "checkpoint_every", "log_every"}
+
+
+@dataclass
+class Progress:
+    """The counters of a run: everything besides arrays that a checkpoint must restore."""
+
+    step: int = 0  # environment steps t done
+    episode: int = 0  # finished episodes
+    episode_seed: int = 0  # the reset seed of the current episode
+    episode_actions: list[int] = field(default_factory=list)  # its actions so far (replayed on resume)
+    episode_return: float = 0.0
+    metrics_lines: int = 0  # lines of metrics.jsonl written up to this state
+    seconds: float = 0.0  # training wall time so far
+    best_return: float | None = None  # the best mean return of a greedy check so far
+    best_step: int = 0  # the step of that check: the network kept as model.npz
+
+
+class Agent:
+    """What DQN learns with: Q-network theta, target network theta^-, optimizer, loss, replay memory D."""
+
+    def __init__(self, config: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, rng: numpy.random.Generator):
+        self.q_net = make_q_network(config.env, obs_shape, n_actions, hidden_sizes(config.hidden), rng)
+        self.target_net = clone(self.q_net)  # theta^- = theta (copied, not shared)
+        self.best_net = clone(self.q_net)  # the network of the best greedy check (model.npz)
+        self.optimizer = make_optimizer(config, self.q_net)
+        self.loss = make_loss(config)
+        self.memory = make_memory(config.env, config.memory, obs_shape)
+        self.n_actions = n_actions
+
+
+def run(config: DQNConfig, out: str | Path, progress: bool = True, resume: bool = False,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train DQN as ``config`` says, write the run folder ``out`` (see the module docstring), return the summary."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if resume:
+        check_resumable(out, config)
+    env = make_env(config.env)
+    obs_shape, n_actions = tuple(env.observation_space.shape), int(env.action_space.n)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    rng = numpy.random.default_rng(config.seed)
+    with backend.thread_limit(config.threads):
+        agent = Agent(config, obs_shape, n_actions, rng)
+        state = Progress()
+        if resume:
+            obs = restore(out / "checkpoint.npz", agent, state, rng, env)
+        else:
+            (out / "metrics.jsonl").write_text("")
+            obs = start_episode(env, state, rng)
+        log(f"tiefnet dqn: {config.env}, {agent.q_net.describe()}, {n_actions} actions, "
+            f"steps {state.step} -> {config.steps}, replay memory {config.memory} -> {out}")
+        train(config, agent, env, state, obs, rng, out, progress)
+        started = time.perf_counter()
+        returns = evaluate(agent.best_net, env, config.eval_episodes, seed=[config.seed, 1])
+        kept_final = state.best_return is None or state.best_step == state.step
+        final = returns if kept_final else evaluate(agent.q_net, env, config.eval_episodes, seed=[config.seed, 1])
+        eval_seconds = time.perf_counter() - started
+    env.close()
+    summary = summarize(config, state, returns, final, eval_seconds, out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def start_episode(env, state: Progress, rng: numpy.random.Generator) -> numpy.ndarray:
+    """phi_1 = phi(s_1) of a new episode, reset with a seed drawn from the run's generator."""
+    state.episode_seed = int(rng.integers(2**31))
+    state.episode_actions, state.episode_return = [], 0.0
+    obs, _ = env.reset(seed=state.episode_seed)
+    return obs
+
+
+def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, out: Path, progress: bool) -> None:
+    """The loop of 5.3 from ``state.step`` to ``config.steps``: act, store, learn, refresh theta^-."""
+    recent: deque[float] = deque(_recent_returns(out / "metrics.jsonl", state.metrics_lines), maxlen=100)
+    losses: list[float] = []
+    bar = _progress_bar(progress, config.steps, state.step)
+    tick = time.perf_counter()
+    with (out / "metrics.jsonl").open("a") as metrics:
+        while state.step < config.steps:
+            epsilon = epsilon_at(state.step, config)
+            action = select_action(agent.q_net, obs, epsilon, agent.n_actions, rng)  # epsilon-greedy
+            next_obs, reward, terminated, truncated, _ = env.step(action)  # r_t, x_{t+1}
+            agent.memory.push(obs, action, reward, next_obs, terminated)  # (phi_t, a_t, r_t, phi_{t+1}) -> D
+            state.step += 1
+            state.episode_actions.append(action)
+            state.episode_return += float(reward)
+            obs = next_obs
+            if state.step > config.learning_starts and state.step % config.train_every == 0 \
+                    and len(agent.memory) >= config.batch_size:
+                batch = agent.memory.sample(config.batch_size, rng)  # uniform mini-batch from D
+                losses.append(train_step(agent.q_net, agent.target_net, agent.loss, agent.optimizer, batch,
+                                         config.gamma))
+            if state.step % config.target_every == 0:
+                sync_target(agent.target_net, agent.q_net)  # every C steps theta^- = theta
+            if terminated or truncated:
+                entry = {"step": state.step, "episode": state.episode + 1, "return": state.episode_return,
+                         "length": len(state.episode_actions), "epsilon": epsilon}
+                _write(metrics, entry, state)
+                recent.append(state.episode_return)
+                state.episode += 1
+                obs = start_episode(env, state, rng)
+                if bar is not None:
+                    bar.set_postfix(episode=state.episode, recent_return=f"{numpy.mean(recent):.1f}", refresh=False)
+            if state.step % config.log_every == 0 and losses:
+                _check_finite(losses, state.step)
+                _write(metrics, {"step": state.step, "loss": float(numpy.mean(losses)), "epsilon": epsilon}, state)
+                losses = []
+            if config.check_every and state.step % config.check_every == 0:
+                check(config, agent, state, metrics)
+            if bar is not None and state.step % 100 == 0:
+                bar.update(100)
+            if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+                metrics.flush()
+                state.seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
+                save_checkpoint(out, agent, state, rng, config)
+    if bar is not None:
+        bar.close()
+
+
+def check(config: DQNConfig, agent: Agent, state: Progress, metrics) -> None:
+    """A greedy check in an environment of its own; keep the network if it is the best so far."""
+    env = make_env(config.env)
+    mean = float(numpy.mean(evaluate(agent.q_net, env, config.check_episodes, seed=[config.seed, 2, state.step])))
+    env.close()
+    _write(metrics, {"step": state.step, "check_mean_return": mean}, state)
+    if state.best_return is None or mean >= state.best_return:  # ties: the later, longer-trained network
+        state.best_return, state.best_step = mean, state.step
+        sync_target(agent.best_net, agent.q_net)
+
+
+def _write(metrics, entry: dict[str, Any], state: Progress) -> None:
+    metrics.write(json.dumps(entry) + "\n")
+    state.metrics_lines += 1
+
+
+def _check_finite(losses: list[float], step: int) -> None:
+    if not numpy.isfinite(losses).all():
+        raise TrainingDiverged(f"step {step}: the loss became NaN or infinite; try a smaller --eta")
+
+
+def _recent_returns(path: Path, lines: int) -> list[float]:
+    if lines == 0 or not path.is_file():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines()[:lines]]
+    return [e["return"] for e in entries if "return" in e]
+
+
+def _progress_bar(progress: bool, total: int, done: int):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", unit_scale=True, dynamic_ncols=True, desc="dqn",
+                mininterval=0.5)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(out: Path, agent: Agent, state: Progress, rng, config: DQNConfig) -> None:
+    """checkpoint.npz (atomic): theta, theta^-, optimizer state, replay memory, generator, counters;
+    and model.npz/.json, the Q-network alone (for play)."""
+    opt_meta, opt_arrays = agent.optimizer.state_dict()
+    arrays: dict[str, Any] = {f"q.{k}": v for k, v in agent.q_net.params.items()}
+    arrays.update({f"target.{k}": v for k, v in agent.target_net.params.items()})
+    arrays.update({f"best.{k}": v for k, v in agent.best_net.params.items()})
+    arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
+    arrays.update({f"memory.{k}": v for k, v in agent.memory.state_arrays().items()})
+    meta = {"format": CHECKPOINT_FORMAT, "progress": asdict(state), "rng": rng.bit_generator.state,
+            "optimizer": {"name": agent.optimizer.name, **opt_meta}, "config": asdict(config)}
+    write_npz(out / "checkpoint.npz", arrays, meta)
+    if state.best_return is None:
+        sync_target(agent.best_net, agent.q_net)  # no checks (yet): the final network is the one kept
+    save_model(out, agent.best_net, {"kind": "dqn", "env": config.env, "step": state.best_step or state.step,
+                                     "check_mean_return": state.best_return})
+
+
+def restore(path: Path, agent: Agent, state: Progress, rng, env) -> numpy.ndarray:
+    """Load a checkpoint into ``agent``, ``state`` and ``rng``; replay the current episode; returns phi_t."""
+    arrays, meta = read_npz(path)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a tiefnet DQN checkpoint")
+    try:
+        for prefix, model in (("q.", agent.q_net), ("target.", agent.target_net), ("best.", agent.best_net)):
+            load_params(model, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, str(path))
+        agent.optimizer.load_state_dict(meta["optimizer"], {k[4:]: backend.asarray(v) for k, v in arrays.items()
+                                                             if k.startswith("opt.")})
+        agent.memory.load_state_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("memory.")})
+        rng.bit_generator.state = meta["rng"]
+        for f in fields(Progress):
+            setattr(state, f.name, meta["progress"][f.name])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a complete DQN checkpoint ({error!r})") from None
+    metrics = path.parent / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True) if metrics.is_file() else []
+    metrics.write_text("".join(lines[:state.metrics_lines]))  # drop what was written after the checkpoint
+    obs, _ = env.reset(seed=state.episode_seed)
+    for action in state.episode_actions:  # the same seed and actions: the same environment state
+        obs, *_ = env.step(action)
+    return obs
+
+
+def check_resumable(out: Path, config: DQNConfig) -> None:
+    if not (out / "checkpoint.npz").is_file():
+        raise ConfigError(f"--resume: {out} holds no checkpoint.npz to continue from")
+    try:
+        before = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
+    defaults = {f.name: f.default for f in fields(DQNConfig)}
+    changed = [f"--{k.replace('_', '-')} {before.get(k, defaults[k])!r} -> {v!r}" for k, v in asdict(config).items()
+               if k not in RESUMABLE_CHANGES and before.get(k, defaults[k]) != v]
+    if changed:
+        raise ConfigError(f"--resume: the run in {out} was trained with other settings ({'; '.join(changed)}); "
+                          f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change")
+
+
+def saved_config(out: Path) -> dict[str, Any]:
+    """The settings in ``out/config.json`` ({} if there is none), for a resume that repeats none."""
+    path = Path(out) / "config.json"
+    try:
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--resume: cannot read {path} ({error})") from None
+    known = {f.name for f in fields(DQNConfig)}
+    return {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
+
+
+def summarize(config: DQNConfig, state: Progress, returns: list[float], final: list[float], eval_seconds: float,
+              out: Path) -> dict[str, Any]:
+    """eval_* are of the network kept (model.npz: the best check's, or the final one); final_* of the last."""
+    episodes = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_returns = [e["return"] for e in episodes if "return" in e]
+    if train_returns:
+        _plot(episodes, out / "returns.png", config)
+    return {
+        "eval_mean_return": float(numpy.mean(returns)) if returns else None,
+        "eval_std_return": float(numpy.std(returns)) if returns else None,
+        "eval_episodes": len(returns), "eval_returns": returns,
+        "kept_network_step": state.step if state.best_return is None else state.best_step,
+        "best_check_mean_return": state.best_return,
+        "final_network_eval_mean_return": float(numpy.mean(final)) if final else None,
+        "steps": state.step, "episodes": state.episode,
+        "last_100_train_mean_return": float(numpy.mean(train_returns[-100:])) if train_returns else None,
+        "train_seconds": state.seconds, "eval_seconds": eval_seconds,
+        "steps_per_second": state.step / state.seconds if state.seconds else None,
+        "device": backend.DEVICE, "options": asdict(config),
+    }
+
+
+def _plot(entries: list[dict[str, Any]], path: Path, config: DQNConfig) -> None:
+    from tiefnet.plot import plt, save
+
+    episodes = [e for e in entries if "return" in e]
+    steps, returns = [e["step"] for e in episodes], numpy.array([e["return"] for e in episodes])
+    running = [returns[max(0, i - 99):i + 1].mean() for i in range(len(returns))]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, returns, lw=0.5, alpha=0.5, label="episode return")
+    ax.plot(steps, running, lw=2, label="mean of the last 100 episodes")
+    ax.set(xlabel="environment step", ylabel="return", title=f"DQN on {config.env}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, path)
