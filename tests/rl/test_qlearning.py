@@ -63,6 +63,24 @@ def test_visits_schedule():
     assert learned.Q[0, 0] == pytest.approx(3.0)
 
 
+def test_visits_schedule_beyond_its_lookup_table():
+    """100,005 updates of one pair with eta = 1/(1 + n) and targets 1, 2, 3, ...: Q is their mean."""
+
+    class Counting:
+        n_states, n_actions, t = 1, 1, 0
+
+        def reset(self):
+            return 0
+
+        def step(self, a):
+            self.t += 1
+            return 0, float(self.t), True, False
+
+    steps = 100_005
+    learned = q_learning(Counting(), steps, gamma=1.0, eta=EtaSchedule("visits", c=1.0), rng=np.random.default_rng(0))
+    assert learned.Q[0, 0] == pytest.approx((steps + 1) / 2, rel=1e-9)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "sometimes"}, "schedule"), ({"c": 0.0}, "c="), ({"kind": "constant", "eta": 1.5}, "eta="),
 ])

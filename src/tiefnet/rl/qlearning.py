@@ -56,11 +56,13 @@ class EtaSchedule:
         if not 0.0 < self.eta <= 1.0:
             raise ConfigError(f"eta={self.eta} must be in (0, 1]")
 
+    def __call__(self, n: int) -> float:
+        """eta_i for a pair (s, a) updated n times before."""
+        return self.eta if self.kind == "constant" else min(1.0, self.c / (self.c + n))
+
     def table(self, max_visits: int = 0) -> list[float]:
         """eta for n = 0, 1, ..., max_visits earlier updates (a lookup table for the training loop)."""
-        if self.kind == "constant":
-            return [self.eta] * (max_visits + 1)
-        return [min(1.0, self.c / (self.c + n)) for n in range(max_visits + 1)]
+        return [self(n) for n in range(max_visits + 1)]
 
 
 @dataclass
@@ -105,7 +107,7 @@ def q_learning(env: TabularEnv, steps: int, *, gamma: float, epsilon: float = 0.
     S, A = env.n_states, env.n_actions
     Q = [[float(Q0)] * A for _ in range(S)]  # plain lists: the per-step loop is faster than on arrays
     n = [[0] * A for _ in range(S)]
-    etas = eta.table(min(steps, 1_000_000))
+    etas = eta.table(min(steps, 100_000))
     uniform = _Uniforms(rng)
     s, episode_return, returns = env.reset(), 0.0, []
     for t in range(1, steps + 1):
@@ -115,7 +117,7 @@ def q_learning(env: TabularEnv, steps: int, *, gamma: float, epsilon: float = 0.
             a = _argmax(Q[s], uniform())
         s_next, r, terminated, truncated = env.step(a)
         visits = n[s][a]
-        eta_i = etas[visits] if visits < len(etas) else eta.table(visits)[-1]
+        eta_i = etas[visits] if visits < len(etas) else eta(visits)
         target = r if terminated else r + gamma * max(Q[s_next])
         Q[s][a] = (1.0 - eta_i) * Q[s][a] + eta_i * target  # (5.2.2)
         n[s][a] = visits + 1
