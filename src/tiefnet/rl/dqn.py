@@ -50,13 +50,13 @@ class DQNConfig:
 
     env: str = setting("CartPole-v1", "Gymnasium environment id (ALE/... for Atari: frames, the Nature CNN).")
     steps: int = setting(100_000, "Environment steps t to train for (all episodes together).")
-    hidden: str = setting("64,64", "Hidden ReLU layers of the MLP Q-network for vector observations.")
+    hidden: str = setting("128,128", "Hidden ReLU layers of the MLP Q-network for vector observations.")
     memory: int = setting(50_000, "Replay memory capacity N (Atari: 10^6).")
-    batch_size: int = setting(64, "Mini-batch size of each gradient step (Atari: 32).")
+    batch_size: int = setting(128, "Mini-batch size of each gradient step (Atari: 32).")
     gamma: float = setting(0.99, "Discount factor gamma of the targets y_j.")
     optimizer: str = setting("adam", "adam or rmsprop (Mnih et al. 2015).")
     eta: float = setting(1e-3, "Learning rate eta (Atari with rmsprop: 2.5e-4).")
-    target_every: int = setting(1_000, "C: copy theta to the target network theta^- every C environment steps "
+    target_every: int = setting(500, "C: copy theta to the target network theta^- every C environment steps "
                                 "(Atari: 10^4).")
     epsilon_start: float = setting(1.0, "epsilon at the first step (1: play at random).")
     epsilon_end: float = setting(0.05, "epsilon after the annealing (the lecture: 0.1).")
