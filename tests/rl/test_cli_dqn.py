@@ -128,3 +128,20 @@ def test_play_needs_a_dqn_model(tmp_path, capsys):
 
     save_model(tmp_path, Dense(2, 2, rng=np.random.default_rng(0)))
     one_line_error(capsys, main(["dqn", "play", "--model", str(tmp_path)]), "not a DQN model")
+
+
+def test_atari_smoke(tmp_path, capsys):
+    """ALE/Pong-v5: frames phi (4, 84, 84) uint8, the frame-sharing replay memory, the Nature CNN;
+    a few gradient steps on a tiny budget, then play one greedy step's worth into the run folder."""
+    pytest.importorskip("ale_py")
+    out = tmp_path / "pong"
+    code = main(["dqn", "train", "ALE/Pong-v5", "--steps", "300", "--learning-starts", "260", "--batch-size", "4",
+                 "--memory", "400", "--train-every", "4", "--check-every", "0", "--eval-episodes", "0",
+                 "--log-every", "100", "--no-progress", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 300 and summary["eval_mean_return"] is None
+    arrays, _ = read_npz(out / "checkpoint.npz")
+    assert arrays["q.0.W"].shape[:2] == (32, 4)  # conv 8x8/4, 32 filters on 4 stacked frames
+    entries = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in entries if "loss" in e] == [300]
