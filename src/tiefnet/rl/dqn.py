@@ -68,7 +68,7 @@ class DQNConfig:
     check_every: int = setting(2_500, "Every this many steps play check_episodes greedy episodes; the network with "
                                "the best mean so far is kept (model.npz) and evaluated at the end. 0: keep the "
                                "final network.")
-    check_episodes: int = setting(10, "Greedy episodes of each check (see check_every).")
+    check_episodes: int = setting(20, "Greedy episodes of each check (see check_every).")
     eval_episodes: int = setting(100, "Greedy episodes of the final evaluation (eval_mean_return).")
     checkpoint_every: int = setting(10_000, "Write the resumable checkpoint every this many steps (and at the end).")
     log_every: int = setting(1_000, "Write the mean loss to metrics.jsonl every this many steps.")
