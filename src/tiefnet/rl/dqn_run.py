@@ -292,6 +292,10 @@ def _plot(entries: list[dict[str, Any]], path: Path, config: DQNConfig) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, returns, lw=0.5, alpha=0.5, label="episode return")
     ax.plot(steps, running, lw=2, label="mean of the last 100 episodes")
+    checks = [e for e in entries if "check_mean_return" in e]
+    if checks:
+        ax.plot([e["step"] for e in checks], [e["check_mean_return"] for e in checks], "o", ms=3,
+                label=f"greedy check ({config.check_episodes} episodes)")
     ax.set(xlabel="environment step", ylabel="return", title=f"DQN on {config.env}")
     ax.grid(alpha=0.3)
     ax.legend()
