@@ -347,7 +347,8 @@ def _add_dqn(sub) -> None:
 
     p = sub.add_parser("dqn", help="deep Q-learning with experience replay and a target network (lecture 5.3)",
                        description="Train a DQN agent on a gymnasium environment (default CartPole-v1; ALE/... ids "
-                                   "play Atari from frames with the Nature CNN), or play a trained one.")
+                                   "play Atari from frames with the Nature CNN), or play a trained one. "
+                                   "'tiefnet dqn ENV ...' is short for 'tiefnet dqn train ENV ...'.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     train = actions.add_parser("train", help="train on ENV (default CartPole-v1)",
                                description="Train DQN; writes config.json, metrics.jsonl (one line per episode, the "
@@ -428,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dqn_shorthand(argv: list[str]) -> list[str]:
+    """``tiefnet dqn ENV --out DIR`` is short for ``tiefnet dqn train ENV --out DIR``."""
+    if len(argv) >= 2 and argv[0] == "dqn" and argv[1] not in ("train", "play", "-h", "--help"):
+        return ["dqn", "train", *argv[1:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
@@ -435,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args = parser.parse_args(_dqn_shorthand(list(sys.argv[1:] if argv is None else argv)))
         except SystemExit as exit_:  # --help, --version, or a usage error already printed
             return int(exit_.code or 0)
         if not getattr(args, "handler", None):

@@ -145,3 +145,12 @@ def test_atari_smoke(tmp_path, capsys):
     assert arrays["q.0.W"].shape[:2] == (32, 4)  # conv 8x8/4, 32 filters on 4 stacked frames
     entries = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [e["step"] for e in entries if "loss" in e] == [300]
+
+
+def test_dqn_env_is_short_for_dqn_train(tmp_path, capsys):
+    """The issue's form ``tiefnet dqn ENV --out DIR`` trains like ``tiefnet dqn train ENV``."""
+    out = tmp_path / "short"
+    assert main(["dqn", "CartPole-v1", *options(TINY, steps=150, check_every=0, eval_episodes=1),
+                 "--out", str(out)]) == 0
+    assert "CartPole-v1: 150 steps" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["steps"] == 150
