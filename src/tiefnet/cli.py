@@ -58,11 +58,12 @@ def _add_mnist(sub) -> None:
 
 
 def _cmd_mnist(args) -> int:
+    from tiefnet.settings import saved_settings
     from tiefnet.vision.mnist import Config, run
 
     if args.resume and args.out is None:
         raise TiefnetError("--resume needs --out DIR, the run folder to continue")
-    settings = saved_settings(args.out) if args.resume else {}
+    settings = saved_settings(args.out, Config) if args.resume else {}
     given = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
     if args.no_verify:
         given["verify"] = False
@@ -74,23 +75,6 @@ def _cmd_mnist(args) -> int:
         print(f"test accuracy {100 * acc:.2f}% (best epoch {100 * best:.2f}%), "
               f"{summary['seconds_per_epoch']:.2f} s/epoch; results in {out}")
     return 0
-
-
-def saved_settings(out: Path) -> dict:
-    """The settings in ``out/config.json`` of a run to resume ({} if there is none)."""
-    import json
-
-    from tiefnet.vision.mnist import Config
-
-    path = Path(out) / "config.json"
-    if not path.is_file():
-        return {}
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise TiefnetError(f"--resume: cannot read {path} ({error})") from None
-    known = {f.name for f in fields(Config)}
-    return {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
 
 
 def _add_predict(sub) -> None:
@@ -382,11 +366,12 @@ def _add_dqn(sub) -> None:
 
 def _cmd_dqn_train(args) -> int:
     from tiefnet.rl.dqn import DQNConfig
-    from tiefnet.rl.dqn_run import run, saved_config
+    from tiefnet.rl.dqn_run import run
+    from tiefnet.settings import saved_settings
 
     if args.resume and args.out is None:
         raise TiefnetError("--resume needs --out DIR, the run folder to continue")
-    settings = saved_config(args.out) if args.resume else {}
+    settings = saved_settings(args.out, DQNConfig) if args.resume else {}
     given = {f.name: getattr(args, f.name) for f in fields(DQNConfig) if hasattr(args, f.name)}
     config = DQNConfig(**{**settings, **given})
     out = args.out or _default_out("dqn")

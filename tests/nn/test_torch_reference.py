@@ -4,7 +4,7 @@ autograd's backward. PyTorch is the test-only referee; without it this module is
 
 import numpy as np
 import pytest
-from helpers import dev, host
+from helpers import dev
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -21,8 +21,7 @@ This module holds the settings (:class:`DQNConfig`) and the pieces: the Q-networ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy
 
@@ -34,13 +33,9 @@ from tiefnet.nn.layer import Layer, layer_from_config, layer_to_config
 from tiefnet.nn.losses import TDError
 from tiefnet.optim import Adam, Optimizer, RMSProp
 from tiefnet.rl.replay import Transitions
+from tiefnet.settings import setting
 
 OPTIMIZERS = {"adam": Adam, "rmsprop": RMSProp}
-
-
-def setting(default: Any, help: str) -> Any:
-    """A DQNConfig field with its help text (shown by ``tiefnet dqn train --help``)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)

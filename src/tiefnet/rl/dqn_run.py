@@ -28,6 +28,7 @@ from tiefnet.rl.dqn import (DQNConfig, clone, epsilon_at, hidden_sizes, make_los
                             sync_target, train_step)
 from tiefnet.rl.dqn_play import evaluate
 from tiefnet.rl.environments import make_env, make_memory, make_q_network
+from tiefnet.settings import check_resumable
 
 CHECKPOINT_FORMAT = "tiefnet-dqn-checkpoint/1"
 # Settings that may change when a run is resumed; any other change would mix two experiments.
@@ -69,7 +70,7 @@ def run(config: DQNConfig, out: str | Path, progress: bool = True, resume: bool 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
     if resume:
-        check_resumable(out, config)
+        check_resumable(out, config, RESUMABLE_CHANGES)
     env = make_env(config.env)
     obs_shape, n_actions = tuple(env.observation_space.shape), int(env.action_space.n)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,32 +234,6 @@ def restore(path: Path, agent: Agent, state: Progress, rng, env) -> numpy.ndarra
     for action in state.episode_actions:  # the same seed and actions: the same environment state
         obs, *_ = env.step(action)
     return obs
-
-
-def check_resumable(out: Path, config: DQNConfig) -> None:
-    if not (out / "checkpoint.npz").is_file():
-        raise ConfigError(f"--resume: {out} holds no checkpoint.npz to continue from")
-    try:
-        before = json.loads((out / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
-    defaults = {f.name: f.default for f in fields(DQNConfig)}
-    changed = [f"--{k.replace('_', '-')} {before.get(k, defaults[k])!r} -> {v!r}" for k, v in asdict(config).items()
-               if k not in RESUMABLE_CHANGES and before.get(k, defaults[k]) != v]
-    if changed:
-        raise ConfigError(f"--resume: the run in {out} was trained with other settings ({'; '.join(changed)}); "
-                          f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change")
-
-
-def saved_config(out: Path) -> dict[str, Any]:
-    """The settings in ``out/config.json`` ({} if there is none), for a resume that repeats none."""
-    path = Path(out) / "config.json"
-    try:
-        saved = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(f"--resume: cannot read {path} ({error})") from None
-    known = {f.name for f in fields(DQNConfig)}
-    return {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
 
 
 def summarize(config: DQNConfig, state: Progress, returns: list[float], final: list[float], eval_seconds: float,

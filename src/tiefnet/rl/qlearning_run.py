@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,10 @@ from tiefnet.errors import ConfigError
 from tiefnet.rl.gridworld import GridWorld, GridWorldEnv, lecture_gridworld, load_map
 from tiefnet.rl.mdp import NO_ACTION, max_norm, value_iteration
 from tiefnet.rl.qlearning import ETA_SCHEDULES, EtaSchedule, GymEnv, check_settings, evaluate, greedy, q_learning
+from tiefnet.settings import setting
 
 GRIDWORLD = "gridworld"
 GYM_ARROWS = {"FrozenLakeEnv": "←↓→↑", "CliffWalkingEnv": "↑→↓←"}  # gymnasium's action numbers, as arrows
-
-
-def setting(default: Any, help: str) -> Any:
-    """A Config field with its help text (shown by ``tiefnet qlearn --help``)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,13 +30,9 @@ from tiefnet.nn.layer import Layer, register
 from tiefnet.nn.losses import LogLikelihood
 from tiefnet.nn.recurrent import LSTM, RNN, _Recurrent, clip_gradients
 from tiefnet.optim import Adam
+from tiefnet.settings import setting
 
 CELLS = {"lstm": LSTM, "rnn": RNN}
-
-
-def setting(default: Any, help: str) -> Any:
-    """A Config field with its help text (shown by ``tiefnet charrnn train --help``)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)

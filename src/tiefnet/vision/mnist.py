@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,13 +24,9 @@ from tiefnet.errors import ConfigError
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
+from tiefnet.settings import check_resumable, setting
 from tiefnet.train import History, checkpoint_history, fit
 from tiefnet.vision.cnn import POOLS, build_cnn, map_sides, parse_sizes, topology
-
-
-def setting(default: Any, help: str) -> Any:
-    """A Config field with its help text (shown by ``tiefnet mnist --help``)."""
-    return field(default=default, metadata={"help": help})
 
 
 # Settings whose default depends on the model: "dense" is the lecture's first network (2.4/2.5),
@@ -177,7 +173,7 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
     if resume:
-        _check_resumable(out, config)
+        check_resumable(out, config, RESUMABLE_CHANGES)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     rng = numpy.random.default_rng(config.seed)
@@ -218,22 +214,6 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
 
 # Settings that may change when a run is resumed; any other change would mix two experiments.
 RESUMABLE_CHANGES = {"epochs", "threads", "patience", "early_stop"}
-
-
-def _check_resumable(out: Path, config: Config) -> None:
-    if not (out / "checkpoint.npz").is_file():
-        raise ConfigError(f"--resume: {out} holds no checkpoint.npz to continue from")
-    try:
-        before = json.loads((out / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
-    # a setting that an older run folder does not name had its default then
-    defaults = {f.name: f.default for f in fields(Config)}
-    changed = [f"--{k.replace('_', '-')} {before.get(k, defaults[k])!r} -> {v!r}" for k, v in asdict(config).items()
-               if k not in RESUMABLE_CHANGES and before.get(k, defaults[k]) != v]
-    if changed:
-        raise ConfigError(f"--resume: the run in {out} was trained with other settings ({'; '.join(changed)}); "
-                          f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change")
 
 
 def summarize(config: Config, history: History, seconds: float) -> dict[str, Any]:

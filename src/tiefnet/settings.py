@@ -1,0 +1,49 @@
+"""Settings of the applications' runs (``tiefnet mnist``, ``charrnn``, ``qlearn``, ``dqn``).
+
+Each application keeps its settings in a frozen ``Config`` dataclass whose fields carry a help
+text; the CLI builds its options from them, and the run folder keeps them as ``config.json`` so
+that ``--resume`` continues with the same settings.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, field, fields
+from pathlib import Path
+from typing import Any
+
+from tiefnet.errors import ConfigError
+
+
+def setting(default: Any, help: str) -> Any:
+    """A Config field with its help text (shown by the command's ``--help``)."""
+    return field(default=default, metadata={"help": help})
+
+
+def saved_settings(out: str | Path, config_class: type) -> dict[str, Any]:
+    """The settings in ``out/config.json`` that ``config_class`` knows ({} if there is none)."""
+    path = Path(out) / "config.json"
+    try:
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--resume: cannot read {path} ({error})") from None
+    known = {f.name for f in fields(config_class)}
+    return {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
+
+
+def check_resumable(out: str | Path, config: Any, may_change: set[str]) -> None:
+    """A clear error unless ``out`` holds a checkpoint of a run with the same settings as
+    ``config``, apart from those in ``may_change`` (a longer run, other threads, ...)."""
+    out = Path(out)
+    if not (out / "checkpoint.npz").is_file():
+        raise ConfigError(f"--resume: {out} holds no checkpoint.npz to continue from")
+    try:
+        before = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
+    # a setting that an older run folder does not name had its default then
+    defaults = {f.name: f.default for f in fields(config)}
+    changed = [f"--{k.replace('_', '-')} {before.get(k, defaults[k])!r} -> {v!r}" for k, v in asdict(config).items()
+               if k not in may_change and before.get(k, defaults[k]) != v]
+    if changed:
+        raise ConfigError(f"--resume: the run in {out} was trained with other settings ({'; '.join(changed)}); "
+                          f"only {', '.join(sorted(may_change))} may change")
