@@ -66,11 +66,13 @@ def test_metrics_lines(trained):
     assert episodes[0]["epsilon"] > episodes[-1]["epsilon"]
 
 
-def test_resume_continues_bit_identically(tmp_path, capsys):
-    """300 steps, then --resume to 400 (a checkpoint in mid-episode), equals 400 steps at once."""
+@pytest.mark.parametrize("first", [300, 250])
+def test_resume_continues_bit_identically(tmp_path, capsys, first):
+    """``first`` steps, then --resume to 400 (a checkpoint in mid-episode; at 250 also between two
+    loss lines), equals 400 steps at once."""
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert main(["dqn", "train", *TINY, "--out", str(whole)]) == 0
-    assert main(["dqn", "train", *options(TINY, steps=300), "--out", str(split)]) == 0
+    assert main(["dqn", "train", *options(TINY, steps=first), "--out", str(split)]) == 0
     assert main(["dqn", "train", "--resume", "--steps", "400", "--no-progress", "--out", str(split)]) == 0
     a, meta_a = read_npz(whole / "checkpoint.npz")
     b, meta_b = read_npz(split / "checkpoint.npz")

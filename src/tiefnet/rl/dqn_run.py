@@ -44,6 +44,7 @@ class Progress:
     episode_seed: int = 0  # the reset seed of the current episode
     episode_actions: list[int] = field(default_factory=list)  # its actions so far (replayed on resume)
     episode_return: float = 0.0
+    losses: list[float] = field(default_factory=list)  # the TD costs since the last loss line
     metrics_lines: int = 0  # lines of metrics.jsonl written up to this state
     seconds: float = 0.0  # training wall time so far
     best_return: float | None = None  # the best mean return of a greedy check so far
@@ -109,7 +110,6 @@ def start_episode(env, state: Progress, rng: numpy.random.Generator) -> numpy.nd
 def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, out: Path, progress: bool) -> None:
     """The loop of 5.3 from ``state.step`` to ``config.steps``: act, store, learn, refresh theta^-."""
     recent: deque[float] = deque(_recent_returns(out / "metrics.jsonl", state.metrics_lines), maxlen=100)
-    losses: list[float] = []
     bar = _progress_bar(progress, config.steps, state.step)
     tick = time.perf_counter()
     with (out / "metrics.jsonl").open("a") as metrics:
@@ -125,7 +125,7 @@ def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, out: 
             if state.step > config.learning_starts and state.step % config.train_every == 0 \
                     and len(agent.memory) >= config.batch_size:
                 batch = agent.memory.sample(config.batch_size, rng)  # uniform mini-batch from D
-                losses.append(train_step(agent.q_net, agent.target_net, agent.loss, agent.optimizer, batch,
+                state.losses.append(train_step(agent.q_net, agent.target_net, agent.loss, agent.optimizer, batch,
                                          config.gamma))
             if state.step % config.target_every == 0:
                 sync_target(agent.target_net, agent.q_net)  # every C steps theta^- = theta
@@ -138,10 +138,11 @@ def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, out: 
                 obs = start_episode(env, state, rng)
                 if bar is not None:
                     bar.set_postfix(episode=state.episode, recent_return=f"{numpy.mean(recent):.1f}", refresh=False)
-            if state.step % config.log_every == 0 and losses:
-                _check_finite(losses, state.step)
-                _write(metrics, {"step": state.step, "loss": float(numpy.mean(losses)), "epsilon": epsilon}, state)
-                losses = []
+            if state.step % config.log_every == 0 and state.losses:
+                _check_finite(state.losses, state.step)
+                _write(metrics, {"step": state.step, "loss": float(numpy.mean(state.losses)), "epsilon": epsilon},
+                       state)
+                state.losses = []
             if config.check_every and state.step % config.check_every == 0:
                 check(config, agent, state, metrics)
             if bar is not None and state.step % 100 == 0:
