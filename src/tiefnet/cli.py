@@ -269,6 +269,8 @@ def _cmd_gridworld(args) -> int:
             "modified": f"modified policy iteration (k = {args.k})"}
     count = f"{solution.iterations} iterations" + (f", {solution.sweeps} sweeps" if args.method == "modified" else "")
     state = "converged" if solution.converged else "stopped by --max-sweeps, NOT converged"
+    if solution.converged and args.gamma >= 1 and args.method != "policy":
+        state = "a fixed point reached (U_i = U_{i-1})"
     print(f"{name[args.method]}, gamma = {args.gamma:g}, R = {args.reward:g}: {count}, {state}; "
           f"||U - U*|| <= {'n/a (gamma = 1)' if bound is None else f'{bound:.3g}'}, ||B(U) - U|| = {residual:.3g}")
     print("U:\n" + world.table(solution.U) + "\npolicy:\n" + world.table(world.arrows(solution.pi)))

@@ -221,6 +221,7 @@ def test_frame_memory_checkpoint_round_trip_samples_and_continues_the_same():
     for transition in pushed[:-3]:
         memory.push(*transition)
     buffer = io.BytesIO()
+    assert len(memory.state_arrays()["frames_wrapped"]) > 0  # the live frames wrap round the ring's end
     np.savez(buffer, **memory.state_arrays())
     buffer.seek(0)
     restored = FrameReplayMemory(12, (4, 6, 6))

@@ -96,7 +96,9 @@ def test_train_step_gradient_matches_central_differences(float64, delta_max):
     for name, p in q_net.params.items():
         p[...] = dev(before[name])
     assert cost == pytest.approx(loss.cost(q_net.forward(obs), actions, y), rel=1e-12)
-    assert abs(cost) > 0.1  # errors beyond the clip: both branches of h are exercised
+    error = np.abs(host(q_net.forward(obs))[np.arange(len(b.action)), b.action] - host(y))  # |Q(phi_j, a_j) - y_j|
+    if delta_max:  # both branches of the clipped error are exercised
+        assert (error > delta_max).any() and (error < delta_max).any(), error
     for name, p in q_net.params.items():
         numeric = numerical_gradient(lambda: dev(loss.cost(q_net.forward(obs), actions, y)), p, dev(1.0))
         assert relative_error(dev((before[name] - after[name]) / eta), numeric) < 1e-6, name

@@ -160,3 +160,5 @@ def test_solver_options_validated():
         modified_policy_iteration(mdp, k=0)
     with pytest.raises(ConfigError, match="pi0"):
         policy_iteration(mdp, pi0=np.full(mdp.n_states, 7))
+    with pytest.raises(ConfigError, match="one action per state"):
+        policy_iteration(mdp, pi0=np.zeros(mdp.n_states + 1, dtype=int))

@@ -237,15 +237,20 @@ class FrameReplayMemory:
         """Everything needed to restore D: the frames still in use and the transitions, oldest first."""
         i = (self.oldest + numpy.arange(self.size)) % self.capacity
         first = int(self.newest_frame[self.oldest]) - self.stack if self.size else self.frames_pushed
-        numbers = numpy.arange(first, self.frames_pushed)
-        return {"frames": self.frames[numbers % len(self.frames)], "newest_frame": self.newest_frame[i] - first,
+        # the live frames are one run of the ring, perhaps wrapping round its end: two views, no copy
+        # of the (up to 7 GB) frames while the checkpoint is written
+        start, count, ring = first % len(self.frames), self.frames_pushed - first, len(self.frames)
+        head = self.frames[start : min(start + count, ring)]
+        return {"frames": head, "frames_wrapped": self.frames[: count - len(head)],
+                "newest_frame": self.newest_frame[i] - first,
                 "action": self.action[i], "reward": self.reward[i], "terminated": self.terminated[i],
                 "counters": numpy.array([self.capacity, *self.obs_shape], dtype=numpy.int64)}
 
     def load_state_arrays(self, arrays: dict[str, numpy.ndarray]) -> None:
         try:
             capacity, *obs_shape = (int(v) for v in arrays["counters"])
-            frames, newest = numpy.asarray(arrays["frames"]), numpy.asarray(arrays["newest_frame"], dtype=numpy.int64)
+            head, wrapped = numpy.asarray(arrays["frames"]), numpy.asarray(arrays["frames_wrapped"])
+            newest = numpy.asarray(arrays["newest_frame"], dtype=numpy.int64)
             columns = [numpy.asarray(arrays[name]) for name in ("action", "reward", "terminated")]
         except (KeyError, ValueError, TypeError) as error:
             raise CheckpointError(f"frame replay memory: incomplete state ({error!r})") from None
@@ -253,13 +258,16 @@ class FrameReplayMemory:
         if capacity != self.capacity or tuple(obs_shape) != self.obs_shape:
             raise CheckpointError(f"frame replay memory: saved capacity {capacity}, obs {tuple(obs_shape)} does not "
                                   f"fit a memory of capacity {self.capacity}, obs {self.obs_shape}")
-        if (n > capacity or len(frames) > len(self.frames) or frames.shape[1:] != self.frames.shape[1:]
+        count = len(head) + len(wrapped)
+        if (n > capacity or count > len(self.frames)
+                or any(f.shape[1:] != self.frames.shape[1:] for f in (head, wrapped))
                 or any(c.shape != (n,) for c in columns)
-                or (n and (newest.min() < self.stack or newest.max() >= len(frames)))):
+                or (n and (newest.min() < self.stack or newest.max() >= count))):
             raise CheckpointError("frame replay memory: saved arrays have inconsistent shapes or frame numbers")
-        self.frames[: len(frames)] = frames
+        self.frames[: len(head)] = head  # frame numbers restart at 0, oldest first
+        self.frames[len(head) : count] = wrapped
         self.newest_frame[:n], self.action[:n], self.reward[:n], self.terminated[:n] = newest, *columns
-        self.oldest, self.size, self.frames_pushed = 0, n, len(frames)
+        self.oldest, self.size, self.frames_pushed = 0, n, count
 
 
 def nature_cnn(n_actions: int, *, stack: int = 4, rng: numpy.random.Generator) -> Sequential:

@@ -50,9 +50,11 @@ class DQNConfig:
     batch_size: int = setting(128, "Mini-batch size of each gradient step (Atari: 32).")
     gamma: float = setting(0.99, "Discount factor gamma of the targets y_j.")
     optimizer: str = setting("adam", "adam or rmsprop (Mnih et al. 2015).")
-    eta: float = setting(1e-3, "Learning rate eta (Atari with rmsprop: 2.5e-4).")
+    eta: float = setting(1e-3, "Learning rate eta (Mnih et al.: 2.5e-4 with their RMSProp, whose alpha 0.95 and "
+                         "eps 0.01 differ from this rmsprop's 0.99 and 1e-8).")
     target_every: int = setting(500, "C: copy theta to the target network theta^- every C environment steps "
-                                "(Atari: 10^4).")
+                                "(Mnih et al. count 10^4 gradient steps: 4*10^4 environment steps with "
+                                "train_every 4).")
     epsilon_start: float = setting(1.0, "epsilon at the first step (1: play at random).")
     epsilon_end: float = setting(0.05, "epsilon after the annealing (the lecture: 0.1).")
     epsilon_steps: int = setting(10_000, "Steps over which epsilon falls linearly from start to end (Atari: 10^6).")

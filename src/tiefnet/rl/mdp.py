@@ -125,9 +125,10 @@ def bellman_residual(mdp: MDP, U: numpy.ndarray) -> float:
 
 
 def lecture_bound(gamma: float, delta: float) -> float:
-    """||U_i - U|| <= gamma / (1 - gamma) ||U_i - U_{i-1}||  for U_i = B(U_{i-1}); inf for gamma = 1."""
-    if delta == 0.0:
-        return 0.0
+    """||U_i - U|| <= gamma / (1 - gamma) ||U_i - U_{i-1}||  for U_i = B(U_{i-1}).
+
+    For gamma = 1 there is no such bound (B is no contraction): inf, even at an exact fixed point.
+    """
     return math.inf if gamma >= 1.0 else gamma / (1.0 - gamma) * delta
 
 
@@ -197,8 +198,10 @@ def policy_iteration(mdp: MDP, pi0: numpy.ndarray | None = None, max_iterations:
     """(a) U_i = U^{pi_i} (exact, a linear solve); (b) pi_{i+1}(s) = argmax_a sum_s' P(s'|s,a) U_i(s');
     stop when pi_{i+1} = pi_i (then U_i is the fixed point of B). pi_0 defaults to :func:`proper_policy`."""
     _check(1.0, max_iterations, "max_iterations")
+    if pi0 is not None and numpy.shape(pi0) != (mdp.n_states,):
+        raise ConfigError(f"pi0 must hold one action per state ({mdp.n_states} states), got shape {numpy.shape(pi0)}")
     pi = proper_policy(mdp) if pi0 is None else numpy.where(mdp.terminal, NO_ACTION, numpy.asarray(pi0))
-    if pi.shape != (mdp.n_states,) or ((pi < 0) & ~mdp.terminal).any() or (pi >= mdp.n_actions).any():
+    if ((pi < 0) & ~mdp.terminal).any() or (pi >= mdp.n_actions).any():
         raise ConfigError(f"pi0 must hold one action in 0..{mdp.n_actions - 1} per state ({mdp.n_states} states)")
     stable = False
     for i in range(1, max_iterations + 1):
@@ -208,7 +211,7 @@ def policy_iteration(mdp: MDP, pi0: numpy.ndarray | None = None, max_iterations:
         if stable:
             break
     residual = bellman_residual(mdp, U)  # zero up to rounding at a fixed point
-    bound = 0.0 if residual == 0 else (math.inf if mdp.gamma >= 1 else residual / (1.0 - mdp.gamma))
+    bound = math.inf if mdp.gamma >= 1 else residual / (1.0 - mdp.gamma)
     return Solution(U, pi, i, bound, stable, "policy", sweeps=0)
 
 
