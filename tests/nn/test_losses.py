@@ -164,3 +164,11 @@ def test_quadratic_after_sigmoid_is_not_fused(float64):
     a = model.forward(z, train=True)
     model.backward_from(Quadratic(), y, need_input_grad=True)
     np.testing.assert_allclose(host(spy.delta), host((a - y) * a * (1 - a)), rtol=1e-12)
+
+
+def test_log_likelihood_of_sequences_sums_over_steps_and_averages_over_sequences():
+    """a, y (N, T, K): C = 1/N sum_n sum_t -ln a^t_{n, y} (C = sum_t C^t, 4.2)."""
+    rng = np.random.default_rng(0)
+    a, y = rng.dirichlet(np.ones(5), (3, 4)), np.eye(5)[rng.integers(0, 5, (3, 4))]
+    expected = -np.log((a * y).sum(axis=-1)).sum(axis=1).mean()
+    assert LogLikelihood().cost(dev(a), dev(y)) == pytest.approx(expected, rel=1e-6)

@@ -86,6 +86,8 @@ class LogLikelihood(Loss):
     """C = -ln a^L_y for the true class y (2.7.2), averaged over the batch.
 
     After a softmax output, dC/dz^L_j = a^L_j - y_j, as for cross-entropy after a sigmoid.
+    For sequences, a and y of shape (N, T, K), the costs of the T steps add up (C = sum_t C^t, as
+    for BPTT in 4.2) and are averaged over the N sequences.
     """
 
     name = "log-likelihood"
