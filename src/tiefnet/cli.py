@@ -4,6 +4,8 @@
     tiefnet predict --model DIR IMAGE...
     tiefnet ensemble --models DIR DIR DIR...
     tiefnet experiment NAME [--out DIR]
+    tiefnet charrnn train [TEXT] --out DIR;  tiefnet charrnn sample --model DIR [--prime TEXT]
+    tiefnet gridworld | qlearn [ENV] | dqn [train] ENV --out DIR | dqn play --model DIR   (in cli_rl.py)
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -223,184 +225,9 @@ def _cmd_charrnn_sample(args) -> int:
     return 0
 
 
-def _add_gridworld(sub) -> None:
-    p = sub.add_parser("gridworld", help="solve the grid world of lecture 5.1: value/policy iteration, U and pi",
-                       description="Solve the 3x4 grid world of lecture 5.1 (or a map of your own) with value "
-                                   "iteration, policy iteration or modified policy iteration; print U and the "
-                                   "policy as arrows, like the lecture's table.",
-                       epilog="A map file has one line per row (top row first), fields separated by spaces: "
-                              ". free, S start, # wall, a number such as +1 or -1 an exit with that reward.")
-    p.add_argument("--method", choices=("value", "policy", "modified"), default="value",
-                   help="value iteration, policy iteration (exact evaluation) or modified policy iteration")
-    p.add_argument("--gamma", type=float, default=1.0, help="discount gamma in (0, 1] (default 1.0)")
-    p.add_argument("--reward", type=float, default=-0.04, help="R(s) of every non-exit field (default -0.04)")
-    p.add_argument("--epsilon", type=float, default=1e-6,
-                   help="stop when ||U_i - U_{i-1}|| <= epsilon (1 - gamma) / gamma (default 1e-6)")
-    p.add_argument("--k", type=int, default=10, help="evaluation sweeps per policy of --method modified (default 10)")
-    p.add_argument("--max-sweeps", type=int, default=100_000, help="iteration limit (needed for gamma = 1)")
-    p.add_argument("--map", type=Path, default=None, help="a map file (default: the lecture's grid world)")
-    p.add_argument("--json", action="store_true", help="print U, the policy and the iteration count as JSON")
-    p.set_defaults(handler=_cmd_gridworld)
-
-
-def _cmd_gridworld(args) -> int:
-    import json
-    import math
-
-    from tiefnet.rl.gridworld import lecture_gridworld, load_map
-    from tiefnet.rl.mdp import bellman_residual, solve
-
-    world = (load_map(args.map, args.reward, args.gamma) if args.map else lecture_gridworld(args.reward, args.gamma))
-    options = {"policy": {"max_iterations": args.max_sweeps},
-               "value": {"epsilon": args.epsilon, "max_sweeps": args.max_sweeps},
-               "modified": {"k": args.k, "epsilon": args.epsilon, "max_iterations": args.max_sweeps}}[args.method]
-    solution = solve(world.mdp, args.method, **options)
-    residual = bellman_residual(world.mdp, solution.U)
-    bound = solution.error_bound if math.isfinite(solution.error_bound) else None
-    if args.json:
-        print(json.dumps({"method": args.method, "gamma": args.gamma, "reward": args.reward,
-                          "iterations": solution.iterations, "sweeps": solution.sweeps,
-                          "converged": solution.converged, "error_bound": bound, "bellman_residual": residual,
-                          "cells": [list(c) for c in world.cells], "U": solution.U.tolist(),
-                          "policy": world.arrows(solution.pi), "start": list(world.cells[world.start])},
-                         ensure_ascii=False))
-        return 0
-    name = {"value": "value iteration", "policy": "policy iteration",
-            "modified": f"modified policy iteration (k = {args.k})"}
-    count = f"{solution.iterations} iterations" + (f", {solution.sweeps} sweeps" if args.method == "modified" else "")
-    state = "converged" if solution.converged else "stopped by --max-sweeps, NOT converged"
-    if solution.converged and args.gamma >= 1 and args.method != "policy":
-        state = "a fixed point reached (U_i = U_{i-1})"
-    print(f"{name[args.method]}, gamma = {args.gamma:g}, R = {args.reward:g}: {count}, {state}; "
-          f"||U - U*|| <= {'n/a (gamma = 1)' if bound is None else f'{bound:.3g}'}, ||B(U) - U|| = {residual:.3g}")
-    print("U:\n" + world.table(solution.U) + "\npolicy:\n" + world.table(world.arrows(solution.pi)))
-    return 0
-
-
-def _add_qlearn(sub) -> None:
-    from tiefnet.rl.qlearning_run import Config
-
-    p = sub.add_parser("qlearn", help="tabular Q-learning on the grid world or a gymnasium env (lecture 5.2)",
-                       description="Learn Q(s, a) from experience with Q-learning (5.2.2) and epsilon-greedy "
-                                   "exploration; print the greedy policy and its mean return; on the grid world also "
-                                   "compare max_a Q with the U of value iteration.")
-    p.add_argument("env", nargs="?", default="gridworld", metavar="ENV",
-                   help="'gridworld' or a gymnasium id with Discrete spaces, e.g. FrozenLake-v1, Taxi-v4")
-    for f in fields(Config):
-        if f.name == "env":
-            continue
-        option, help_ = "--" + f.name.replace("_", "-"), f"{f.metadata.get('help', '')} (default: {f.default!r})"
-        if isinstance(f.default, bool):
-            p.add_argument(option, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
-        else:
-            p.add_argument(option, type=type(f.default), default=f.default, help=help_, metavar=f.name.upper())
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--out", type=Path, default=None, help="write Q.npz, config.json and summary.json to this folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_cmd_qlearn)
-
-
-def _cmd_qlearn(args) -> int:
-    import json
-
-    from tiefnet.rl.qlearning_run import Config, run
-
-    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
-    summary = run(config, args.out, progress=not (args.no_progress or args.json))
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
-        return 0
-    eta = (f"eta = {config.eta_c:g}/({config.eta_c:g} + n(s,a))" if config.eta_schedule == "visits"
-           else f"eta = {config.eta:g}")
-    print(f"Q-learning on {config.env}: {summary['steps']} steps ({summary['episodes']} episodes) in "
-          f"{summary['seconds']:.2f} s, gamma = {summary['gamma']:g}, epsilon = {config.epsilon:g}, {eta}")
-    picture = summary["policy_picture"] or " ".join(map(str, summary["policy"]))
-    print("greedy policy argmax_a Q(s, a):\n" + picture)
-    print(f"greedy policy over {summary['eval_episodes']} episodes: mean return {summary['eval_mean_return']:.3f} "
-          f"(sd {summary['eval_std_return']:.3f})")
-    if "max_error" in summary:
-        agree = ("the policies agree" if summary["policies_agree"]
-                 else f"the policies differ at {', '.join(map(str, map(tuple, summary['disagreements'])))}")
-        print(f"value iteration: U(S) = {summary['U_start']:.3f}, max_s |max_a Q(s,a) - U(s)| = "
-              f"{summary['max_error']:.4f}; {agree}")
-    if args.out is not None:
-        print(f"results in {args.out}")
-    return 0
-
-
-def _add_dqn(sub) -> None:
-    from tiefnet.rl.dqn import DQNConfig
-
-    p = sub.add_parser("dqn", help="deep Q-learning with experience replay and a target network (lecture 5.3)",
-                       description="Train a DQN agent on a gymnasium environment (default CartPole-v1; ALE/... ids "
-                                   "play Atari from frames with the Nature CNN), or play a trained one. "
-                                   "'tiefnet dqn ENV ...' is short for 'tiefnet dqn train ENV ...'.")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    train = actions.add_parser("train", help="train on ENV (default CartPole-v1)",
-                               description="Train DQN; writes config.json, metrics.jsonl (one line per episode, the "
-                                           "mean loss every --log-every steps, the greedy checks), model.npz/.json, "
-                                           "checkpoint.npz (resumable), returns.png and summary.json "
-                                           "(eval_mean_return: --eval-episodes greedy episodes at the end).",
-                               epilog="With --resume, options not given are those of the run being continued.")
-    train.add_argument("env", nargs="?", default=argparse.SUPPRESS, metavar="ENV",
-                       help="a gymnasium id with a discrete action space (default: CartPole-v1)")
-    for f in fields(DQNConfig):
-        if f.name == "env":
-            continue
-        # no argparse default: an option left out is then told apart from one given (--resume)
-        train.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=argparse.SUPPRESS,
-                           help=f"{f.metadata.get('help', '')} (default: {f.default!r})", metavar=f.name.upper())
-    train.add_argument("--out", type=Path, default=None, help="run folder (default runs/dqn-TIMESTAMP)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
-                                                             "(e.g. with a larger --steps)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(handler=_cmd_dqn_train)
-    play = actions.add_parser("play", help="play a trained agent greedily, optionally into a GIF",
-                              description="Play --episodes greedy episodes with a trained Q-network and print "
-                                          "their returns; --gif writes the first one as an animated GIF.")
-    play.add_argument("--model", type=Path, required=True, help="a dqn run folder (model.npz + model.json)")
-    play.add_argument("--episodes", type=int, default=1, help="episodes to play (default 1)")
-    play.add_argument("--gif", type=Path, default=None, help="write the first episode to this GIF file")
-    play.add_argument("--seed", type=int, default=0, help="seed of the episodes' resets (default 0)")
-    play.set_defaults(handler=_cmd_dqn_play)
-    p.set_defaults(handler=lambda args: p.print_help() or EXIT_USAGE)
-
-
-def _cmd_dqn_train(args) -> int:
-    from tiefnet.rl.dqn import DQNConfig
-    from tiefnet.rl.dqn_run import run
-    from tiefnet.settings import saved_settings
-
-    if args.resume and args.out is None:
-        raise TiefnetError("--resume needs --out DIR, the run folder to continue")
-    settings = saved_settings(args.out, DQNConfig) if args.resume else {}
-    given = {f.name: getattr(args, f.name) for f in fields(DQNConfig) if hasattr(args, f.name)}
-    config = DQNConfig(**{**settings, **given})
-    out = args.out or _default_out("dqn")
-    summary = run(config, out, progress=not args.no_progress, resume=args.resume)
-    mean = summary["eval_mean_return"]
-    evaluation = (f"mean return {mean:.1f} over {summary['eval_episodes']} greedy episodes"
-                  if mean is not None else "no evaluation")
-    print(f"{config.env}: {summary['steps']} steps, {summary['episodes']} episodes, "
-          f"{summary['train_seconds']:.1f} s; {evaluation}; results in {out}")
-    return 0
-
-
-def _cmd_dqn_play(args) -> int:
-    from tiefnet.rl.dqn_play import play
-
-    returns = play(args.model, episodes=args.episodes, gif=args.gif, seed=args.seed)
-    for i, value in enumerate(returns, 1):
-        print(f"episode {i}: return {value:g}")
-    if len(returns) > 1:
-        print(f"mean return {sum(returns) / len(returns):.1f} over {len(returns)} episodes")
-    if args.gif is not None:
-        print(f"first episode written to {args.gif}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from tiefnet import __version__
+    from tiefnet.cli_rl import add_rl_commands
 
     parser = _Parser(prog="tiefnet", description="Deep learning from first principles, after the lecture notes.")
     parser.add_argument("--version", action="version", version=f"tiefnet {__version__}")
@@ -410,17 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ensemble(sub)
     _add_experiment(sub)
     _add_charrnn(sub)
-    _add_gridworld(sub)
-    _add_qlearn(sub)
-    _add_dqn(sub)
+    add_rl_commands(sub)  # chapter 5: gridworld, qlearn, dqn (tiefnet/cli_rl.py)
     return parser
-
-
-def _dqn_shorthand(argv: list[str]) -> list[str]:
-    """``tiefnet dqn ENV --out DIR`` is short for ``tiefnet dqn train ENV --out DIR``."""
-    if len(argv) >= 2 and argv[0] == "dqn" and argv[1] not in ("train", "play", "-h", "--help"):
-        return ["dqn", "train", *argv[1:]]
-    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -428,9 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import tiefnet.backend  # noqa: F401 - picks NumPy or CuPy; a bad TIEFNET_DEVICE is one line
 
+        from tiefnet.cli_rl import dqn_shorthand
+
         parser = build_parser()
         try:
-            args = parser.parse_args(_dqn_shorthand(list(sys.argv[1:] if argv is None else argv)))
+            args = parser.parse_args(dqn_shorthand(list(sys.argv[1:] if argv is None else argv)))
         except SystemExit as exit_:  # --help, --version, or a usage error already printed
             return int(exit_.code or 0)
         if not getattr(args, "handler", None):
