@@ -60,6 +60,12 @@ def series(history: History, key: str) -> list[float]:
     return [float(e[key]) for e in history.epochs]
 
 
+def accuracy_curve(history: History) -> dict[str, Any]:
+    """The test accuracy per epoch, its final and its best value (the JSON fields every comparison has)."""
+    accuracy = series(history, "test_accuracy")
+    return {"test_accuracy": accuracy, "final_test_accuracy": accuracy[-1], "best_test_accuracy": max(accuracy)}
+
+
 def settings(config: Config, **extra: Any) -> dict[str, Any]:
     """The network and training settings of a run, for the JSON file."""
     keep = ("hidden", "activation", "cost", "eta", "lmbda", "reg", "dropout", "init", "batch_size")

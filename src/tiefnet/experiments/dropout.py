@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
+from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, series, settings,
+                                         train, write_json)
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 dropout: 784-100-10 on 1000 images, without vs with dropout p = 0.5"
@@ -30,10 +31,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
     runs = {}
     for name, p in (("no dropout", 0.0), ("dropout", P)):
         _, history = train(replace(CONFIG, dropout=p), train_set, epochs, seed, test=test, progress=progress)
-        accuracy = series(history, "test_accuracy")
-        runs[name] = {"p": p, "test_accuracy": accuracy, "train_accuracy": series(history, "train_accuracy"),
-                      "train_cost": series(history, "train_cost"), "final_test_accuracy": accuracy[-1],
-                      "best_test_accuracy": max(accuracy),
+        runs[name] = {"p": p, **accuracy_curve(history), "train_accuracy": series(history, "train_accuracy"),
+                      "train_cost": series(history, "train_cost"),
                       "final_train_accuracy": history.epochs[-1]["train_accuracy"]}
     gain = runs["dropout"]["final_test_accuracy"] - runs["no dropout"]["final_test_accuracy"]
     result = {"settings": settings(CONFIG, dropout=P, train_size=len(train_set), test_size=len(test), epochs=epochs,

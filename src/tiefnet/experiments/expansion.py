@@ -15,7 +15,8 @@ import numpy
 
 from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset
-from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
+from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, settings, train,
+                                         write_json)
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 data expansion: 1000 images with vs without 4 rotated/shifted/skewed copies each"
@@ -34,10 +35,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
     runs = {}
     for name, train_set, n_epochs in (("original", originals, (COPIES + 1) * epochs), ("expanded", expanded, epochs)):
         _, history = train(CONFIG, train_set, n_epochs, seed, test=test, monitor_train=False, progress=progress)
-        accuracy = series(history, "test_accuracy")
-        runs[name] = {"train_size": len(train_set), "epochs": n_epochs, "test_accuracy": accuracy,
-                      "images_seen": [len(train_set) * e for e in range(1, n_epochs + 1)],
-                      "final_test_accuracy": accuracy[-1], "best_test_accuracy": max(accuracy)}
+        runs[name] = {"train_size": len(train_set), "epochs": n_epochs, **accuracy_curve(history),
+                      "images_seen": [len(train_set) * e for e in range(1, n_epochs + 1)]}
     runs["original"]["test_accuracy_after_same_epochs"] = runs["original"]["test_accuracy"][epochs - 1]
     gain = runs["expanded"]["final_test_accuracy"] - runs["original"]["final_test_accuracy"]
     result = {"settings": settings(CONFIG, originals=len(originals), copies=COPIES, max_angle=15.0, max_shift=2.0,

@@ -17,7 +17,8 @@ from typing import Any
 import numpy
 
 from tiefnet.backend import to_numpy
-from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
+from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, settings, train,
+                                         write_json)
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 L1 vs L2 regularisation: histograms of the first layer's weights"
@@ -48,9 +49,7 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
     for reg in ("l2", "l1"):
         net, history = train(replace(CONFIG, reg=reg), train_set, epochs, seed, test=test, progress=progress)
         weights[reg] = to_numpy(net[0].params["W"])  # (30, 784): w^2_jk
-        accuracy = series(history, "test_accuracy")
-        runs[reg] = {"test_accuracy": accuracy, "final_test_accuracy": accuracy[-1],
-                     "best_test_accuracy": max(accuracy), "final_train_accuracy": history.epochs[-1]["train_accuracy"],
+        runs[reg] = {**accuracy_curve(history), "final_train_accuracy": history.epochs[-1]["train_accuracy"],
                      "weights": weight_statistics(weights[reg])}
     result = {"settings": settings(CONFIG, train_size=len(train_set), test_size=len(test), epochs=epochs,
                                    seed=seed, quick=quick, layer="first (784 -> 30)"), "runs": runs}

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
+from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, series, settings,
+                                         train, write_json)
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 overfitting: 1000 images, 400 epochs, training cost vs test accuracy, without/with L2"
@@ -29,12 +30,12 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
     runs = {}
     for name, lmbda in (("unregularised", 0.0), ("L2", LMBDA)):
         _, history = train(replace(CONFIG, lmbda=lmbda), train_set, epochs, seed, test=test, progress=progress)
-        accuracy = series(history, "test_accuracy")
+        curve = accuracy_curve(history)
         runs[name] = {
             "lmbda": lmbda, "train_cost": series(history, "train_cost"),
-            "train_accuracy": series(history, "train_accuracy"), "test_accuracy": accuracy,
-            "final_train_cost": history.epochs[-1]["train_cost"], "final_test_accuracy": accuracy[-1],
-            "best_test_accuracy": max(accuracy), "best_epoch": accuracy.index(max(accuracy)) + 1,
+            "train_accuracy": series(history, "train_accuracy"), **curve,
+            "final_train_cost": history.epochs[-1]["train_cost"],
+            "best_epoch": curve["test_accuracy"].index(curve["best_test_accuracy"]) + 1,
             "final_train_accuracy": history.epochs[-1]["train_accuracy"],
         }
     result = {"settings": settings(CONFIG, lmbda_l2=LMBDA, train_size=len(train_set), test_size=len(test),
