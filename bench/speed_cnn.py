@@ -66,7 +66,8 @@ from tiefnet.backend import thread_limit  # noqa: E402
 from tiefnet.data import load_mnist  # noqa: E402
 from tiefnet.train import as_data  # noqa: E402
 
-from speed_mnist import QUIET, OutsideLoad, _ok, _settle, announce_environment, quiet_check  # noqa: E402
+from speed_mnist import (QUIET, OutsideLoad, _ok, _settle, announce_environment, quiet_check,  # noqa: E402
+                         tiefnet_accuracy)
 
 TARGET = 1.0  # tiefnet/PyTorch epoch time, at every thread count
 ETA, BATCH = 0.03, 64
@@ -93,10 +94,6 @@ def tiefnet_epoch(net, loss, opt, rng, train, threads: int) -> float:
     with thread_limit(threads):
         history = tn.fit(net, loss, opt, train, epochs=1, batch_size=BATCH, rng=rng, monitor_train=False)
     return float(history.epochs[0]["seconds"])
-
-
-def tiefnet_accuracy(net, x, labels) -> float:
-    return float(np.mean(np.asarray(tn.predict(net, x, batch_size=500)).argmax(axis=1) == labels))
 
 
 class TorchCNNTrainer:
