@@ -68,6 +68,28 @@ def to_numpy(a) -> numpy.ndarray:
     return numpy.asarray(a)
 
 
+def sum_rows_by_index(out: Array, ids: Array, values: Array) -> Array:
+    """out[v] = sum of the rows values[m] with ids[m] = v (0 where no id is v): a scatter-add.
+
+    out (V, D), ids (M,) ints in [0, V), values (M, D). On the CPU the rows are sorted by id and
+    each run summed with ``add.reduceat`` (a fixed, sequential order: reproducible); on a GPU,
+    ``cupyx.scatter_add``. Neither builds the (M, V) one-hot matrix.
+    """
+    out[...] = 0
+    if ids.size == 0:
+        return out
+    if DEVICE == "gpu":  # pragma: no cover - exercised on a GPU machine only
+        import cupyx
+
+        cupyx.scatter_add(out, ids, values)
+        return out
+    order = numpy.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = numpy.flatnonzero(numpy.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # first row of each id
+    out[sorted_ids[starts]] = numpy.add.reduceat(values[order], starts, axis=0)
+    return out
+
+
 def sigmoid(z: Array) -> Array:
     """sigma(z) = 1 / (1 + e^{-z}) (2.2), evaluated without overflow."""
     return _expit(z)

@@ -1,9 +1,10 @@
 """Saving and loading models and training state: ``.npz`` arrays plus JSON, never pickle.
 
-A model folder holds ``model.npz`` (the arrays, and the architecture as a JSON string
-stored as a plain unicode array) and ``model.json`` (the same architecture, readable).
-Loading reads ``model.npz`` alone, so one atomic file replace makes a save atomic: a
-write killed midway leaves the previous model loadable.
+A model folder holds ``model.npz`` (the arrays: parameters and buffers by their keys in the
+layer tree, and the architecture as a JSON string stored as a plain unicode array) and
+``model.json`` (the same meta data, readable: format, the application that wrote it, the
+architecture and the application's info). Loading reads ``model.npz`` alone, so one atomic
+file replace makes a save atomic: a write killed midway leaves the previous model loadable.
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy
 
 from tiefnet import backend
 from tiefnet.errors import CheckpointError
-from tiefnet.nn.layer import Layer, layer_from_config, layer_to_config
+from tiefnet.nn.layer import Layer
+from tiefnet.nn.registry import layer_from_config, layer_to_config
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: temp files get the mode a plain open() would give
@@ -73,13 +75,14 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
     return arrays, meta
 
 
-def load_params(model: Layer, arrays: dict[str, numpy.ndarray], source: str) -> None:
-    """Copy ``arrays`` into ``model``'s parameters, checking names and shapes first."""
-    params = model.params
-    missing = [name for name in params if name not in arrays]
+def load_state(model: Layer, arrays: Mapping[str, numpy.ndarray], source: str) -> None:
+    """Copy ``arrays`` into ``model``'s parameters and buffers (``model.state()``), checking names,
+    shapes and values first: nothing is changed unless every array fits."""
+    state = model.state()
+    missing = [name for name in state if name not in arrays]
     if missing:
         raise CheckpointError(f"{source}: missing arrays {', '.join(missing)} for {model.describe()}")
-    for name, p in params.items():
+    for name, p in state.items():
         if tuple(arrays[name].shape) != tuple(p.shape):
             raise CheckpointError(
                 f"{source}: array {name} has shape {tuple(arrays[name].shape)}, the model expects {tuple(p.shape)}"
@@ -88,23 +91,52 @@ def load_params(model: Layer, arrays: dict[str, numpy.ndarray], source: str) -> 
             raise CheckpointError(f"{source}: array {name} holds {arrays[name].dtype} values, not numbers")
         if not numpy.all(numpy.isfinite(arrays[name])):
             raise CheckpointError(f"{source}: array {name} holds NaN or infinite values")
-    for name, p in params.items():
+    for name, p in state.items():
         p[...] = backend.asarray(arrays[name], dtype=p.dtype)
 
 
-def save_model(folder: str | os.PathLike, model: Layer, info: dict[str, Any] | None = None) -> Path:
-    """Write ``folder/model.npz`` (atomic) and ``folder/model.json``; returns the folder."""
+load_params = load_state  # the name before buffers existed
+
+
+def copy_state(target: Layer, source: Layer) -> None:
+    """target's parameters and buffers = source's, copied into target's own arrays (same architecture)."""
+    arrays = source.state()
+    for name, p in target.state().items():
+        p[...] = arrays[name]
+
+
+# The application that wrote a model folder, for folders written before model.json named it.
+def _guess_app(info: Any) -> str | None:
+    if not isinstance(info, dict):
+        return None
+    if info.get("kind") == "dqn":
+        return "dqn"
+    if "chars" in info:
+        return "charrnn"
+    if "cost" in info:
+        return "mnist"
+    return None
+
+
+def save_model(folder: str | os.PathLike, model: Layer, info: dict[str, Any] | None = None,
+               app: str | None = None) -> Path:
+    """Write ``folder/model.npz`` (atomic) and ``folder/model.json``; returns the folder.
+
+    ``app`` names the application that wrote it ("mnist", "charrnn", "dqn", ...): a loader can then
+    tell what the model predicts without guessing from its shape."""
     folder = Path(folder)
-    meta = {"format": FORMAT, "architecture": layer_to_config(model), "info": info or {}}
-    write_npz(folder / "model.npz", dict(model.params), meta)
+    meta = {"format": FORMAT, "app": app, "architecture": layer_to_config(model), "info": info or {}}
+    write_npz(folder / "model.npz", model.state(), meta)
     tmp = folder / "model.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, folder / "model.json")
     return folder
 
 
-def load_model(folder: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`; returns (model, info)."""
+def read_model(folder: str | os.PathLike, custom: Mapping[str, type[Layer]] | None = None
+               ) -> tuple[Layer, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`; returns (model, meta) with meta's "app" and "info"
+    (for folders written before "app" existed, it is inferred from the info)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such model folder")
@@ -112,11 +144,21 @@ def load_model(folder: str | os.PathLike) -> tuple[Layer, dict[str, Any]]:
     if meta.get("format") != FORMAT or "architecture" not in meta:
         raise CheckpointError(f"{folder / 'model.npz'}: not a tiefnet model (format {meta.get('format')!r})")
     try:
-        model = layer_from_config(meta["architecture"])
+        model = layer_from_config(meta["architecture"], custom)
     except MemoryError:
         raise CheckpointError(f"{folder / 'model.npz'}: its architecture is too large to build") from None
-    load_params(model, arrays, str(folder / "model.npz"))
-    extra = sorted(set(arrays) - set(model.params))
+    load_state(model, arrays, str(folder / "model.npz"))
+    extra = sorted(set(arrays) - set(model.state()))
     if extra:
         raise CheckpointError(f"{folder / 'model.npz'}: arrays {', '.join(extra)} do not belong to {model.describe()}")
-    return model, meta.get("info", {})
+    info = meta.get("info", {})
+    app = meta.get("app") if isinstance(meta.get("app"), str) else _guess_app(info)
+    return model, {"app": app, "info": info}
+
+
+def load_model(folder: str | os.PathLike, custom: Mapping[str, type[Layer]] | None = None
+               ) -> tuple[Layer, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`; returns (model, info). ``custom`` adds layer
+    types of your own ({"MyLayer": MyLayer}) to those of tiefnet.nn."""
+    model, meta = read_model(folder, custom)
+    return model, meta["info"]

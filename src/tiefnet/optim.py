@@ -1,27 +1,31 @@
 """Gradient descent steps (2.5) and learning-rate schedules (2.7.3 "Wahl der Lernrate").
 
 An optimizer owns its state (velocities, moments); layers never hold an optimizer.
-``bind(model, n)`` tells it which arrays to update and the training-set size n that the
-regularisation term lambda/n needs. Gradients arrive already averaged over the mini-batch
-(the loss holds the 1/m), so a step is v -> v - eta * grad.
+``bind(model, n)`` tells it which arrays to update — every trainable parameter the model's walk
+finds — and the training-set size n that the regularisation term lambda/n needs; ``bind(array)``
+(or a list of arrays) optimises plain arrays instead, e.g. the pixels of an image (3.4).
+Gradients arrive already averaged over the mini-batch (the loss holds the 1/m), so a step is
+v -> v - eta * grad.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
+from tiefnet.nn.layer import Layer, generation
 from tiefnet.nn.regularizers import Regularizer
 
 
 def is_weight(name: str) -> bool:
-    return name.startswith("W")  # weights are regularised, biases are not (2.7.3)
+    """The rule before parameters carried their own decay flag (Layer.decays); kept for callers."""
+    return name.startswith("W")
 
 
 class Group:
-    """All weights (or all biases) of a model in one flat array, with their gradients likewise.
+    """All decayed parameters (or all others) of a model in one flat array, with their gradients likewise.
 
     ``bind`` copies each parameter into the flat array and hands the layer a view of it, so
     one vector operation updates every parameter of the group: a step costs the same few
@@ -35,7 +39,7 @@ class Group:
         total = sum(int(layer.params[name].size) for layer, name in slots)
         self.p = xp.empty(total, dtype=first.dtype)  # parameters, flat
         self.g = xp.zeros(total, dtype=first.dtype)  # dC/d(parameters), flat
-        self.is_weight = is_weight
+        self.is_weight = is_weight  # decayed: the regulariser applies (2.7.3)
         self.slots: list[tuple[Any, str, Array, Array]] = []  # (layer, name, param view, grad view)
         offset = 0
         for layer, name in slots:
@@ -47,8 +51,25 @@ class Group:
             if name in layer.grads and layer.grads[name].shape == old.shape:
                 grad[...] = layer.grads[name]  # keep a gradient computed before bind
             layer.grads[name] = grad
+            if layer.params.get(name) is not view or layer.grads.get(name) is not grad:
+                raise ConfigError(f"{type(layer).__name__}.params (or .grads) does not keep the arrays assigned to "
+                                  f"it: a layer built from inner layers must list them in children(), so that "
+                                  f"their own parameters are trained")
             self.slots.append((layer, name, view, grad))
             offset += old.size
+
+    @classmethod
+    def of_array(cls, array: Array) -> "Group":
+        """A plain array as its own group: it is updated in place, nothing is copied."""
+        group = cls.__new__(cls)
+        if not (hasattr(array, "dtype") and array.dtype.kind == "f"):
+            raise ConfigError(f"bind: expects float arrays, got {type(array).__name__} "
+                              f"{getattr(array, 'dtype', '')}")
+        if not array.flags.c_contiguous:
+            raise ConfigError("bind: an array to optimise must be C-contiguous (use xp.ascontiguousarray)")
+        group.p, group.g, group.is_weight, group.slots = array.reshape(-1), xp.zeros(array.size, dtype=array.dtype), \
+            False, []
+        return group
 
     def attach(self) -> None:
         """Copy in any parameter or gradient array a layer replaced since bind, and re-point it."""
@@ -61,6 +82,37 @@ class Group:
                 layer.params[name] = view
 
 
+def _hidden_layers(model: Layer) -> None:
+    """A clear error for a layer that keeps a parameterised layer in an attribute without listing it
+    in children(): the walk would not find its parameters, and they would silently never train."""
+    for _, layer in model.walk():
+        listed = {id(child) for child in layer.children()}
+        for attribute, value in vars(layer).items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for item in values:
+                if isinstance(item, Layer) and id(item) not in listed and any(True for _ in item.parameters()):
+                    raise ConfigError(f"{type(layer).__name__}.{attribute} holds {type(item).__name__} but "
+                                      f"{type(layer).__name__}.children() does not list it: its parameters would "
+                                      f"never be trained or saved")
+
+
+def clip_gradients(model_or_layers: Layer | Iterable[Layer], max_norm: float) -> float:
+    """Global-norm clipping: if ||g|| = sqrt(sum of all squared grads) > max_norm, scale every
+    gradient by max_norm / ||g|| in place (against exploding gradients in BPTT, 4.2). The
+    gradients are those of the trainable parameters the walk finds. Returns ||g|| before clipping."""
+    if not max_norm > 0:
+        raise ConfigError(f"clip_gradients: max_norm={max_norm} must be positive")
+    layers = [model_or_layers] if isinstance(model_or_layers, Layer) else list(model_or_layers)
+    grads = [p.layer.grads[p.name] for layer in layers for p in layer.parameters()
+             if p.trainable and p.name in p.layer.grads]
+    norm = float(sum(float((g * g).sum()) for g in grads)) ** 0.5
+    if norm > max_norm:
+        scale = max_norm / norm
+        for g in grads:
+            g *= scale  # in place: the arrays may be views of an optimizer's flat gradient
+    return norm
+
+
 class Optimizer:
     name = ""
 
@@ -71,22 +123,54 @@ class Optimizer:
         self.regularizer = regularizer
         self.n = 1
         self.groups: list[Group] = []
+        self._generation: int | None = None  # the trainable flags at bind (None: plain arrays)
 
-    def bind(self, model, n: int) -> "Optimizer":
-        """Update the parameters of ``model``'s leaf layers; n = number of training samples.
+    def bind(self, target: Layer | Array | Sequence[Array], n: int = 1) -> "Optimizer":
+        """Update the trainable parameters of ``target``, a model; n = number of training samples.
 
         The parameters move into flat arrays (see :class:`Group`): after ``bind``, set a
         parameter's values in place (``p[...] = values``), not by assigning a new array.
+        Frozen layers (``trainable`` False) are left out; bind again after changing a flag.
+
+        ``target`` may also be a plain array or a list of them (not decayed): they are updated in
+        place by each ``step(grads)``.
         """
-        layers = list(model.param_layers()) if hasattr(model, "param_layers") else [model]
         self.groups = []
-        for weights in (True, False):
-            slots = [(layer, name) for layer in layers for name in layer.params if is_weight(name) == weights]
-            if slots:
-                self.groups.append(Group(slots, weights))
+        if isinstance(target, Layer):
+            _hidden_layers(target)
+            params = [p for p in target.parameters() if p.trainable]
+            seen: set[int] = set()
+            for p in params:
+                if id(p.value) in seen:
+                    raise ConfigError(f"bind: the array of {p.key} appears twice in the model (a layer "
+                                      f"shared by two parents, or params derived from a child's)")
+                seen.add(id(p.value))
+            for decayed in (True, False):
+                slots = [(p.layer, p.name) for p in params if p.decayed == decayed]
+                if slots:
+                    self.groups.append(Group(slots, decayed))
+            self._generation = generation()
+        else:
+            arrays = [target] if hasattr(target, "shape") else list(target)
+            self.groups = [Group.of_array(a) for a in arrays]
+            self._generation = None
         self.n = int(n)
         self._init_state()
         return self
+
+    def _check_bound(self, grads: Sequence[Array] | Array | None) -> None:
+        """Before a step: the flags are those of bind, and plain arrays got their gradients."""
+        if self._generation is not None and self._generation != generation():
+            raise ConfigError(f"{type(self).__name__}: a layer was frozen or unfrozen after bind(); "
+                              f"call bind(model) again so that the step updates the trainable parameters")
+        if grads is not None:
+            grads = [grads] if hasattr(grads, "shape") else list(grads)
+            if len(grads) != len(self.groups):
+                raise ConfigError(f"step: {len(grads)} gradients for {len(self.groups)} bound arrays")
+            for group, g in zip(self.groups, grads):
+                if g.size != group.g.size:
+                    raise ConfigError(f"step: a gradient of {g.size} entries for an array of {group.g.size}")
+                group.g[...] = g.reshape(-1)
 
     def _init_state(self) -> None:
         pass
@@ -97,7 +181,8 @@ class Optimizer:
             return group.g + reg.grad(group.p, self.n)
         return group.g
 
-    def step(self) -> None:
+    def step(self, grads: Sequence[Array] | Array | None = None) -> None:
+        """One update of every bound array; ``grads`` gives the gradients of plain arrays (bind(arrays))."""
         raise NotImplementedError
 
     # state for checkpoints: plain arrays and numbers only
@@ -113,7 +198,8 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def step(self) -> None:
+    def step(self, grads=None) -> None:
+        self._check_bound(grads)
         eta, reg = self.eta, self.regularizer
         for group in self.groups:
             group.attach()
@@ -136,7 +222,8 @@ class Momentum(Optimizer):
     def _init_state(self) -> None:
         self.velocity = [xp.zeros_like(group.p) for group in self.groups]
 
-    def step(self) -> None:
+    def step(self, grads=None) -> None:
+        self._check_bound(grads)
         for group, v in zip(self.groups, self.velocity):
             group.attach()
             v *= self.mu
@@ -174,7 +261,8 @@ class Adam(Optimizer):
         self.m = [xp.zeros_like(group.p) for group in self.groups]
         self.v = [xp.zeros_like(group.p) for group in self.groups]
 
-    def step(self) -> None:
+    def step(self, grads=None) -> None:
+        self._check_bound(grads)
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)  # bias corrections
@@ -221,7 +309,8 @@ class RMSProp(Optimizer):
     def _init_state(self) -> None:
         self.v = [xp.zeros_like(group.p) for group in self.groups]
 
-    def step(self) -> None:
+    def step(self, grads=None) -> None:
+        self._check_bound(grads)
         for group, v in zip(self.groups, self.v):
             group.attach()
             g = self._reg_grad(group)

@@ -1,9 +1,12 @@
 """Mini-batch stochastic gradient descent with monitoring (2.5, 2.7.3).
 
-Each epoch shuffles the training set, walks it in disjoint mini-batches of m samples
-(m = 1 is online learning), and after the epoch measures cost and accuracy on the
-training, validation and test data ("fail fast": validate after every epoch). Optional:
-a learning-rate schedule, early stopping, a checkpoint after every epoch, and resuming
+:func:`train_step` is one gradient-descent step of any model on any cost: feedforward, (BP1)-(BP4)
+from the cost, optional gradient clipping, the optimizer's update. :func:`fit` is the lecture's
+classifier loop on top of it: each epoch shuffles the training set, walks it in disjoint
+mini-batches of m samples (m = 1 is online learning), and after the epoch measures cost and
+accuracy on the training, validation and test data ("fail fast": validate after every epoch).
+Optional: a learning-rate schedule, early stopping, callbacks that see each epoch's metrics and
+may stop the run (a pruned hyperparameter trial), a checkpoint after every epoch, and resuming
 from such a checkpoint with the same result as an uninterrupted run.
 """
 from __future__ import annotations
@@ -18,11 +21,11 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.backend import Array, xp
-from tiefnet.checkpoint import load_params, read_npz, write_npz
+from tiefnet.checkpoint import load_state, read_npz, write_npz
 from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.losses import Loss
-from tiefnet.optim import Optimizer, ReduceOnPlateau, is_weight
+from tiefnet.optim import Optimizer, ReduceOnPlateau, clip_gradients
 
 
 @dataclass
@@ -57,8 +60,28 @@ def as_data(data: Any, classes: int) -> Data:
     return Data(x, xp.asarray(labels), backend.asarray(one_hot))
 
 
+def train_step(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, *targets: Array,
+               clip: float | None = None) -> Array:
+    """One gradient-descent step on one mini-batch, for any model and cost; returns the output a^L.
+
+    feedforward (caching z^l, a^l), (BP1)-(BP4) from the cost's gradient at a^L and ``targets``
+    (y, or the actions and targets of TDError), global-norm clipping to ``clip`` if given,
+    then the optimizer's update v -> v - eta grad.
+    """
+    a = model.forward(x, True)  # feedforward pass, caches z^l, a^l
+    model.backward_from(loss, *targets)  # (BP1)-(BP4)
+    if clip is not None:
+        clip_gradients(model, clip)
+    optimizer.step()
+    return a
+
+
 def predict(model: Layer, x: Array, batch_size: int = 500) -> Array:
-    """The network's output a^L for every row of x (test mode: no dropout)."""
+    """The network's output a^L for every row of x (test mode: no dropout).
+
+    Evaluation writes nothing onto the model, so threads may call this on one model at once
+    (stateful recurrent layers excepted: they carry their state from call to call by design).
+    """
     outs = [model.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
     return xp.concatenate(outs) if outs else xp.zeros((0,))
 
@@ -79,7 +102,8 @@ class History:
     """One dict of metrics per finished epoch."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
-    stopped_early: bool = False
+    stopped_early: bool = False  # by early_stopping
+    stopped_by: str | None = None  # "early_stopping", or the name of the callback that stopped the run
 
     def best(self, key: str) -> float:
         values = [e[key] for e in self.epochs if key in e]
@@ -112,7 +136,9 @@ def fit(
         rng: shuffles the training data each epoch; same seed, same run.
         schedule: e.g. ReduceOnPlateau, fed the validation accuracy after each epoch.
         early_stopping: stop when validation accuracy has not improved for this many epochs.
-        callbacks: called with each epoch's metrics dict, as soon as it is known.
+        callbacks: called with each epoch's metrics dict, as soon as it is known (after the
+            checkpoint is written); a callback that returns True stops the run after this epoch
+            (``history.stopped_by`` says which), e.g. a pruned hyperparameter trial.
         checkpoint: a file written atomically after each epoch (model, optimizer, RNG, history).
         resume: continue from ``checkpoint`` if it exists.
     Raises:
@@ -148,12 +174,15 @@ def fit(
                     schedule.update(optimizer, metrics["validation_accuracy"])
             if checkpoint is not None:
                 _save(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
-            for callback in callbacks:
-                callback(metrics)
+            stop = [callback for callback in callbacks if callback(metrics) is True]
             if bar is not None:
                 bar.set_postfix(_postfix(metrics))
+            if stop:
+                history.stopped_by = getattr(stop[0], "__name__", type(stop[0]).__name__)
+                break
             if early_stopping and stale >= early_stopping:
                 history.stopped_early = True
+                history.stopped_by = "early_stopping"
                 break
     finally:
         if bar is not None:
@@ -182,7 +211,6 @@ def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> No
     """One pass over the shuffled training data in disjoint mini-batches (2.5)."""
     n = len(data)
     order = xp.asarray(rng.permutation(n))
-    forward, backward, step = model.forward, model.backward_from, optimizer.step
     # Gather the shuffled samples a chunk of mini-batches at a time: one copy that stays in
     # cache for the batches that read it, instead of an epoch-sized copy or one per batch.
     chunk = batch_size * max(1, 256 // batch_size)
@@ -190,9 +218,7 @@ def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> No
         rows = order[start : start + chunk]
         x, y = data.x[rows], data.y[rows]
         for i in range(0, len(rows), batch_size):
-            forward(x[i : i + batch_size], True)  # feedforward pass, caches z^l, a^l
-            backward(loss, y[i : i + batch_size])  # (BP1)-(BP4)
-            step()  # v -> v - eta grad
+            train_step(model, loss, optimizer, x[i : i + batch_size], y[i : i + batch_size])
         if bar is not None:
             bar.update(len(rows))
 
@@ -202,7 +228,7 @@ def _measure(epoch, model, loss, optimizer, train, val, test, monitor_train) -> 
     reg = optimizer.regularizer
     penalty = 0.0
     if reg is not None and reg.lmbda:
-        weights = [l.params[k] for l in model.param_layers() for k in l.params if is_weight(k)]
+        weights = [p.value for p in model.parameters() if p.trainable and p.decayed]
         penalty = reg.cost(weights, len(train))
     if monitor_train:
         cost, accuracy = evaluate(model, loss, train)
@@ -218,7 +244,7 @@ def _finite(model, metrics) -> bool:
     costs = [v for k, v in metrics.items() if k.endswith("_cost")]
     if costs:
         return all(math.isfinite(c) for c in costs)
-    return all(bool(xp.isfinite(p).all()) for p in model.params.values())
+    return all(bool(xp.isfinite(p.value).all()) for p in model.parameters())
 
 
 def _postfix(metrics: dict[str, float]) -> dict[str, str]:
@@ -236,22 +262,16 @@ def _progress_bar(progress: bool, epochs: int, first_epoch: int, n: int):
 
 
 # --- training checkpoints ----------------------------------------------------------------
-def _rng_layers(model: Layer) -> list[Any]:
-    """Every leaf layer with its own random generator (dropout), nested containers included."""
-    if hasattr(model, "layers"):
-        return [leaf for layer in model.layers for leaf in _rng_layers(layer)]
-    return [model] if isinstance(getattr(model, "rng", None), numpy.random.Generator) else []
-
-
 def _save(path, epoch, model, optimizer, rng, schedule, history, stale) -> None:
     opt_meta, opt_arrays = optimizer.state_dict()
-    arrays = {f"param.{k}": v for k, v in model.params.items()}
+    arrays = {f"param.{p.key}": p.value for p in model.parameters()}
+    arrays.update({f"buffer.{key}": layer.buffers[name] for key, layer, name in model.named_buffers()})
     arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
     meta = {
         "epoch": epoch,
         "optimizer": {"name": optimizer.name, **opt_meta},
         "rng": rng.bit_generator.state,
-        "layer_rngs": [layer.rng.bit_generator.state for layer in _rng_layers(model)],
+        "layer_rngs": [layer.rng.bit_generator.state for layer in model.random_layers()],
         "schedule": schedule.state() if schedule is not None else None,
         "history": history.epochs,
         "stale": stale,
@@ -282,11 +302,13 @@ def _restore_state(path, model, optimizer, rng, schedule, history) -> tuple[int,
     if meta.get("optimizer", {}).get("name") != optimizer.name:
         raise CheckpointError(f"{path}: written with optimizer {meta.get('optimizer', {}).get('name')!r}, "
                               f"resuming with {optimizer.name!r}")
-    load_params(model, {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}, str(path))
+    # parameters under "param.", buffers under "buffer." (checkpoints from before buffers have none)
+    load_state(model, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(("param.", "buffer."))},
+               str(path))
     optimizer.load_state_dict(meta["optimizer"], {k[4:]: backend.asarray(v) for k, v in arrays.items()
                                                   if k.startswith("opt.")})
     rng.bit_generator.state = meta["rng"]
-    for layer, state in zip(_rng_layers(model), meta["layer_rngs"]):
+    for layer, state in zip(model.random_layers(), meta["layer_rngs"]):
         layer.rng.bit_generator.state = state
     if schedule is not None and meta.get("schedule"):
         schedule.load_state(meta["schedule"])

@@ -7,7 +7,7 @@ from tiefnet.backend import default_dtype
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.gradcheck import numerical_gradient, relative_error
 from tiefnet.nn.embedding import Embedding
-from tiefnet.nn.layer import layer_from_config, layer_to_config
+from tiefnet.nn.registry import layer_from_config, layer_to_config
 
 
 def test_forward_is_a_table_lookup():

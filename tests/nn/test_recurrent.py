@@ -10,8 +10,9 @@ from helpers import dev, host
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.gradcheck import check_layer, numerical_gradient, relative_error
 from tiefnet.nn import Dense, Sequential
-from tiefnet.nn.layer import layer_from_config, layer_to_config
-from tiefnet.nn.recurrent import LSTM, RNN, clip_gradients
+from tiefnet.nn.registry import layer_from_config, layer_to_config
+from tiefnet.nn.recurrent import LSTM, RNN
+from tiefnet.optim import clip_gradients
 
 TOL = 1e-6
 N, T, D, H = 2, 4, 3, 5

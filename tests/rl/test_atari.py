@@ -287,7 +287,7 @@ def test_env_to_memory_to_nature_cnn_on_a_sampled_batch():
 def test_nature_cnn_shapes():
     net = nature_cnn(6, rng=np.random.default_rng(0))
     x = dev(np.random.default_rng(1).random((2, 4, 84, 84)), dtype=np.float32)
-    net.forward(x)
+    net.forward(x, train=True)  # a training pass keeps each layer's output
     shapes = [tuple(layer.output.shape) for layer in net.layers]
     assert shapes[::2][:3] + shapes[6:8] + shapes[-1:] == [(2, 32, 20, 20), (2, 64, 9, 9), (2, 64, 7, 7), (2, 3136),
                                                            (2, 512), (2, 6)]

@@ -7,23 +7,22 @@ from __future__ import annotations
 
 from tiefnet import backend
 from tiefnet.backend import Array, xp
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
 class Activation(Layer):
-    """Elementwise a = f(z); ``output`` is the last a, ``_a`` the a of the last training forward."""
+    """Elementwise a = f(z); ``output`` and ``_a`` are the a of the last training forward."""
 
     def forward(self, z: Array, train: bool = False) -> Array:
         a = self.f(z)
-        self.output = a
-        self._a = a if train else None  # sigma'(z) is computed from a in backward
+        if train:
+            self._a = self.output = a  # sigma'(z) is computed from a in backward
         return a
 
     def f(self, z: Array) -> Array:
         raise NotImplementedError
 
 
-@register
 class Step(Activation):
     """The perceptron's output (2.1): 1 if z > 0 else 0. Not differentiable: no backward."""
 
@@ -34,7 +33,6 @@ class Step(Activation):
         raise RuntimeError("Step has no useful derivative (2.2): use Sigmoid for gradient learning")
 
 
-@register
 class Sigmoid(Activation):
     """a = sigma(z) = 1 / (1 + e^{-z}) (2.2); sigma'(z) = sigma(z) (1 - sigma(z))."""
 
@@ -48,7 +46,6 @@ class Sigmoid(Activation):
         return delta
 
 
-@register
 class Tanh(Activation):
     """a = tanh(z); tanh'(z) = 1 - tanh(z)^2."""
 
@@ -60,7 +57,6 @@ class Tanh(Activation):
         return da * (1 - a * a)
 
 
-@register
 class ReLU(Activation):
     """a = max(0, z); ReLU'(z) = 1 for z > 0, else 0."""
 
@@ -72,7 +68,6 @@ class ReLU(Activation):
         return da * (a > 0)
 
 
-@register
 class Softmax(Activation):
     """a_j = exp(z_j) / sum_k exp(z_k) (2.7.2), over the last axis.
 

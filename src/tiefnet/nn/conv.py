@@ -15,7 +15,7 @@ import numpy
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
 def output_size(size: int, kernel: int, padding: int, stride: int) -> int | None:
@@ -95,7 +95,6 @@ def col2im_gemm(d: Array, W: Array, out: Array, S: int, H_out: int, W_out: int) 
     return out
 
 
-@register
 class Conv2d(Layer):
     """F feature maps of Q x R filters over C channels, zero padding P, stride S (3.1, 3.3).
 
@@ -155,20 +154,25 @@ class Conv2d(Layer):
             z[rows] += b
 
         split_batch(samples, N)
-        self._cols, self._hwc_shape = (cols, x_hwc.shape) if train else (None, None)  # (BP4-conv), col2im
         # (N, F, H_out, W_out) as a view: in memory the features stay innermost, so the next
         # Conv2d's channels_last needs no copy
-        self.output = z.reshape(N, H_out, W_out, self.F).transpose(0, 3, 1, 2)
-        return self.output
+        out = z.reshape(N, H_out, W_out, self.F).transpose(0, 3, 1, 2)
+        if train:
+            self._cols, self._hwc_shape, self.output = cols, x_hwc.shape, out  # (BP4-conv), col2im
+        return out
 
     def _filters(self) -> Array:
         """W as the (F, Q R C) matrix whose columns match the im2col rows (channels innermost)."""
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.F, -1)
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
-        """delta = dC/dz, (N, F, H_out, W_out). Returns dC/dx, (N, C, H, W)."""
+        """delta = dC/dz, (N, F, H_out, W_out). Returns dC/dx, (N, C, H, W). A frozen layer
+        (trainable False) computes (BP2-conv) only."""
         cols = self._require_cache("_cols")
         N, F, H_out, W_out = delta.shape
+        trainable = self.trainable
+        if not (trainable or need_input_grad):
+            return None
         d = delta.transpose(0, 2, 3, 1).reshape(-1, F)  # (N H_out W_out, F), rows as in cols
         fields = H_out * W_out
         dx = xp.empty(self._hwc_shape, dtype=delta.dtype) if need_input_grad else None
@@ -176,7 +180,8 @@ class Conv2d(Layer):
 
         def samples(lo: int, hi: int) -> None:
             rows = slice(lo * fields, hi * fields)
-            partial_dW[lo] = cols[rows].T @ d[rows]  # (BP4-conv) over these samples, as (Q R C, F)
+            if trainable:
+                partial_dW[lo] = cols[rows].T @ d[rows]  # (BP4-conv) over these samples, as (Q R C, F)
             if need_input_grad:  # (BP2-conv): the "full" correlation with the filters
                 col2im_gemm(d[rows], self.params["W"], dx[lo:hi], self.S, H_out, W_out)
 
@@ -184,11 +189,12 @@ class Conv2d(Layer):
             split_batch(samples, N)
         else:  # dW alone (the first layer): one GEMM beats two half-size ones with a sum
             samples(0, N)
-        # (BP3-conv): the sum over all N H_out W_out positions, as a GEMV (a column sum of a tall
-        # matrix is several times slower in NumPy)
-        xp.matmul(xp.ones(d.shape[0], dtype=d.dtype), d, out=self._grad("b"))
-        dW = sum(partial_dW[lo] for lo in sorted(partial_dW))  # (Q R C, F), in a fixed order
-        self._grad("W")[...] = dW.T.reshape(F, self.Q, self.R, self.C).transpose(0, 3, 1, 2)
+        if trainable:
+            # (BP3-conv): the sum over all N H_out W_out positions, as a GEMV (a column sum of a tall
+            # matrix is several times slower in NumPy)
+            xp.matmul(xp.ones(d.shape[0], dtype=d.dtype), d, out=self._grad("b"))
+            dW = sum(partial_dW[lo] for lo in sorted(partial_dW))  # (Q R C, F), in a fixed order
+            self._grad("W")[...] = dW.T.reshape(F, self.Q, self.R, self.C).transpose(0, 3, 1, 2)
         if not need_input_grad:
             return None
         P = self.P

@@ -8,10 +8,9 @@ import numpy
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
-@register
 class Dense(Layer):
     """z^l = w^l a^{l-1} + b^l (2.6); in row form z = a_prev @ W.T + b.
 
@@ -40,10 +39,10 @@ class Dense(Layer):
         self._a_prev: Array | None = None  # a^{l-1}, needed by (BP4)
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        self._a_prev = x if train else None  # a^{l-1} for (BP4); none after a test-mode pass
         z = x @ self.params["W"].T  # (N, n_out)
         z += self.params["b"]
-        self.output = z
+        if train:
+            self._a_prev, self.output = x, z  # a^{l-1} for (BP4)
         return z
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
@@ -55,9 +54,11 @@ class Dense(Layer):
         return self.backward_rows(delta, a_prev, need_input_grad)
 
     def backward_rows(self, delta: Array, a_prev: Array, need_input_grad: bool) -> Array | None:
-        """(BP2)-(BP4) for a batch of rows: delta (M, n_out), a_prev (M, n_in)."""
-        delta.sum(axis=0, out=self._grad("b"))  # (BP3)
-        xp.matmul(delta.T, a_prev, out=self._grad("W"))  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
+        """(BP2)-(BP4) for a batch of rows: delta (M, n_out), a_prev (M, n_in). A frozen layer
+        (trainable False) computes (BP2) only."""
+        if self.trainable:
+            delta.sum(axis=0, out=self._grad("b"))  # (BP3)
+            xp.matmul(delta.T, a_prev, out=self._grad("W"))  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
         if not need_input_grad:
             return None
         return delta @ self.params["W"]  # (BP2), the (w^{l+1})^T delta^{l+1} part

@@ -8,10 +8,9 @@ import numpy
 from tiefnet import backend
 from tiefnet.backend import Array
 from tiefnet.errors import ConfigError
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
-@register
 class Dropout(Layer):
     """a = mask * x / (1 - p) while training; a = x at test time.
 
@@ -35,8 +34,9 @@ class Dropout(Layer):
         self._mask: Array | None = None
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        if not train or self.p == 0.0:
-            self._mask = None
+        if not train:
+            return x
+        if self.p == 0.0:
             self.output = x
             return x
         shape = x.shape if self.per_sample else (1, *x.shape[1:])  # per mini-batch: (1, n)

@@ -7,19 +7,19 @@ from typing import Any
 
 import numpy
 
-from tiefnet.backend import Array, xp
+from tiefnet.backend import Array, sum_rows_by_index
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
-@register
 class Embedding(Layer):
     """a[n, t] = W[x[n, t]]: row x of W for each id x.
 
     Shapes: ids x (N, T) integers in [0, V) -> a (N, T, D); W: (V, D).
-    Backward: dW[v] = sum of delta[n, t] over the positions with x[n, t] = v, computed as
-    one_hot(x)^T delta (one GEMM); there is no gradient for the integer input.
+    Backward: dW[v] = sum of delta[n, t] over the positions with x[n, t] = v (= one_hot(x)^T delta,
+    computed as a scatter-add without the (N T, V) one-hot matrix); there is no gradient for the
+    integer input.
     """
 
     def __init__(self, V: int, D: int, rng: numpy.random.Generator | None = None):
@@ -35,14 +35,15 @@ class Embedding(Layer):
             raise ShapeError(f"{self.describe()}: expects integer ids, got {x.dtype} of shape {tuple(x.shape)}")
         if x.size and (int(x.min()) < 0 or int(x.max()) >= self.V):
             raise ShapeError(f"{self.describe()}: ids must lie in [0, {self.V}), got {int(x.min())}..{int(x.max())}")
-        self._ids = x if train else None
-        self.output = self.params["W"][x]  # (N, T, D)
-        return self.output
+        a = self.params["W"][x]  # (N, T, D)
+        if train:
+            self._ids, self.output = x, a
+        return a
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         ids = self._require_cache("_ids").reshape(-1)  # (N T,)
-        one_hot = xp.eye(self.V, dtype=delta.dtype)[ids]  # (N T, V)
-        xp.matmul(one_hot.T, delta.reshape(-1, self.D), out=self._grad("W"))
+        if self.trainable:  # dW[v] = sum over the positions that read row v
+            sum_rows_by_index(self._grad("W"), ids, delta.reshape(-1, self.D))
         return None  # ids are not differentiable
 
     def to_config(self) -> dict[str, Any]:

@@ -1,33 +1,85 @@
-"""The layer contract and the containers that compose layers (lecture 2.3, 2.6).
+"""The layer contract and the one walk over a tree of layers (lecture 2.3, 2.6).
 
 Every layer maps ``a^{l-1} -> a^l`` in ``forward`` and, in ``backward``, maps the
 upstream gradient ``dC/da^l`` back to ``dC/da^{l-1}`` while filling ``grads``.
 Rows are samples (mini-batch matrix form, 2.6 last remark): the lecture's column
 vectors ``z^l`` are our rows, so ``z = a_prev @ W.T + b`` is its ``z^l = w^l a^{l-1} + b^l``.
+
+A model is a tree: containers (:mod:`tiefnet.nn.containers`) list their parts in
+``children()``, leaves own ``params`` (trained), ``buffers`` (saved, not trained) and
+perhaps a random generator ``rng``. :meth:`Layer.walk` is the one traversal through which the
+library finds all of them: the optimizer's parameters, the arrays a model file holds, the
+generators a checkpoint restores, the layers a ``freeze()`` reaches. A parameter's key is the
+path of child indices to its layer plus its name: ``"2.0.W"`` is ``W`` of child 0 of child 2.
+
+Train and evaluation mode travel with each call, ``forward(x, train)``, not as a flag stored on
+the model: an evaluation forward writes nothing onto any layer, so one loaded model can answer
+many threads at once (see :func:`tiefnet.train.predict`).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from tiefnet.backend import Array, xp
-from tiefnet.errors import ShapeError
+
+_generation = 0  # bumped whenever a trainable flag changes: cached decisions (Sequential, optimizers) recheck
+
+
+def generation() -> int:
+    """A counter that changes whenever some layer's ``trainable`` flag changes."""
+    return _generation
+
+
+class Param(NamedTuple):
+    """One parameter found by the walk: its key in the model, its layer and its name there."""
+
+    key: str
+    layer: "Layer"
+    name: str
+
+    @property
+    def value(self) -> Array:
+        return self.layer.params[self.name]
+
+    @property
+    def decayed(self) -> bool:
+        """Whether weight decay / L1 / L2 applies (2.7.3: weights yes, biases no)."""
+        return self.layer.decays(self.name)
+
+    @property
+    def trainable(self) -> bool:
+        return self.layer.trainable
 
 
 class Layer:
-    """Base class. Subclasses set ``params``/``grads`` and implement forward/backward.
+    """Base class. Subclasses set ``params``/``grads`` (and ``buffers``) and implement forward/backward.
+
+    Attributes:
+        params: trainable arrays by name ("W", "b"); backward writes dC/d(each) into ``grads``.
+        buffers: arrays saved and loaded with the model but not trained (BatchNorm's running statistics).
+        trainable: False freezes the layer: backward then computes dC/dx only, no weight gradient,
+            and optimizers bound afterwards leave its parameters alone.
+        decayed: the names of the parameters that regularisation shrinks; None (the default) means
+            every parameter of two or more dimensions (weight matrices, filters; never biases or scales).
 
     ``to_config()`` returns the JSON-able constructor arguments; ``from_config``
     rebuilds the layer, so a model's architecture can be saved beside its arrays.
     """
 
-    params: dict[str, Array]
-    grads: dict[str, Array]
+    is_container = False  # containers own no arrays: their params/grads/buffers are views of their children's
+    decayed: frozenset[str] | None = None
+    _trainable = True
 
     def __init__(self) -> None:
-        self.params = {}
-        self.grads = {}
+        if not self.is_container:
+            self.params: dict[str, Array] = {}
+            self.grads: dict[str, Array] = {}
+            self.buffers: dict[str, Array] = {}
 
+    # --- the contract -------------------------------------------------------------------
     def forward(self, x: Array, train: bool = False) -> Array:
+        """``train=True`` caches what backward needs (and, for dropout, draws a mask); ``train=False``
+        writes nothing onto the layer."""
         raise NotImplementedError
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
@@ -35,6 +87,79 @@ class Layer:
         or None when the caller needs no ``need_input_grad`` (the first layer of a network)."""
         raise NotImplementedError
 
+    def backward_from(self, loss, *targets: Array, need_input_grad: bool = False) -> Array | None:
+        """Start backpropagation at the cost: (BP1), dC/da^L = loss.grad(a^L, targets), then backward."""
+        a = self._require_cache("output")
+        return self.backward(loss.grad(a, *targets), need_input_grad)
+
+    def children(self) -> list["Layer"]:
+        """The layers this one is made of (none for a leaf); the walk enters them."""
+        return []
+
+    # --- the walk -----------------------------------------------------------------------
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, "Layer"]]:
+        """(key prefix, layer) for this layer and every layer below it, parents before children."""
+        yield prefix, self
+        for i, child in enumerate(self.children()):
+            yield from child.walk(f"{prefix}{i}.")
+
+    def parameters(self) -> Iterator[Param]:
+        """Every parameter of the tree, frozen ones included, in walk order."""
+        for prefix, layer in self.walk():
+            if not layer.is_container:
+                for name in layer.params:
+                    yield Param(prefix + name, layer, name)
+
+    def named_buffers(self) -> Iterator[tuple[str, "Layer", str]]:
+        for prefix, layer in self.walk():
+            if not layer.is_container:
+                for name in layer.buffers:
+                    yield prefix + name, layer, name
+
+    def state(self) -> dict[str, Array]:
+        """Every array a model file holds: the parameters, then the buffers, by key."""
+        arrays = {p.key: p.value for p in self.parameters()}
+        arrays.update({key: layer.buffers[name] for key, layer, name in self.named_buffers()})
+        return arrays
+
+    def random_layers(self) -> list["Layer"]:
+        """The layers with a random generator of their own (dropout), in walk order."""
+        import numpy
+
+        return [layer for _, layer in self.walk() if isinstance(getattr(layer, "rng", None), numpy.random.Generator)]
+
+    def decays(self, name: str) -> bool:
+        """Whether regularisation applies to ``params[name]`` (see ``decayed``)."""
+        if self.decayed is not None:
+            return name in self.decayed
+        return self.params[name].ndim >= 2
+
+    # --- freezing -----------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        global _generation
+        self._trainable = bool(value)
+        _generation += 1
+
+    def freeze(self) -> "Layer":
+        """Make this layer and every layer below it untrainable (backward: dC/dx only); returns self."""
+        for _, layer in self.walk():
+            layer.trainable = False
+        return self
+
+    def unfreeze(self) -> "Layer":
+        for _, layer in self.walk():
+            layer.trainable = True
+        return self
+
+    def has_trainable_params(self) -> bool:
+        return any(p.trainable for p in self.parameters())
+
+    # --- helpers for subclasses ---------------------------------------------------------
     def _grad(self, name: str) -> Array:
         """The array that backward writes dC/d(params[name]) into, in place: an optimizer
         may have made it a view of one flat gradient array (optim.Group)."""
@@ -44,7 +169,7 @@ class Layer:
             g = self.grads[name] = xp.empty_like(p)
         return g
 
-    def _require_cache(self, name: str) -> Array:
+    def _require_cache(self, name: str) -> Any:
         value = getattr(self, name, None)
         if value is None:
             raise RuntimeError(
@@ -58,6 +183,7 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Layer":
+        """Rebuild from ``to_config()``; child layers arrive already built (see nn.registry)."""
         return cls(**config)
 
     def describe(self) -> str:
@@ -68,148 +194,48 @@ class Layer:
         return self.describe()
 
 
-class Sequential(Layer):
-    """Layers applied in order; ``backward`` is (BP2) iterated from the output to the input.
+class Container(Layer):
+    """A layer made of other layers. It owns no arrays: ``params``, ``grads`` and ``buffers`` are
+    views of its children's, keyed by path ("index.name"), built by the walk."""
 
-    Shapes: x (N, n_in) -> output (N, n_out) for a stack of Dense layers.
-    """
+    is_container = True
 
-    def __init__(self, *layers: Layer) -> None:
-        super().__init__()
-        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
-            layers = tuple(layers[0])
-        for position, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: item {position} is {type(layer).__name__}, not a Layer")
-        self.layers: list[Layer] = list(layers)
-        # The first layer that has parameters: layers before it need no backward at all,
-        # and it needs no dC/dx (saves the largest GEMM of a 784-input net).
-        self._first_trainable = next((i for i, l in enumerate(self.layers) if l.params), len(self.layers))
-        self._n_in = self._input_features()  # checked on every forward: computed once
-
-    # The containers expose the parameters of their children under "index.name" keys.
     @property
     def params(self) -> dict[str, Array]:  # type: ignore[override]
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
-
-    @params.setter
-    def params(self, value) -> None:  # Layer.__init__ assigns {}; containers derive theirs
-        pass
+        return {p.key: p.value for p in self.parameters()}
 
     @property
     def grads(self) -> dict[str, Array]:  # type: ignore[override]
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+        return {p.key: p.layer.grads[p.name] for p in self.parameters() if p.name in p.layer.grads}
 
-    @grads.setter
-    def grads(self, value) -> None:
-        pass
+    @property
+    def buffers(self) -> dict[str, Array]:  # type: ignore[override]
+        return {key: layer.buffers[name] for key, layer, name in self.named_buffers()}
+
+    @property
+    def trainable(self) -> bool:  # type: ignore[override]
+        return self.has_trainable_params()
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for child in self.children():
+            child.trainable = value
+
+    def freeze(self) -> "Layer":
+        self.trainable = False
+        return self
+
+    def unfreeze(self) -> "Layer":
+        self.trainable = True
+        return self
 
     def param_layers(self) -> Iterator[Layer]:
-        """Every leaf layer that owns parameters, in order (nested containers are flattened)."""
-        for layer in self.layers:
-            if isinstance(layer, Sequential):
-                yield from layer.param_layers()
-            elif layer.params:
+        """Every leaf layer that owns parameters, in walk order."""
+        for _, layer in self.walk():
+            if not layer.is_container and layer.params:
                 yield layer
-
-    def forward(self, x: Array, train: bool = False) -> Array:
-        self._check_input(x)
-        for layer in self.layers:
-            x = layer.forward(x, train)
-        return x
-
-    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
-        """(BP2) applied layer by layer: delta^l from delta^{l+1}; ``grad`` = dC/d(output)."""
-        return self._backward_through(len(self.layers) - 1, grad, need_input_grad)
-
-    def backward_from(self, loss, y: Array, need_input_grad: bool = False) -> Array | None:
-        """Start backpropagation at the cost: (BP1), or delta^L = a - y where the cost
-        and the output layer cancel sigma' (cross-entropy + sigmoid 2.7.1, log-likelihood + softmax 2.7.2)."""
-        last = self.layers[-1]
-        if loss.cancels(last):
-            delta_L = loss.delta(last.output, y)  # dC/dz^L = (a^L - y)/N: skip the output activation
-            return self._backward_through(len(self.layers) - 2, delta_L, need_input_grad)
-        return self._backward_through(len(self.layers) - 1, loss.grad(last.output, y), need_input_grad)
-
-    def _backward_through(self, top: int, grad: Array, need_input_grad: bool) -> Array | None:
-        """Backward through layers ``top``, ``top - 1``, ..., down to the first one that matters:
-        without ``need_input_grad``, layers before the first trainable one are skipped."""
-        stop = 0 if need_input_grad else self._first_trainable
-        for i in range(top, stop - 1, -1):
-            grad = self.layers[i].backward(grad, need_input_grad or i > stop)
-        return grad if need_input_grad else None
-
-    @property
-    def output(self) -> Array:
-        return self.layers[-1].output
-
-    def _check_input(self, x: Array) -> None:
-        expected = self._n_in
-        if expected is None:
-            return
-        if x.ndim != 2 or x.shape[1] != expected:
-            first = self.layers[0]
-            raise ShapeError(
-                f"{first.describe()}: expected input of shape (N, {expected}), got {tuple(x.shape)}"
-            )
-
-    @property
-    def input_features(self) -> int | None:
-        """The number of input features the first Dense layer takes (None if not fixed)."""
-        return self._n_in
-
-    def _input_features(self) -> int | None:
-        for layer in self.layers:
-            n_in = getattr(layer, "n_in", None)
-            if n_in is not None:
-                return n_in
-            if isinstance(layer, Sequential):
-                return layer.input_features
-            if layer.params:  # a trainable layer without n_in: no simple check
-                return None
-        return None
-
-    def to_config(self) -> dict[str, Any]:
-        return {"layers": [layer_to_config(l) for l in self.layers]}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Sequential":
-        return cls(*[layer_from_config(c) for c in config["layers"]])
-
-    def describe(self) -> str:
-        return "Sequential(" + ", ".join(l.describe() for l in self.layers) + ")"
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __getitem__(self, i: int) -> Layer:
-        return self.layers[i]
-
-
-# --- a registry so that model.json can name layer types ---------------------------------
-LAYER_TYPES: dict[str, type[Layer]] = {"Sequential": Sequential}
-
-
-def register(cls: type[Layer]) -> type[Layer]:
-    """Class decorator: make a layer type loadable from a saved architecture."""
-    LAYER_TYPES[cls.__name__] = cls
-    return cls
 
 
 def layer_to_config(layer: Layer) -> dict[str, Any]:
+    """{"type": class name, **constructor arguments}; containers nest their children's configs."""
     return {"type": type(layer).__name__, **layer.to_config()}
-
-
-def layer_from_config(config: dict[str, Any]) -> Layer:
-    from tiefnet.errors import CheckpointError
-
-    if not isinstance(config, dict) or "type" not in config:
-        raise CheckpointError(f"layer entry {config!r} has no 'type'")
-    kind = config["type"]
-    if kind not in LAYER_TYPES:
-        raise CheckpointError(f"unknown layer type {kind!r} (known: {', '.join(sorted(LAYER_TYPES))})")
-    args = {k: v for k, v in config.items() if k != "type"}
-    try:
-        return LAYER_TYPES[kind].from_config(args)
-    except (TypeError, ValueError, KeyError) as error:
-        raise CheckpointError(f"layer {kind}: bad settings {args}: {error}") from error

@@ -7,7 +7,7 @@ from typing import Any
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn.conv import windows
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
 class Pool2d(Layer):
@@ -48,7 +48,6 @@ class Pool2d(Layer):
         return {"kernel": self.k, "stride": self.s}
 
 
-@register
 class MaxPool2d(Pool2d):
     """a = max over each region; the gradient flows only to the (first) maximal entry.
 
@@ -70,8 +69,8 @@ class MaxPool2d(Pool2d):
                 xp.maximum(a_part, v[lo:hi], out=a_part)  # k^2 - 1 elementwise maxima
 
         split_batch(samples, x.shape[0])
-        self._x, self._winner = (x, None) if train else (None, None)  # the maxima are found again in backward
-        self.output = a
+        if train:
+            self._x, self._winner, self.output = x, None, a  # the maxima are found again in backward
         return a
 
     def _slices(self, x: Array) -> list[Array]:
@@ -84,8 +83,8 @@ class MaxPool2d(Pool2d):
         regions = self._regions(x)  # overlapping or gapped regions: gather them
         winner = regions.argmax(axis=-1)  # (N, C, H_out, W_out)
         a = xp.take_along_axis(regions, winner[..., None], axis=-1)[..., 0]
-        self._winner, self._x_shape = (winner, x.shape) if train else (None, None)
-        self.output = a
+        if train:
+            self._winner, self._x_shape, self.output = winner, x.shape, a
         return a
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
@@ -138,15 +137,14 @@ class MaxPool2d(Pool2d):
         return dx6.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # (N, C, H, W), channels innermost
 
 
-@register
 class L2Pool2d(Pool2d):
     """a = sqrt(sum of squares over each region); da/dx = x / a (0 where a = 0)."""
 
     def forward(self, x: Array, train: bool = False) -> Array:
         regions = self._regions(x)
         a = xp.sqrt((regions * regions).sum(axis=-1))
-        self._cache = (regions, a, x.shape) if train else None
-        self.output = a
+        if train:
+            self._cache, self.output = (regions, a, x.shape), a
         return a
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:

@@ -25,14 +25,14 @@ state of the next (the blocks of the lecture's figure); gradients do not flow ac
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import numpy
 
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
 def _sigmoid_(z: Array) -> None:
@@ -180,7 +180,6 @@ class _Recurrent(Layer):
                 "return_sequences": self.return_sequences, "stateful": self.stateful}
 
 
-@register
 class RNN(_Recurrent):
     """Elman RNN (4.1): h^t = tanh(W h^{t-1} + U x^t + b), with BPTT (4.2).
 
@@ -242,7 +241,6 @@ class RNN(_Recurrent):
         return delta, h[:-1].transpose(1, 0, 2), (dh,)
 
 
-@register
 class LSTM(_Recurrent):
     """Long short-term memory (4.4): c^t = f^t * c^{t-1} + i^t * g^t, h^t = o^t * tanh(c^t).
 
@@ -347,19 +345,3 @@ class LSTM(_Recurrent):
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "forget_bias": self.forget_bias}
-
-
-def clip_gradients(layers_or_model: Layer | Iterable[Layer], max_norm: float) -> float:
-    """Global-norm clipping: if ||g|| = sqrt(sum of all squared grads) > max_norm, scale every
-    gradient by max_norm / ||g|| in place (against exploding gradients in BPTT). Returns ||g||
-    before clipping."""
-    if not max_norm > 0:
-        raise ConfigError(f"clip_gradients: max_norm={max_norm} must be positive")
-    layers = [layers_or_model] if isinstance(layers_or_model, Layer) else list(layers_or_model)
-    grads = [g for layer in layers for g in layer.grads.values()]
-    norm = float(sum(float((g * g).sum()) for g in grads)) ** 0.5
-    if norm > max_norm:
-        scale = max_norm / norm
-        for g in grads:
-            g *= scale  # in place: the arrays may be views of an optimizer's flat gradient
-    return norm

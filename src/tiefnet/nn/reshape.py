@@ -7,23 +7,22 @@ from typing import Any
 
 from tiefnet.backend import Array
 from tiefnet.errors import ConfigError, ShapeError
-from tiefnet.nn.layer import Layer, register
+from tiefnet.nn.layer import Layer
 
 
-@register
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W); backward restores the shape. No parameters."""
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        self._shape = x.shape if train else None
-        self.output = x.reshape(x.shape[0], -1)
-        return self.output
+        out = x.reshape(x.shape[0], -1)
+        if train:
+            self._shape, self.output = x.shape, out
+        return out
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
         return da.reshape(self._require_cache("_shape"))
 
 
-@register
 class Reshape(Layer):
     """(N, n) -> (N, *shape), e.g. shape (1, 28, 28) turns MNIST rows into one-channel images."""
 
@@ -37,12 +36,27 @@ class Reshape(Layer):
     def forward(self, x: Array, train: bool = False) -> Array:
         if x[0].size != self.n_in:
             raise ShapeError(f"{self.describe()}: expected {self.n_in} values per sample, got {tuple(x.shape)}")
-        self.output = x.reshape(x.shape[0], *self.shape)
-        self._in_shape = x.shape if train else None
-        return self.output
+        out = x.reshape(x.shape[0], *self.shape)
+        if train:
+            self._in_shape, self.output = x.shape, out
+        return out
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
         return da.reshape(self._require_cache("_in_shape"))
 
     def to_config(self) -> dict[str, Any]:
         return {"shape": list(self.shape)}
+
+
+class TimeFlatten(Layer):
+    """(N, T, V) -> (N T, V): every time step becomes a row, so a loss averages over all N T steps
+    (the char-rnn's log-likelihood per character, 4.4.1)."""
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        out = x.reshape(-1, x.shape[-1])  # (N T, V)
+        if train:
+            self._in_shape, self.output = x.shape, out
+        return out
+
+    def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
+        return da.reshape(self._require_cache("_in_shape"))  # (N, T, V)

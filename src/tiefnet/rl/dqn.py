@@ -28,10 +28,11 @@ import numpy
 from tiefnet import backend
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
-from tiefnet.nn import Dense, ReLU, Sequential
-from tiefnet.nn.layer import Layer, layer_from_config, layer_to_config
+from tiefnet.checkpoint import copy_state
+from tiefnet.nn import Dense, Layer, ReLU, Sequential, layer_from_config, layer_to_config
 from tiefnet.nn.losses import TDError
 from tiefnet.optim import Adam, Optimizer, RMSProp
+from tiefnet.train import train_step as gradient_step
 from tiefnet.rl.replay import Transitions
 from tiefnet.settings import setting
 
@@ -130,9 +131,8 @@ def clone(model: Layer) -> Layer:
 
 
 def sync_target(target_net: Layer, q_net: Layer) -> None:
-    """theta^- = theta, copied into the target network's own arrays."""
-    for name, p in target_net.params.items():
-        p[...] = q_net.params[name]
+    """theta^- = theta, copied into the target network's own arrays (buffers too)."""
+    copy_state(target_net, q_net)
 
 
 # --- acting: epsilon-greedy ------------------------------------------------------------------
@@ -177,11 +177,9 @@ def train_step(q_net: Layer, target_net: Layer, loss: TDError, optimizer: Optimi
                gamma: float) -> float:
     """One gradient-descent step on the mini-batch's (y_j - Q(phi_j, a_j; theta))^2 (clipped); returns the cost."""
     y = td_targets(target_net, batch, gamma)  # (B,), no gradient flows into theta^-
-    Q = q_net.forward(as_input(batch.obs), train=True)  # (B, A)
-    cost, delta = loss(Q, xp.asarray(batch.action), y)  # delta: (B, A), zero except at a_j
-    q_net.backward(delta, need_input_grad=False)  # (BP1)-(BP4) from dC/dQ
-    optimizer.step()
-    return cost
+    actions = xp.asarray(batch.action)
+    Q = gradient_step(q_net, loss, optimizer, as_input(batch.obs), actions, y)  # (B, A); (BP1)-(BP4) from dC/dQ
+    return loss.cost(Q, actions, y)
 
 
 def make_loss(config: DQNConfig) -> TDError:

@@ -24,12 +24,10 @@ from tiefnet.backend import Array, to_numpy, xp
 from tiefnet.checkpoint import load_model, save_model
 from tiefnet.data.text import Vocabulary, load_text, split
 from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
-from tiefnet.nn import Dense, Sequential, Softmax
-from tiefnet.nn.embedding import Embedding
-from tiefnet.nn.layer import Layer, register
-from tiefnet.nn.losses import LogLikelihood
-from tiefnet.nn.recurrent import LSTM, RNN, _Recurrent, clip_gradients
+from tiefnet.nn import Dense, Embedding, Layer, LogLikelihood, Sequential, Softmax, TimeFlatten
+from tiefnet.nn.recurrent import LSTM, RNN, _Recurrent
 from tiefnet.optim import Adam
+from tiefnet.train import train_step
 from tiefnet.settings import setting
 
 CELLS = {"lstm": LSTM, "rnn": RNN}
@@ -68,19 +66,6 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)} must be a positive number")
         if not 0.0 < self.held_out < 1.0:
             raise ConfigError(f"held_out={self.held_out} must be in (0, 1)")
-
-
-@register
-class TimeFlatten(Layer):
-    """(N, T, V) -> (N T, V): every time step becomes a row, so the loss averages over N T characters."""
-
-    def forward(self, x: Array, train: bool = False) -> Array:
-        self._in_shape = x.shape if train else None
-        self.output = x.reshape(-1, x.shape[-1])  # (N T, V)
-        return self.output
-
-    def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
-        return da.reshape(self._require_cache("_in_shape"))  # (N, T, V)
 
 
 def build_model(V: int, config: Config, rng: numpy.random.Generator) -> Sequential:
@@ -203,11 +188,8 @@ def run(config: Config, out: str | Path, progress: bool = True, log: Callable[[s
             block = data[:, position:position + T + 1]  # (N, T + 1)
             position += T
             x, y = xp.asarray(block[:, :-1]), xp.asarray(block[:, 1:].reshape(-1))  # (N, T), (N T,)
-            p = model.forward(x, train=True)  # (N T, V)
+            p = train_step(model, loss, optimizer, x, eye[y], clip=config.clip)  # (N T, V); delta^L = (p - y) / (N T)
             train_losses.append(nll(p, y) / len(y))
-            model.backward_from(loss, eye[y])  # delta^L = (p - y) / (N T)
-            clip_gradients(model, config.clip)
-            optimizer.step()
             train_seconds += time.perf_counter() - tick
             chars += block[:, 1:].size
             if not math.isfinite(train_losses[-1]):
