@@ -14,7 +14,7 @@ from tiefnet.nn import (
     L2, CrossEntropy, Dense, Dropout, LogLikelihood, Quadratic, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from tiefnet.optim import SGD, Adam, Momentum, ReduceOnPlateau
-from tiefnet.train import Data, History, as_data, evaluate, fit, predict
+from tiefnet.train import Data, History, as_data, evaluate, fit, predict, train_step
 
 
 def blobs(n, seed):
@@ -152,6 +152,34 @@ def test_callbacks_receive_each_epochs_metrics(tmp_path):
                   rng=np.random.default_rng(0), classes=2, callbacks=[callback, lambda m: None],
                   checkpoint=checkpoint)
     assert received == history.epochs and [m["epoch"] for m in received] == [1, 2, 3]
+
+
+def test_a_callback_that_returns_true_stops_the_run(tmp_path):
+    """A hyperparameter search prunes a trial from a callback: fit stops after that epoch."""
+    def prune_after_two(metrics):
+        return metrics["epoch"] >= 2
+
+    history = fit(sigmoid_net(), CrossEntropy(), SGD(1.0), TRAIN, epochs=6, validation=VALIDATION,
+                  rng=np.random.default_rng(0), classes=2, callbacks=[prune_after_two],
+                  checkpoint=tmp_path / "run.npz")
+    assert [e["epoch"] for e in history.epochs] == [1, 2]
+    assert history.stopped_by == "prune_after_two" and not history.stopped_early
+    assert read_npz(tmp_path / "run.npz")[1]["epoch"] == 2  # the stopped epoch is saved
+
+
+def test_train_step_is_one_step_of_any_model_and_cost(float64):
+    """train_step = forward, backward_from the cost, clip, step: the same as writing them out."""
+    x, y = dev(TRAIN[0][:10].astype(np.float64)), dev(np.eye(2)[TRAIN[1][:10]])
+    by_hand, stepped = sigmoid_net(), sigmoid_net()
+    hand_opt, step_opt = Adam(0.01).bind(by_hand, 10), Adam(0.01).bind(stepped, 10)
+    for _ in range(3):
+        by_hand.forward(x, True)
+        by_hand.backward_from(CrossEntropy(), y)
+        hand_opt.step()
+        a = train_step(stepped, CrossEntropy(), step_opt, x, y)
+    assert a.shape == (10, 2)
+    for key, p in by_hand.params.items():
+        np.testing.assert_array_equal(host(stepped.params[key]), host(p))
 
 
 def test_early_stopping_stops_after_stale_epochs():

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from helpers import dev, host
 
-from tiefnet.gradcheck import check_loss, relative_error
+from tiefnet.backend import xp
+from tiefnet.errors import ShapeError
+from tiefnet.gradcheck import check_loss, numerical_gradient, relative_error
 from tiefnet.nn import LOSSES, CrossEntropy, Dense, LogLikelihood, Quadratic, Sequential, Sigmoid, Softmax, Tanh
 from tiefnet.nn.layer import Layer
 
@@ -172,3 +174,50 @@ def test_log_likelihood_of_sequences_sums_over_steps_and_averages_over_sequences
     a, y = rng.dirichlet(np.ones(5), (3, 4)), np.eye(5)[rng.integers(0, 5, (3, 4))]
     expected = -np.log((a * y).sum(axis=-1)).sum(axis=1).mean()
     assert LogLikelihood().cost(dev(a), dev(y)) == pytest.approx(expected, rel=1e-6)
+
+
+# --- the mask of variable-length sequences (captions, 4.4.1) ------------------------------------
+def sequences(seed, N=3, T=5, K=4):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((N, T, K))
+    a = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    y = np.eye(K)[rng.integers(0, K, (N, T))]
+    lengths = [T, 2, 1][:N]
+    mask = (np.arange(T)[None, :] < np.array(lengths)[:, None]).astype(np.float64)  # (N, T)
+    return a, y, mask, lengths
+
+
+def test_masked_log_likelihood_is_the_cost_of_the_unpadded_steps(float64):
+    a, y, mask, lengths = sequences(0)
+    expected = -sum(np.log((a[n, :L] * y[n, :L]).sum(axis=-1)).sum() for n, L in enumerate(lengths)) / len(lengths)
+    assert LogLikelihood().cost(dev(a), dev(y), dev(mask)) == pytest.approx(expected, rel=1e-12)
+    assert LogLikelihood().cost(dev(a), dev(y), dev(np.ones_like(mask))) == pytest.approx(
+        LogLikelihood().cost(dev(a), dev(y)), rel=1e-12)
+
+
+def test_masked_log_likelihood_gradcheck_and_no_gradient_at_padding(float64):
+    a, y, mask, _ = sequences(1)
+    loss = LogLikelihood()
+    a, y, m = dev(a), dev(y), dev(mask)
+    numeric = numerical_gradient(lambda: xp.asarray(loss.cost(a, y, m)), a, xp.asarray(1.0))
+    assert relative_error(loss.grad(a, y, m), numeric) < 1e-6
+    padded = host(mask) == 0
+    assert not host(loss.grad(a, y, m))[padded].any() and not host(loss.delta(a, y, m))[padded].any()
+
+
+def test_masked_delta_through_softmax_equals_the_chain_rule(float64):
+    """delta^L = mask (a - y)/N through backward_from(loss, y, mask) equals dC/da . softmax'(z)."""
+    a_np, y_np, mask, _ = sequences(2)
+    z = dev(np.log(a_np))
+    fused, unfused = Sequential(Softmax()), Sequential(Spy(), Softmax())
+    fused.forward(z, train=True)
+    dz_fused = fused.backward_from(LogLikelihood(), dev(y_np), dev(mask), need_input_grad=True)
+    a = unfused.forward(z, train=True)
+    dz_unfused = unfused.backward(LogLikelihood().grad(a, dev(y_np), dev(mask)))
+    assert relative_error(dz_fused, dz_unfused) < 1e-10
+
+
+def test_mask_of_the_wrong_shape_is_a_shape_error():
+    a, y, mask, _ = sequences(3)
+    with pytest.raises(ShapeError, match=r"mask of shape \(5, 3\)"):
+        LogLikelihood().cost(dev(a), dev(y), dev(mask.T))

@@ -88,16 +88,36 @@ class LogLikelihood(Loss):
     After a softmax output, dC/dz^L_j = a^L_j - y_j, as for cross-entropy after a sigmoid.
     For sequences, a and y of shape (N, T, K), the costs of the T steps add up (C = sum_t C^t, as
     for BPTT in 4.2) and are averaged over the N sequences.
+
+    ``mask`` (N, T) of 0/1 (optional, for sequences): steps with mask 0 add nothing to C and get
+    no gradient — captions of different lengths padded to one T (4.4.1):
+    C = -1/N sum_n sum_t mask[n, t] ln a^t_{n, y}; delta^t = mask[n, t] (a^t - y^t) / N.
     """
 
     name = "log-likelihood"
     output_layer = Softmax
 
-    def cost(self, a: Array, y: Array) -> float:
-        return float(-(y * xp.log(_clip(a, high=False))).sum() / a.shape[0])
+    def cost(self, a: Array, y: Array, mask: Array | None = None) -> float:
+        log_a = y * xp.log(_clip(a, high=False))
+        if mask is not None:
+            log_a = log_a * self._mask(a, mask)
+        return float(-log_a.sum() / a.shape[0])
 
-    def grad(self, a: Array, y: Array) -> Array:
-        return -y / _clip(a, high=False) / a.shape[0]
+    def grad(self, a: Array, y: Array, mask: Array | None = None) -> Array:
+        g = -y / _clip(a, high=False) / a.shape[0]
+        return g if mask is None else g * self._mask(a, mask)
+
+    def delta(self, a: Array, y: Array, mask: Array | None = None) -> Array:
+        d = (a - y) / a.shape[0]
+        return d if mask is None else d * self._mask(a, mask)
+
+    @staticmethod
+    def _mask(a: Array, mask: Array) -> Array:
+        """mask (N, T) as (N, T, 1), in a's dtype, after checking its shape."""
+        if tuple(mask.shape) != tuple(a.shape[:-1]):
+            raise ShapeError(f"LogLikelihood: mask of shape {tuple(mask.shape)} for outputs {tuple(a.shape)}: "
+                             f"expected {tuple(a.shape[:-1])}, one entry per step")
+        return mask.astype(a.dtype, copy=False)[..., None]
 
 
 class TDError(Loss):

@@ -1,0 +1,252 @@
+"""The layer tree: one walk finds every parameter, buffer and generator; frozen layers compute
+dC/dx only; an evaluation forward writes nothing onto any layer (so threads can share one model);
+a layer that hides a parameterised layer from the walk is refused instead of silently not training."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from helpers import dev, host
+
+from tiefnet.errors import ConfigError
+from tiefnet.nn import (LAYER_TYPES, LSTM, RNN, Container, Conv2d, Dense, Dropout, Embedding, Flatten, L2Pool2d,
+                        Layer, MaxPool2d, Parallel, ReLU, Reshape, Residual, Sequential, Sigmoid, Softmax, Step, Tanh,
+                        Taps, TimeFlatten)
+from tiefnet.optim import SGD, Adam
+from tiefnet.train import predict
+
+
+def rand(shape, seed=0, positive=False):
+    a = np.random.default_rng(seed).standard_normal(shape)
+    return dev(np.abs(a) + 0.1 if positive else a)
+
+
+# --- the walk ----------------------------------------------------------------------------------
+def nested():
+    rng = np.random.default_rng(0)
+    return Sequential(Dense(4, 4, rng=rng), Dropout(0.5, rng=np.random.default_rng(1)),
+                      Residual(Sequential(Dense(4, 4, rng=rng), Tanh())),
+                      Parallel(Dense(4, 2, rng=rng), Sequential(Dropout(0.2, rng=np.random.default_rng(2)),
+                                                                Dense(4, 1, rng=rng))))
+
+
+def test_walk_keys_parameters_and_generators():
+    model = nested()
+    assert [key for key, _ in model.walk()] == ["", "0.", "1.", "2.", "2.0.", "2.0.0.", "2.0.1.", "3.", "3.0.",
+                                                "3.1.", "3.1.0.", "3.1.1."]
+    assert [p.key for p in model.parameters()] == ["0.W", "0.b", "2.0.0.W", "2.0.0.b", "3.0.W", "3.0.b",
+                                                   "3.1.1.W", "3.1.1.b"]
+    assert list(model.params) == [p.key for p in model.parameters()]
+    assert model.params["2.0.0.W"] is model.layers[2].body.layers[0].params["W"]
+    assert [type(l).__name__ for l in model.random_layers()] == ["Dropout", "Dropout"]
+    assert list(model.state()) == list(model.params)  # no buffers here
+
+
+def test_decay_flags_weights_and_recurrent_U_yes_biases_no():
+    decayed = {p.key: p.decayed for p in Sequential(Embedding(5, 3), LSTM(3, 4), Dense(4, 2)).parameters()}
+    assert decayed == {"0.W": True, "1.W": True, "1.U": True, "1.b": False, "2.W": True, "2.b": False}
+    conv = Conv2d(1, 2, 3)
+    assert conv.decays("W") and not conv.decays("b")
+    conv.decayed = frozenset()  # a layer may say otherwise
+    assert not conv.decays("W")
+
+
+def test_buffers_are_part_of_the_state():
+    class Counter(Layer):
+        def __init__(self):
+            super().__init__()
+            self.buffers["seen"] = dev(np.zeros(3))
+
+        def forward(self, x, train=False):
+            return x
+
+    model = Sequential(Dense(3, 3), Counter())
+    assert list(model.state()) == ["0.W", "0.b", "1.seen"] and list(model.buffers) == ["1.seen"]
+    assert "1.seen" not in model.params
+
+
+# --- a layer that hides a parameterised layer --------------------------------------------------
+class HiddenResidual(Layer):
+    """The mistake of a new user: a block whose params are its inner Dense's, and no children()."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Dense(3, 3, rng=np.random.default_rng(0))
+        self.params = self.inner.params
+        self.grads = self.inner.grads
+
+    def forward(self, x, train=False):
+        return self.inner.forward(x, train) + x
+
+    def backward(self, grad, need_input_grad=True):
+        return self.inner.backward(grad, need_input_grad) + grad
+
+
+class ListedResidual(Container):
+    """The same block, listing its part."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Dense(3, 3, rng=np.random.default_rng(0))
+
+    def children(self):
+        return [self.inner]
+
+    def forward(self, x, train=False):
+        return self.inner.forward(x, train) + x
+
+    def backward(self, grad, need_input_grad=True):
+        dx = self.inner.backward(grad, need_input_grad)
+        return None if dx is None else dx + grad
+
+
+def test_a_block_that_hides_its_inner_layer_is_refused_not_silently_untrained():
+    model = Sequential(HiddenResidual(), Tanh())
+    with pytest.raises(ConfigError, match=r"HiddenResidual.inner holds Dense but HiddenResidual.children\(\) "
+                                          r"does not list it"):
+        SGD(0.1).bind(model, 10)
+
+
+def test_a_block_that_lists_its_inner_layer_trains_it():
+    model = Sequential(ListedResidual(), Tanh())
+    optimizer = SGD(0.5).bind(model, 10)
+    before = host(model.layers[0].inner.params["W"]).copy()
+    for step in range(3):
+        model.forward(rand((4, 3), step), train=True)
+        model.backward(rand((4, 3), 10 + step), need_input_grad=False)
+        optimizer.step()
+    assert not np.allclose(host(model.layers[0].inner.params["W"]), before)
+
+
+def test_the_same_array_twice_is_refused():
+    shared = Dense(3, 3)
+    with pytest.raises(ConfigError, match="appears twice"):
+        SGD(0.1).bind(Sequential(shared, Tanh(), shared), 10)
+
+
+# --- freezing ------------------------------------------------------------------------------------
+def test_a_frozen_layer_writes_no_gradient_and_passes_the_right_dx(float64):
+    def build():
+        rng = np.random.default_rng(0)
+        return Sequential(Dense(3, 4, rng=rng), Tanh(), Dense(4, 2, rng=rng))
+
+    x, up = rand((5, 3), 1), rand((5, 2), 2)
+    reference = build()
+    reference.forward(x, train=True)
+    dx_ref = reference.backward(up)
+    model = build()
+    model.forward(x, train=True)
+    model.backward(up)  # creates the gradient arrays
+    model.freeze()
+    for g in model.grads.values():
+        g.flags.writeable = False  # any write by backward would raise
+    model.forward(x, train=True)
+    np.testing.assert_array_equal(host(model.backward(up)), host(dx_ref))
+    assert model.backward(up, need_input_grad=False) is None  # nothing to compute at all
+    assert not model.trainable and model.first_trainable() == 3
+
+
+def test_optimizers_leave_frozen_layers_alone_and_notice_a_changed_flag():
+    model = Sequential(Dense(3, 4, rng=np.random.default_rng(0)), Tanh(), Dense(4, 2, rng=np.random.default_rng(1)))
+    model.layers[0].freeze()
+    assert model.first_trainable() == 2
+    optimizer = SGD(0.5).bind(model, 10)
+    assert sum(group.p.size for group in optimizer.groups) == 4 * 2 + 2
+    frozen = host(model.layers[0].params["W"]).copy()
+    model.forward(rand((4, 3)), train=True)
+    model.backward(rand((4, 2), 1), need_input_grad=False)
+    optimizer.step()
+    np.testing.assert_array_equal(host(model.layers[0].params["W"]), frozen)
+    model.layers[0].unfreeze()
+    with pytest.raises(ConfigError, match=r"frozen or unfrozen after bind\(\)"):
+        optimizer.step()
+    optimizer.bind(model, 10).step()  # bound again: fine
+
+
+# --- optimising plain arrays (an image, 3.4) ------------------------------------------------------------
+def test_an_optimizer_bound_to_a_plain_array_updates_it_in_place():
+    target = rand((2, 3), 0)
+    image = dev(np.zeros((2, 3), dtype=np.float32))
+    optimizer = Adam(0.1).bind(image)
+    for _ in range(300):
+        optimizer.step(2 * (image - target))  # dC/dx of ||x - t||^2
+    np.testing.assert_allclose(host(image), host(target), atol=1e-3)
+    with pytest.raises(ConfigError, match="1 gradients for 2 bound arrays"):
+        Adam(0.1).bind([image, dev(np.zeros(4, dtype=np.float32))]).step(image)
+    with pytest.raises(ConfigError, match="C-contiguous"):
+        SGD(0.1).bind(dev(np.zeros((3, 4), dtype=np.float32)).T)
+
+
+# --- an evaluation forward writes nothing ----------------------------------------------------------------
+# every layer type the registry knows, with an input that fits
+FACTORIES = {
+    "Sequential": lambda: (Sequential(Dense(3, 2), Sigmoid()), rand((2, 3))),
+    "Residual": lambda: (Residual(Sequential(Dense(3, 3), Tanh())), rand((2, 3))),
+    "Parallel": lambda: (Parallel(Dense(3, 2), Dense(3, 1)), rand((2, 3))),
+    "Taps": lambda: (Taps(Sequential(Dense(3, 2), Tanh()), {"h": 1}), rand((2, 3))),
+    "Dense": lambda: (Dense(3, 2), rand((2, 3))),
+    "Sigmoid": lambda: (Sigmoid(), rand((2, 3))),
+    "Tanh": lambda: (Tanh(), rand((2, 3))),
+    "ReLU": lambda: (ReLU(), rand((2, 3))),
+    "Softmax": lambda: (Softmax(), rand((2, 3))),
+    "Step": lambda: (Step(), rand((2, 3))),
+    "Dropout": lambda: (Dropout(0.5, rng=np.random.default_rng(0)), rand((2, 3))),
+    "Conv2d": lambda: (Conv2d(2, 3, 3, padding=1), rand((2, 2, 5, 5))),
+    "MaxPool2d": lambda: (MaxPool2d(2), rand((2, 2, 4, 4))),
+    "L2Pool2d": lambda: (L2Pool2d(2), rand((2, 2, 4, 4))),
+    "Flatten": lambda: (Flatten(), rand((2, 2, 3, 3))),
+    "Reshape": lambda: (Reshape((1, 2, 3)), rand((2, 6))),
+    "Embedding": lambda: (Embedding(5, 3), dev(np.array([[0, 4, 2]]))),
+    "RNN": lambda: (RNN(3, 4), rand((2, 5, 3))),
+    "LSTM": lambda: (LSTM(3, 4), rand((2, 5, 3))),
+    "TimeFlatten": lambda: (TimeFlatten(), rand((2, 5, 3))),
+}
+
+
+def snapshot(model):
+    """Every attribute of every layer: arrays by value, everything else by identity."""
+    shot = {}
+    for key, layer in model.walk():
+        for name, value in vars(layer).items():
+            if isinstance(value, dict):
+                value = {k: (host(v).tobytes() if hasattr(v, "shape") else id(v)) for k, v in value.items()}
+                shot[key + name] = value
+            else:
+                shot[key + name] = id(value)
+    return shot
+
+
+def test_every_layer_type_is_covered():
+    assert set(FACTORIES) == set(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_an_evaluation_forward_writes_nothing_onto_the_layer(name):
+    layer, x = FACTORIES[name]()
+    if hasattr(layer, "rng"):
+        rng_state = layer.rng.bit_generator.state
+    before = snapshot(layer)
+    layer.forward(x)
+    layer.forward(x, train=False)
+    assert snapshot(layer) == before
+    if hasattr(layer, "rng"):
+        assert layer.rng.bit_generator.state == rng_state
+
+
+def test_one_model_answers_many_threads_at_once():
+    rng = np.random.default_rng(0)
+    model = Sequential(Reshape((1, 8, 8)), Conv2d(1, 4, 3, rng=rng), MaxPool2d(2), ReLU(), Flatten(),
+                       Dense(36, 10, rng=rng), Softmax())
+    inputs = [rand((16, 64), seed) for seed in range(16)]
+    expected = [host(predict(model, x)) for x in inputs]
+    barrier = threading.Barrier(8)
+
+    def answer(i):
+        barrier.wait() if i < 8 else None  # the first eight start together
+        return host(predict(model, inputs[i]))
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(answer, range(16)))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
