@@ -8,7 +8,7 @@ import pytest
 
 from tiefnet.errors import ConfigError
 from tiefnet.rl.gridworld import lecture_gridworld
-from tiefnet.rl.mdp import (MDP, NO_ACTION, bellman, bellman_residual, greedy_policy, modified_policy_iteration,
+from tiefnet.rl.mdp import (MDP, NO_ACTION, bellman, bellman_q, bellman_residual, greedy_policy, q_values, modified_policy_iteration,
                             policy_evaluation, policy_iteration, proper_policy, solve, value_iteration)
 
 # U of the lecture's grid world, gamma = 1, R = -0.04 (Russell & Norvig, Fig. 17.3), by (x, y)
@@ -162,3 +162,21 @@ def test_solver_options_validated():
         policy_iteration(mdp, pi0=np.full(mdp.n_states, 7))
     with pytest.raises(ConfigError, match="one action per state"):
         policy_iteration(mdp, pi0=np.zeros(mdp.n_states + 1, dtype=int))
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_q_star_gives_U_and_the_policy_and_solves_its_bellman_equation(gamma):
+    """5.2: U*(s) = max_a Q*(s, a), pi*(s) = argmax_a Q*(s, a); 5.2.1: Q* = R + gamma P max_a' Q*,
+    reached from Q = 0 by iterating that equation, as value iteration reaches U*."""
+    world = lecture_gridworld(gamma=gamma)
+    solution = value_iteration(world.mdp, epsilon=1e-12)
+    Q = q_values(world.mdp, solution.U)  # (S, A)
+    assert Q.shape == (world.mdp.n_states, world.mdp.n_actions)
+    np.testing.assert_allclose(Q.max(axis=1), solution.U, atol=1e-10)
+    free = ~world.mdp.terminal
+    np.testing.assert_array_equal(Q.argmax(axis=1)[free], solution.pi[free])
+    np.testing.assert_allclose(bellman_q(world.mdp, Q), Q, atol=1e-10)
+    Q_i = np.zeros_like(Q)
+    for _ in range(2000):
+        Q_i = bellman_q(world.mdp, Q_i)
+    np.testing.assert_allclose(Q_i, Q, atol=1e-9)

@@ -98,6 +98,21 @@ def bellman(mdp: MDP, U: numpy.ndarray) -> numpy.ndarray:
     return mdp.R + mdp.gamma * expected_utility(mdp, U).max(axis=0)
 
 
+def q_values(mdp: MDP, U: numpy.ndarray) -> numpy.ndarray:
+    """Q(s, a) = R(s) + gamma sum_s' P(s'|s,a) U(s') (5.2), shape (S, A) like a Q-learning table.
+
+    With U = U* this is the optimal Q-function Q*, from which U*(s) = max_a Q*(s, a) and
+    pi*(s) = argmax_a Q*(s, a) follow without P (the reason Q-learning is model-free).
+    """
+    return (mdp.R[None, :] + mdp.gamma * expected_utility(mdp, U)).T
+
+
+def bellman_q(mdp: MDP, Q: numpy.ndarray) -> numpy.ndarray:
+    """Q*(s, a) = R(s) + gamma sum_s' P(s'|s, a) max_a' Q*(s', a')   (5.2.1, the Bellman equation for Q*):
+    one sweep of its right-hand side, (S, A) -> (S, A). Q* is its fixed point."""
+    return q_values(mdp, Q.max(axis=1))
+
+
 def greedy_policy(mdp: MDP, U: numpy.ndarray, pi: numpy.ndarray | None = None) -> numpy.ndarray:
     """pi(s) = argmax_a sum_s' P(s'|s,a) U(s'); NO_ACTION at terminal states.
 
