@@ -16,15 +16,19 @@ from tiefnet.nn.dense import Dense
 from tiefnet.nn.dropout import Dropout
 from tiefnet.nn.embedding import Embedding
 from tiefnet.nn.layer import Layer, layer_to_config
+from tiefnet.nn.norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d
+from tiefnet.nn.pad import ReflectionPad2d, ZeroPad2d
 from tiefnet.nn.pool import L2Pool2d, MaxPool2d
 from tiefnet.nn.recurrent import LSTM, RNN
 from tiefnet.nn.reshape import Flatten, Reshape, TimeFlatten
+from tiefnet.nn.upsample import Upsample
 
 LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
     Sequential, Residual, Parallel, Taps,
     Dense, Sigmoid, Tanh, ReLU, Softmax, Step, Dropout,
     Conv2d, MaxPool2d, L2Pool2d, Flatten, Reshape,
     Embedding, RNN, LSTM, TimeFlatten,
+    BatchNorm1d, BatchNorm2d, InstanceNorm2d, ZeroPad2d, ReflectionPad2d, Upsample,
 )}
 
 MAX_DEPTH = 64  # containers nested deeper than this in a file are refused (no RecursionError)
