@@ -18,6 +18,7 @@ import numpy
 
 from tiefnet.data.mnist import Dataset, MnistSplits, load_mnist
 from tiefnet.nn import LOSSES, Sequential
+from tiefnet.runs import RunFolder, write_text
 from tiefnet.train import History, fit
 from tiefnet.vision.mnist import Config, build_network, build_optimizer
 
@@ -73,17 +74,14 @@ def settings(config: Config, **extra: Any) -> dict[str, Any]:
 
 
 def output_dir(out: str | Path) -> Path:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    """The experiment's output folder, checked (not a file) and created (see :class:`tiefnet.runs.RunFolder`)."""
+    return RunFolder(out).start().path
 
 
 def write_json(out: Path, name: str, result: dict[str, Any]) -> Path:
-    path = out / f"{name}.json"
     text = json.dumps(result, indent=1)
     text = re.sub(r"\[([^\[\]{}]*)\]", lambda m: "[" + re.sub(r"\n\s*", " ", m.group(1)).strip() + "]", text)
-    path.write_text(text + "\n")  # lists of numbers on one line each
-    return path
+    return write_text(out / f"{name}.json", text + "\n")  # lists of numbers on one line each
 
 
 def percent(fraction: float) -> str:

@@ -22,6 +22,7 @@ from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent,
 from tiefnet.nn import LOSSES, Conv2d, Sequential
 from tiefnet.nn.activations import Activation
 from tiefnet.nn.pool import Pool2d
+from tiefnet.runs import replacing
 from tiefnet.train import fit
 from tiefnet.vision.mnist import Config, build_network, build_optimizer
 
@@ -85,7 +86,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
         "biases": numpy.round(bias.astype(float), 4).tolist(),
     }
     write_json(out, "conv_features", result)
-    _figure(filters, filters - w_start, maps, x.reshape(28, 28), result, out / "conv_features.png")
+    with replacing(out / "conv_features.png") as path:
+        _figure(filters, filters - w_start, maps, x.reshape(28, 28), result, path)
     print(f"{CONFIG.describe()}, {len(train_set)} images, {epochs} epochs: test accuracy "
           f"{percent(accuracy[-1])}; test digit {DIGIT} (a {label}) classified as {prediction}; "
           f"{len(filters)} filters {filters.shape[1]}x{filters.shape[2]}, feature maps "

@@ -15,6 +15,7 @@ from typing import Any
 
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, series, settings,
                                          train, write_json)
+from tiefnet.runs import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 dropout: 784-100-10 on 1000 images, without vs with dropout p = 0.5"
@@ -39,7 +40,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
                                    seed=seed, quick=quick),
               "runs": runs, "test_accuracy_gain": gain}
     write_json(out, "dropout", result)
-    _figure(runs, len(train_set), out / "dropout.png")
+    with replacing(out / "dropout.png") as path:
+        _figure(runs, len(train_set), path)
     for name, r in runs.items():
         print(f"{name:10s} test accuracy {percent(r['final_test_accuracy'])} (best {percent(r['best_test_accuracy'])}),"
               f" training accuracy {percent(r['final_train_accuracy'])}")

@@ -17,6 +17,7 @@ from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, settings, train,
                                          write_json)
+from tiefnet.runs import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 data expansion: 1000 images with vs without 4 rotated/shifted/skewed copies each"
@@ -43,7 +44,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
                                    max_skew=0.2, test_size=len(test), epochs=epochs, seed=seed, quick=quick),
               "runs": runs, "test_accuracy_gain_same_steps": gain}
     write_json(out, "expansion", result)
-    _figure(runs, x, len(originals), out / "expansion.png")
+    with replacing(out / "expansion.png") as path:
+        _figure(runs, x, len(originals), path)
     o, e = runs["original"], runs["expanded"]
     print(f"original {o['train_size']} images: test accuracy {percent(o['test_accuracy_after_same_epochs'])} after "
           f"{epochs} epochs, {percent(o['final_test_accuracy'])} after {o['epochs']} (same SGD steps as expanded)")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
+from tiefnet.runs import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 all 50,000 training images: training vs test accuracy, the overfitting gap"
@@ -38,7 +39,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
         "lecture_gap": 0.025, "nielsen": {"train_accuracy": 0.9786, "test_accuracy": 0.9533},
     }
     write_json(out, "full_data", result)
-    _figure(result, len(train_set), out / "full_data.png")
+    with replacing(out / "full_data.png") as path:
+        _figure(result, len(train_set), path)
     print(f"after {epochs} epochs on {len(train_set)} images: training accuracy {percent(train_accuracy[-1])}, "
           f"test accuracy {percent(test_accuracy[-1])}, gap {percent(gaps[-1])} (lecture: about 2.5%)")
     return result

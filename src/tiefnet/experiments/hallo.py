@@ -22,6 +22,7 @@ from tiefnet.backend import xp
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn import RNN, Dense, Embedding, LogLikelihood, Sequential, Softmax
 from tiefnet.optim import Adam
+from tiefnet.runs import replacing
 
 DESCRIPTION = "4.1 'hallo': a tiny RNN learns to continue 'h' into 'hallo' (output probabilities per step)"
 VOCAB = ["h", "a", "l", "o"]
@@ -92,7 +93,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
               "probabilities": table, "continuation": continuation, "correct": continuation == WORD,
               "steps": steps, "final_loss": losses[-1], "loss": losses}
     write_json(out, "hallo", result)
-    _figure(probs, losses, continuation, out / "hallo.png")
+    with replacing(out / "hallo.png") as path:
+        _figure(probs, losses, continuation, path)
     print(f"after {steps} Adam steps: loss {losses[0]:.3f} -> {losses[-1]:.4f}; 'h' continues to '{continuation}'")
     print("input  " + "  ".join(f"{v:>5s}" for v in VOCAB))
     for row in table:

@@ -19,6 +19,7 @@ from tiefnet import backend
 from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
 from tiefnet.nn import Dense
 from tiefnet.nn.init import weight_std
+from tiefnet.runs import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 weight initialisation: large N(0,1) vs scaled N(0,1/n_in), accuracy per epoch"
@@ -58,7 +59,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
     result = {"settings": settings(CONFIG, train_size=len(train_set), validation_size=len(validation),
                                    epochs=epochs, seed=seed, quick=quick), "runs": runs}
     write_json(out, "init", result)
-    _figure(runs, z, out / "init.png")
+    with replacing(out / "init.png") as path:
+        _figure(runs, z, path)
     for init, r in runs.items():
         print(f"{init:6s} w ~ {r['weights']:12s} var(z) = n/2 s^2 + 1 = {r['var_z_lecture']:6.1f} "
               f"(measured on MNIST: {r['var_z_measured_on_mnist']:5.1f}, |z| > {SATURATED:g}: "

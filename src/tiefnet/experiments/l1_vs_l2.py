@@ -19,6 +19,7 @@ import numpy
 from tiefnet.backend import to_numpy
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, settings, train,
                                          write_json)
+from tiefnet.runs import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 L1 vs L2 regularisation: histograms of the first layer's weights"
@@ -54,7 +55,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
     result = {"settings": settings(CONFIG, train_size=len(train_set), test_size=len(test), epochs=epochs,
                                    seed=seed, quick=quick, layer="first (784 -> 30)"), "runs": runs}
     write_json(out, "l1_vs_l2", result)
-    _figure(weights, runs, out / "l1_vs_l2.png")
+    with replacing(out / "l1_vs_l2.png") as path:
+        _figure(weights, runs, path)
     for reg, r in runs.items():
         s = r["weights"]
         print(f"{reg.upper()} (lmbda {CONFIG.lmbda:g}): test accuracy {percent(r['final_test_accuracy'])}; "

@@ -14,6 +14,7 @@ from typing import Any
 
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, series, settings,
                                          train, write_json)
+from tiefnet.runs import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 overfitting: 1000 images, 400 epochs, training cost vs test accuracy, without/with L2"
@@ -42,7 +43,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
                                    epochs=epochs, seed=seed, quick=quick),
               "nielsen_test_accuracy": {"unregularised": 0.8227, "L2": 0.871}, "runs": runs}
     write_json(out, "overfitting", result)
-    _figure(runs, len(train_set), out / "overfitting.png")
+    with replacing(out / "overfitting.png") as path:
+        _figure(runs, len(train_set), path)
     for name, r in runs.items():
         print(f"{name:14s} train cost {r['final_train_cost']:.4f}, "
               f"train accuracy {percent(r['final_train_accuracy'])}, test accuracy {percent(r['final_test_accuracy'])} "

@@ -12,6 +12,7 @@ from typing import Any
 
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn.perceptron import NAND, festival, half_adder
+from tiefnet.runs import replacing
 
 DESCRIPTION = "2.1 perceptrons: festival decision, NAND gate, half adder from NAND perceptrons"
 THRESHOLDS = {"scenario 1": 5, "scenario 2": 3}  # w = (6, 2, 2) in both scenarios
@@ -51,7 +52,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
         "festival": festival_table(), **gates, "nand_correct": nand_ok, "half_adder_correct": adder_ok,
     }
     write_json(out, "perceptron", result)
-    _figure(result, out / "perceptron.png")
+    with replacing(out / "perceptron.png") as path:
+        _figure(result, path)
     print("festival (x1 weather, x2 friends, x3 transport):")
     for r in result["festival"]:
         print(f"  x={r['x1']}{r['x2']}{r['x3']}  w.x={r['w.x']}  threshold 5 -> {r['scenario 1']}, "

@@ -19,6 +19,7 @@ from tiefnet import backend
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn import CrossEntropy, Dense, Quadratic, Sequential, Sigmoid
 from tiefnet.optim import SGD
+from tiefnet.runs import replacing
 
 DESCRIPTION = "2.7.1 slow learning: one sigmoid neuron, quadratic cost vs cross-entropy"
 STARTS = {"scenario 1": (0.6, 0.9), "scenario 2": (2.0, 2.0)}  # (w, b)
@@ -60,7 +61,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
                            "starts": {k: {"w": w, "b": b} for k, (w, b) in STARTS.items()}},
               "lecture_scenario_1_quadratic": LECTURE, "runs": runs}
     write_json(out, "slow_learning", result)
-    _figure(runs, iterations, out / "slow_learning.png")
+    with replacing(out / "slow_learning.png") as path:
+        _figure(runs, iterations, path)
     for name, r in runs.items():
         print(f"{name:32s} start a = {r['trajectory_a'][0]:.3f} -> after {iterations} steps "
               f"w = {r['w']:.2f}, b = {r['b']:.2f}, a = {r['a']:.3f}")

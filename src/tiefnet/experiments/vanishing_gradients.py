@@ -28,6 +28,7 @@ import numpy
 from tiefnet import backend
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn import LSTM, RNN
+from tiefnet.runs import replacing
 
 DESCRIPTION = "4.4 vanishing gradients: ||dC/dh_t|| over t for an RNN and an LSTM (cost on the last step only)"
 N, D, H, T, QUICK_T = 16, 4, 32, 100, 50
@@ -81,7 +82,8 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
               "runs": runs, "distance_from_end": list(range(steps, -1, -1)),
               "lstm_over_rnn_far_end": {k: r["norm"][0] / rnn_far for k, r in runs.items() if k != "RNN"}}
     write_json(out, "vanishing_gradients", result)
-    _figure(runs, steps, out / "vanishing_gradients.png")
+    with replacing(out / "vanishing_gradients.png") as path:
+        _figure(runs, steps, path)
     print(f"||dC/dh^t|| / ||dC/dh^T|| at distance T - t = {steps} (t = 0) and 10:")
     for label, r in runs.items():
         print(f"  {label:32s} {r['ratio_far_end']:.2e}   {r['norm'][steps - 10] / r['norm'][-1]:.2e}")

@@ -12,7 +12,6 @@ same environment state, so that it continues exactly as the uninterrupted run wo
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
@@ -22,13 +21,13 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
-from tiefnet.checkpoint import load_params, read_npz, save_model, write_npz
-from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
+from tiefnet.checkpoint import load_params, read_npz, write_npz
+from tiefnet.errors import CheckpointError, TrainingDiverged
 from tiefnet.rl.dqn import (DQNConfig, clone, epsilon_at, hidden_sizes, make_loss, make_optimizer, select_action,
                             sync_target, train_step)
 from tiefnet.rl.dqn_play import evaluate
 from tiefnet.rl.environments import make_env, make_memory, make_q_network
-from tiefnet.settings import check_resumable
+from tiefnet.runs import MetricsLog, RunFolder
 
 CHECKPOINT_FORMAT = "tiefnet-dqn-checkpoint/1"
 # Settings that may change when a run is resumed; any other change would mix two experiments.
@@ -67,35 +66,34 @@ class Agent:
 def run(config: DQNConfig, out: str | Path, progress: bool = True, resume: bool = False,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train DQN as ``config`` says, write the run folder ``out`` (see the module docstring), return the summary."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    if resume:
-        check_resumable(out, config, RESUMABLE_CHANGES)
+    folder = RunFolder(out, app="dqn", resume_command="tiefnet dqn train --resume", progress=progress)
     env = make_env(config.env)
     obs_shape, n_actions = tuple(env.observation_space.shape), int(env.action_space.n)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     rng = numpy.random.default_rng(config.seed)
-    with backend.thread_limit(config.threads):
+    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
         agent = Agent(config, obs_shape, n_actions, rng)
         state = Progress()
         if resume:
-            obs = restore(out / "checkpoint.npz", agent, state, rng, env)
+            obs = restore(folder.path / "checkpoint.npz", agent, state, rng, env)
         else:
-            (out / "metrics.jsonl").write_text("")
             obs = start_episode(env, state, rng)
+        # what was written after the checkpoint is dropped
+        metrics = folder.metrics(keep_lines=state.metrics_lines)
         log(f"tiefnet dqn: {config.env}, {agent.q_net.describe()}, {n_actions} actions, "
-            f"steps {state.step} -> {config.steps}, replay memory {config.memory} -> {out}")
-        train(config, agent, env, state, obs, rng, out, progress)
+            f"steps {state.step} -> {config.steps}, replay memory {config.memory} -> {folder.path}")
+        train(config, agent, env, state, obs, rng, folder, metrics)
         started = time.perf_counter()
         returns = evaluate(agent.best_net, env, config.eval_episodes, seed=[config.seed, 1])
         kept_final = state.best_return is None or state.best_step == state.step
         final = returns if kept_final else evaluate(agent.q_net, env, config.eval_episodes, seed=[config.seed, 1])
         eval_seconds = time.perf_counter() - started
+        entries = metrics.entries()
     env.close()
-    summary = summarize(config, state, returns, final, eval_seconds, out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = summarize(config, state, returns, final, eval_seconds, entries)
+    folder.write_json("summary.json", summary)
+    if any("return" in e for e in entries):
+        with folder.replacing("returns.png") as path:
+            _plot(entries, path, config)
     return summary
 
 
@@ -107,12 +105,13 @@ def start_episode(env, state: Progress, rng: numpy.random.Generator) -> numpy.nd
     return obs
 
 
-def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, out: Path, progress: bool) -> None:
+def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, folder: RunFolder,
+          metrics: MetricsLog) -> None:
     """The loop of 5.3 from ``state.step`` to ``config.steps``: act, store, learn, refresh theta^-."""
-    recent: deque[float] = deque(_recent_returns(out / "metrics.jsonl", state.metrics_lines), maxlen=100)
-    bar = _progress_bar(progress, config.steps, state.step)
+    recent: deque[float] = deque((e["return"] for e in metrics.entries() if "return" in e), maxlen=100)
+    bar = folder.progress_bar(config.steps, "dqn", initial=state.step)
     tick = time.perf_counter()
-    with (out / "metrics.jsonl").open("a") as metrics:
+    try:
         while state.step < config.steps:
             epsilon = epsilon_at(state.step, config)
             action = select_action(agent.q_net, obs, epsilon, agent.n_actions, rng)  # epsilon-greedy
@@ -148,15 +147,15 @@ def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, out: 
             if bar is not None and state.step % 100 == 0:
                 bar.update(100)
             if state.step % config.checkpoint_every == 0 or state.step == config.steps:
-                metrics.flush()
                 state.seconds += time.perf_counter() - tick
                 tick = time.perf_counter()
-                save_checkpoint(out, agent, state, rng, config)
-    if bar is not None:
-        bar.close()
+                save_checkpoint(folder, agent, state, rng, config)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def check(config: DQNConfig, agent: Agent, state: Progress, metrics) -> None:
+def check(config: DQNConfig, agent: Agent, state: Progress, metrics: MetricsLog) -> None:
     """A greedy check in an environment of its own; keep the network if it is the best so far."""
     env = make_env(config.env)
     mean = float(numpy.mean(evaluate(agent.q_net, env, config.check_episodes, seed=[config.seed, 2, state.step])))
@@ -167,8 +166,8 @@ def check(config: DQNConfig, agent: Agent, state: Progress, metrics) -> None:
         sync_target(agent.best_net, agent.q_net)
 
 
-def _write(metrics, entry: dict[str, Any], state: Progress) -> None:
-    metrics.write(json.dumps(entry) + "\n")
+def _write(metrics: MetricsLog, entry: dict[str, Any], state: Progress) -> None:
+    metrics.append(entry)
     state.metrics_lines += 1
 
 
@@ -177,24 +176,8 @@ def _check_finite(losses: list[float], step: int) -> None:
         raise TrainingDiverged(f"step {step}: the loss became NaN or infinite; try a smaller --eta")
 
 
-def _recent_returns(path: Path, lines: int) -> list[float]:
-    if lines == 0 or not path.is_file():
-        return []
-    entries = [json.loads(line) for line in path.read_text().splitlines()[:lines]]
-    return [e["return"] for e in entries if "return" in e]
-
-
-def _progress_bar(progress: bool, total: int, done: int):
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="step", unit_scale=True, dynamic_ncols=True, desc="dqn",
-                mininterval=0.5)
-
-
 # --- checkpoints ---------------------------------------------------------------------------------
-def save_checkpoint(out: Path, agent: Agent, state: Progress, rng, config: DQNConfig) -> None:
+def save_checkpoint(folder: RunFolder, agent: Agent, state: Progress, rng, config: DQNConfig) -> None:
     """checkpoint.npz (atomic): theta, theta^-, optimizer state, replay memory, generator, counters;
     and model.npz/.json, the Q-network alone (for play)."""
     opt_meta, opt_arrays = agent.optimizer.state_dict()
@@ -205,10 +188,10 @@ def save_checkpoint(out: Path, agent: Agent, state: Progress, rng, config: DQNCo
     arrays.update({f"memory.{k}": v for k, v in agent.memory.state_arrays().items()})
     meta = {"format": CHECKPOINT_FORMAT, "progress": asdict(state), "rng": rng.bit_generator.state,
             "optimizer": {"name": agent.optimizer.name, **opt_meta}, "config": asdict(config)}
-    write_npz(out / "checkpoint.npz", arrays, meta)
+    write_npz(folder.path / "checkpoint.npz", arrays, meta)
     if state.best_return is None:
         sync_target(agent.best_net, agent.q_net)  # no checks (yet): the final network is the one kept
-    save_model(out, agent.best_net, {"kind": "dqn", "env": config.env, "step": state.best_step or state.step,
+    folder.save_model(agent.best_net, {"kind": "dqn", "env": config.env, "step": state.best_step or state.step,
                                      "check_mean_return": state.best_return})
 
 
@@ -228,9 +211,6 @@ def restore(path: Path, agent: Agent, state: Progress, rng, env) -> numpy.ndarra
             setattr(state, f.name, meta["progress"][f.name])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: not a complete DQN checkpoint ({error!r})") from None
-    metrics = path.parent / "metrics.jsonl"
-    lines = metrics.read_text().splitlines(keepends=True) if metrics.is_file() else []
-    metrics.write_text("".join(lines[:state.metrics_lines]))  # drop what was written after the checkpoint
     obs, _ = env.reset(seed=state.episode_seed)
     for action in state.episode_actions:  # the same seed and actions: the same environment state
         obs, *_ = env.step(action)
@@ -238,12 +218,10 @@ def restore(path: Path, agent: Agent, state: Progress, rng, env) -> numpy.ndarra
 
 
 def summarize(config: DQNConfig, state: Progress, returns: list[float], final: list[float], eval_seconds: float,
-              out: Path) -> dict[str, Any]:
-    """eval_* are of the network kept (model.npz: the best check's, or the final one); final_* of the last."""
-    episodes = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    train_returns = [e["return"] for e in episodes if "return" in e]
-    if train_returns:
-        _plot(episodes, out / "returns.png", config)
+              entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """eval_* are of the network kept (model.npz: the best check's, or the final one); final_* of the last;
+    ``entries`` are the lines of metrics.jsonl."""
+    train_returns = [e["return"] for e in entries if "return" in e]
     return {
         "eval_mean_return": float(numpy.mean(returns)) if returns else None,
         "eval_std_return": float(numpy.std(returns)) if returns else None,

@@ -4,19 +4,20 @@ max_a Q(s, a) and argmax_a Q(s, a) with the utilities U and the policy of value 
 """
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy
 
+from tiefnet.checkpoint import write_npz
 from tiefnet.errors import ConfigError
 from tiefnet.rl.gridworld import GridWorld, GridWorldEnv, lecture_gridworld, load_map
 from tiefnet.rl.mdp import NO_ACTION, max_norm, value_iteration
 from tiefnet.rl.qlearning import ETA_SCHEDULES, EtaSchedule, GymEnv, check_settings, evaluate, greedy, q_learning
+from tiefnet.runs import RunFolder, progress_bar
 from tiefnet.settings import setting
 
 GRIDWORLD = "gridworld"
@@ -97,12 +98,13 @@ def policy_picture(env, pi: numpy.ndarray) -> str | None:
 def run(config: Config, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Train, evaluate and (grid world) compare with value iteration; write ``out`` if given
     (config.json, Q.npz with Q and n(s,a), summary.json). Returns the summary."""
+    folder = RunFolder(out, app="qlearn") if out is not None else None  # --out checked before training
     rng = numpy.random.default_rng(config.seed)
     env = make_env(config, rng)
     eta = EtaSchedule(config.eta_schedule, config.eta_c, config.eta)
     solution = value_iteration(env.world.mdp) if isinstance(env, GridWorldEnv) else None
     curve: list[list[float]] = []
-    bar = _progress_bar(progress, config.steps)
+    bar = progress_bar(progress and config.steps >= 100_000, config.steps, "Q-learning")
 
     def callback(step: int, Q: list[list[float]]) -> None:
         if bar is not None:
@@ -133,8 +135,11 @@ def run(config: Config, out: str | Path | None = None, progress: bool = False) -
     for e in (env, eval_env):
         if isinstance(e, GymEnv):
             e.close()
-    if out is not None:
-        _write(Path(out), config, learned, summary)
+    if folder is not None:
+        folder.start(replace(config, gamma=config.discount))
+        write_npz(folder.path / "Q.npz", {"Q": learned.Q, "n": learned.n},
+                  {"format": "tiefnet-qtable/1", "env": config.env, "gamma": config.discount})
+        folder.write_json("summary.json", summary, ascii=False)
     return summary
 
 
@@ -153,26 +158,6 @@ def _is_checkpoint(step: int, steps: int) -> bool:
     """1, 2, 5 x 10^k steps, and the last multiple of 1000: the points of the error curve."""
     mantissa = step / 10 ** int(math.log10(step))
     return mantissa in (1.0, 2.0, 5.0) or step + 1000 > steps
-
-
-def _progress_bar(progress: bool, steps: int):
-    if not progress or steps < 100_000:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=steps, unit="step", unit_scale=True, dynamic_ncols=True, desc="Q-learning", mininterval=0.5)
-
-
-def _write(out: Path, config: Config, learned, summary: dict[str, Any]) -> None:
-    from tiefnet.checkpoint import write_npz
-
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(replace(config, gamma=config.discount)), indent=2) + "\n")
-    write_npz(out / "Q.npz", {"Q": learned.Q, "n": learned.n}, {"format": "tiefnet-qtable/1", "env": config.env,
-                                                               "gamma": config.discount})
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
 __all__ = ["Config", "run", "make_env", "policy_picture", "ETA_SCHEDULES"]

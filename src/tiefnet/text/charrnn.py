@@ -10,7 +10,6 @@ characters, i.e. nats per character; bits per character = nats / ln 2.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -21,14 +20,15 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.backend import Array, to_numpy, xp
-from tiefnet.checkpoint import load_model, save_model
+from tiefnet.checkpoint import load_model
 from tiefnet.data.text import Vocabulary, load_text, split
 from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
 from tiefnet.nn import Dense, Embedding, Layer, LogLikelihood, Sequential, Softmax, TimeFlatten
 from tiefnet.nn.recurrent import LSTM, RNN, _Recurrent
 from tiefnet.optim import Adam
-from tiefnet.train import train_step
+from tiefnet.runs import RunFolder
 from tiefnet.settings import setting
+from tiefnet.train import train_step
 
 CELLS = {"lstm": LSTM, "rnn": RNN}
 
@@ -154,9 +154,7 @@ def load_sampler(folder: str | Path) -> tuple[Sequential, Vocabulary]:
 def run(config: Config, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train as ``config`` says and write the run folder ``out``: config.json, metrics.jsonl,
     model.npz + model.json, summary.json, loss.png, samples.txt. Returns the summary."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
+    folder = RunFolder(out, app="charrnn", progress=progress)
     text = load_text(config.text or None)
     vocab = Vocabulary.of(text)
     train_ids, val_ids = split(vocab.encode(text), config.held_out)
@@ -166,19 +164,18 @@ def run(config: Config, out: str | Path, progress: bool = True, log: Callable[[s
         raise ConfigError(f"the text ({len(text)} characters) is too short for batch_size={N} "
                           f"and held_out={config.held_out}")
     T = min(config.seq_length, data.shape[1] - 1)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     rng = numpy.random.default_rng(config.seed)
     started = time.perf_counter()
     metrics: list[dict[str, Any]] = []
-    with backend.thread_limit(config.threads):
+    with folder.start(config), backend.thread_limit(config.threads):
+        metrics_log = folder.metrics()
         model = build_model(len(vocab), config, rng)
         loss = LogLikelihood()
         optimizer = Adam(config.eta).bind(model, len(train_ids))
         eye = xp.eye(len(vocab), dtype=backend.dtype())
         log(f"tiefnet charrnn: {config.layers} x {config.cell} {config.hidden}, V = {len(vocab)}, "
             f"{len(train_ids)} training / {len(val_ids)} validation characters, N = {N}, T = {T}, "
-            f"{config.steps} steps -> {out}")
+            f"{config.steps} steps -> {folder.path}")
         position, train_losses, train_seconds, chars = 0, [], 0.0, 0
         for step in range(1, config.steps + 1):
             tick = time.perf_counter()
@@ -199,24 +196,23 @@ def run(config: Config, out: str | Path, progress: bool = True, log: Callable[[s
                 entry = {"step": step, "train_loss": float(numpy.mean(train_losses)), "validation_loss": val,
                          "validation_bpc": val / math.log(2), "seconds": time.perf_counter() - started}
                 metrics.append(entry)
+                metrics_log.append(entry)
                 train_losses = []
-                with (out / "metrics.jsonl").open("a" if len(metrics) > 1 else "w") as f:
-                    f.write(json.dumps(entry) + "\n")
-                save_model(out, model, {"chars": vocab.chars, "step": step, "validation_loss": val})
-                if progress:
+                folder.save_model(model, {"chars": vocab.chars, "step": step, "validation_loss": val})
+                if folder.progress:
                     log(f"step {step:5d}  train {entry['train_loss']:.3f}  validation {val:.3f} nats/char "
                         f"({entry['validation_bpc']:.3f} bpc)  {chars / train_seconds:,.0f} chars/s")
         samples = [sample(model, vocab, prime, config.sample_length, config.temperature, rng)
                    for prime in ("", text[:1], "\n") if set(prime) <= set(vocab.chars)]
-    (out / "samples.txt").write_text(
-        f"# temperature {config.temperature}\n" + "\n\n----\n\n".join(samples) + "\n")
+    folder.write_text("samples.txt", f"# temperature {config.temperature}\n" + "\n\n----\n\n".join(samples) + "\n")
     summary = {"best_validation_loss": min(m["validation_loss"] for m in metrics),
                "final_validation_loss": metrics[-1]["validation_loss"],
                "final_validation_bpc": metrics[-1]["validation_bpc"], "steps": config.steps,
                "vocabulary_size": len(vocab), "seconds": time.perf_counter() - started,
                "chars_per_second": chars / train_seconds, "device": backend.DEVICE, "options": asdict(config)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _plot(metrics, out / "loss.png", f"{config.layers} x {config.cell} {config.hidden}, T={T}, N={N}")
+    folder.write_json("summary.json", summary)
+    with folder.replacing("loss.png") as path:
+        _plot(metrics, path, f"{config.layers} x {config.cell} {config.hidden}, T={T}, N={N}")
     return summary
 
 

@@ -7,7 +7,6 @@ settings in :data:`MODEL_DEFAULTS` (ReLU, softmax + log-likelihood, eta = 0.03, 
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,14 +16,15 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
-from tiefnet.checkpoint import save_model
 from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset, load_mnist
 from tiefnet.errors import ConfigError
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
-from tiefnet.settings import check_resumable, setting
+from tiefnet.plot import training_curves
+from tiefnet.runs import RunFolder
+from tiefnet.settings import setting
 from tiefnet.train import History, checkpoint_history, fit
 from tiefnet.vision.cnn import POOLS, build_cnn, map_sides, parse_sizes, topology
 
@@ -169,46 +169,37 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     """Train as ``config`` says and write the run folder ``out``:
     config.json, metrics.jsonl (one line per epoch), model.npz + model.json (after every epoch),
     checkpoint.npz (resumable), summary.json and curves.png. Returns the summary."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder")
-    if resume:
-        check_resumable(out, config, RESUMABLE_CHANGES)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    folder = RunFolder(out, app="mnist", resume_command="tiefnet mnist --resume", progress=progress)
     rng = numpy.random.default_rng(config.seed)
     started = time.perf_counter()
-    with backend.thread_limit(config.threads):
+    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
         train, validation, test = prepare_data(config)
         net = build_network(config, rng)
         optimizer = build_optimizer(config)
         network = net.describe() if config.model == "dense" else f"{config.describe()}, {config.activation}"
         log(f"tiefnet mnist: {network}\n  {len(train)} training images, cost {config.cost}, "
-            f"eta {config.eta}, mini-batch {config.batch_size}, {config.epochs} epochs -> {out}")
-        metrics_file = out / "metrics.jsonl"
+            f"eta {config.eta}, mini-batch {config.batch_size}, {config.epochs} epochs -> {folder.path}")
+        checkpoint = folder.path / "checkpoint.npz"
         # a resumed run starts from the epochs its checkpoint holds, whatever the file had after them
-        done = checkpoint_history(out / "checkpoint.npz") if resume else []
-        metrics_file.write_text("".join(json.dumps(e) + "\n" for e in done))
+        metrics = folder.metrics(entries=checkpoint_history(checkpoint) if resume else [])
 
-        def record(metrics: dict[str, float]) -> None:
-            with metrics_file.open("a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            save_model(out, net, {"epoch": metrics["epoch"], "cost": config.cost})
+        def record(epoch: dict[str, float]) -> None:
+            metrics.append(epoch)
+            folder.save_model(net, {"epoch": epoch["epoch"], "cost": config.cost})
 
         history = fit(net, LOSSES[config.cost](), optimizer, train, config.epochs, config.batch_size,
                       validation=validation, test=test, rng=rng,
                       schedule=ReduceOnPlateau(config.patience) if config.patience else None,
                       early_stopping=config.early_stop or None, callbacks=[record],
-                      checkpoint=out / "checkpoint.npz", resume=resume, progress=progress)
+                      checkpoint=checkpoint, resume=resume, progress=folder.progress)
     summary = summarize(config, history, time.perf_counter() - started)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    folder.write_json("summary.json", summary)
     if history.epochs:
-        from tiefnet.plot import training_curves
-
         network = config.describe() + ("\n" if config.model == "cnn" else " ")  # a CNN's takes a line of its own
         title = (f"{network}{config.activation}, {config.cost}, eta={config.eta:g}, m={config.batch_size}"
                  + (f", {config.reg} lambda={config.lmbda:g}" if config.lmbda else ""))
-        training_curves(history.epochs, out / "curves.png", title=title)
+        with folder.replacing("curves.png") as path:
+            training_curves(history.epochs, path, title=title)
     return summary
 
 

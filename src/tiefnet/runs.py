@@ -1,0 +1,193 @@
+"""The run folder every application writes (``tiefnet mnist``, ``charrnn``, ``dqn``, ``qlearn --out``,
+``experiment``): the ``--out`` checks, ``config.json``, ``metrics.jsonl``, ``summary.json``, the
+progress bar, and the one line that an interrupted run (Ctrl-C) ends with.
+
+    folder = RunFolder(out, app="mnist", resume_command="tiefnet mnist --resume")  # --out checked
+    with folder.start(config, resume=resume, may_change=RESUMABLE_CHANGES):  # mkdir, config.json
+        metrics = folder.metrics(entries=history_of_the_checkpoint)  # cut back to what it holds
+        ...  metrics.append({"epoch": 1, ...}); folder.save_model(net, info)
+        folder.write_json("summary.json", summary)
+
+Nothing is written through a symbolic link: a file is written as a temp file created exclusively
+in the folder and then renamed over the old name (``os.replace``), and metrics.jsonl is opened for
+appending with ``O_NOFOLLOW``. Leaving the ``with`` block by Ctrl-C raises :class:`RunInterrupted`,
+a KeyboardInterrupt whose message names the folder and, for an application that can resume, the
+command that continues the run; ``tiefnet``'s ``main`` prints it and exits with 130.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from tiefnet import checkpoint
+from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.settings import check_resumable
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: temp files get the mode a plain open() would give
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``str(error)`` says where the run's files are and how to continue it."""
+
+
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temp file beside ``path`` (created exclusively, same suffix: matplotlib reads the format
+    from it) to write to; renamed over ``path`` when the block ends without an error, removed otherwise."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.close(fd)
+        yield Path(tmp)
+        os.replace(tmp, path)  # replaces a symlink at path itself, never its target
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically and never through a symlink."""
+    path = Path(path)
+    with replacing(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
+
+
+def write_json(path: str | os.PathLike, data: Any, ascii: bool = True) -> Path:
+    """``data`` as indented JSON (``ascii=False`` keeps arrows and umlauts readable)."""
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=ascii) + "\n")
+
+
+def progress_bar(enabled: bool, total: int, desc: str, unit: str = "step", initial: int = 0):
+    """A tqdm bar on stderr, or None when ``enabled`` is false (``--no-progress``)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, unit_scale=True, dynamic_ncols=True, desc=desc,
+                mininterval=0.5)
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object a line (an epoch, an evaluation, an episode), appended and
+    flushed as the run goes, so that an interrupted run keeps every finished line."""
+
+    def __init__(self, path: Path, lines: Sequence[str]):
+        self.path = path
+        write_text(path, "".join(lines))  # a fresh file, never a symlink's target
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self.lines = len(lines)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+        self.lines += 1
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every line written so far, parsed."""
+        return _parse_lines(self.path, self.path.read_text(encoding="utf-8").splitlines())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _parse_lines(path: Path, lines: Sequence[str]) -> list[dict[str, Any]]:
+    try:
+        entries = [json.loads(line) for line in lines]
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: a line is not JSON ({error})") from None
+    if not all(isinstance(e, dict) for e in entries):
+        raise CheckpointError(f"{path}: a line is not a JSON object")
+    return entries
+
+
+class RunFolder:
+    """The folder ``out`` of one run of application ``app``.
+
+    ``resume_command`` is how the application continues a run (``"tiefnet mnist --resume"``), or None
+    if it cannot. ``progress`` turns the progress bar on or off. Creating a RunFolder only checks
+    ``out``; :meth:`start` creates it.
+    """
+
+    def __init__(self, out: str | os.PathLike, app: str | None = None, resume_command: str | None = None,
+                 progress: bool = True):
+        self.path = Path(out)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file, not a folder")
+        self.app, self.resume_command, self.progress = app, resume_command, progress
+        self._logs: list[MetricsLog] = []
+
+    def start(self, config: Any = None, resume: bool = False, may_change: set[str] = frozenset()) -> RunFolder:
+        """Create the folder and write ``config.json`` from the Config dataclass ``config``; with
+        ``resume``, first refuse a folder without a checkpoint or with settings other than ``config``'s
+        (apart from ``may_change``), before anything is written."""
+        if resume:
+            check_resumable(self.path, config, may_change)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            self.write_json("config.json", asdict(config))
+        return self
+
+    def write_json(self, name: str, data: Any, ascii: bool = True) -> Path:
+        return write_json(self.path / name, data, ascii)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return write_text(self.path / name, text)
+
+    def replacing(self, name: str):
+        """``with folder.replacing("curves.png") as path: figure(..., path)``: see :func:`replacing`."""
+        return replacing(self.path / name)
+
+    def metrics(self, entries: Sequence[dict[str, Any]] | None = None, keep_lines: int = 0) -> MetricsLog:
+        """metrics.jsonl, opened for appending. A new run starts it empty; a resumed run starts it
+        with the ``entries`` its checkpoint holds, or keeps the first ``keep_lines`` lines of the
+        file (those written up to the checkpoint): what came after the checkpoint is dropped."""
+        path = self.path / "metrics.jsonl"
+        if entries is not None:
+            lines = [json.dumps(e) + "\n" for e in entries]
+        elif keep_lines:
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:keep_lines] if path.is_file() else []
+        else:
+            lines = []
+        log = MetricsLog(path, lines)
+        self._logs.append(log)
+        return log
+
+    def save_model(self, model, info: dict[str, Any] | None = None) -> Path:
+        """model.npz + model.json, naming this run's application."""
+        return checkpoint.save_model(self.path, model, info, app=self.app)
+
+    def progress_bar(self, total: int, desc: str, unit: str = "step", initial: int = 0):
+        return progress_bar(self.progress, total, desc, unit, initial)
+
+    def interrupted(self) -> str:
+        """What an interrupted run says: where its files are and, if it can, how to continue."""
+        where = shlex.quote(str(self.path))
+        if self.resume_command is None:
+            return f"what the run wrote so far is in {where}"
+        if not (self.path / "checkpoint.npz").is_file():
+            return f"before the first checkpoint; {where} holds nothing to resume from"
+        return f"the last checkpoint is in {where}: continue with {self.resume_command} --out {where}"
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        for log in self._logs:
+            log.close()
+        self._logs = []
+        if kind is not None and issubclass(kind, KeyboardInterrupt) and not isinstance(error, RunInterrupted):
+            raise RunInterrupted(self.interrupted()) from None
