@@ -1,4 +1,4 @@
-"""The ``tiefnet`` commands of chapter 5 (reinforcement learning); see :mod:`tiefnet.cli`.
+"""``tiefnet gridworld``, ``tiefnet qlearn``, ``tiefnet dqn train|play``: chapter 5, reinforcement learning.
 
     tiefnet gridworld [--method value|policy|modified] [--gamma G] [--reward R] [--json]
     tiefnet qlearn [ENV] [--steps N] ...
@@ -7,20 +7,24 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import json
+import math
 from pathlib import Path
 
-from tiefnet.cli import EXIT_USAGE, _default_out, _Parser
-from tiefnet.errors import TiefnetError
+from tiefnet.cli.common import add_actions, add_config_options, add_run_options, config_from, default_out
+from tiefnet.rl import dqn_play, dqn_run, qlearning_run
+from tiefnet.rl.dqn import DQNConfig
+from tiefnet.rl.gridworld import lecture_gridworld, load_map
+from tiefnet.rl.mdp import bellman_residual, solve
 
 
-def add_rl_commands(sub) -> None:
+def add_commands(sub) -> None:
     _add_gridworld(sub)
     _add_qlearn(sub)
     _add_dqn(sub)
 
 
-def dqn_shorthand(argv: list[str]) -> list[str]:
+def shorthand(argv: list[str]) -> list[str]:
     """``tiefnet dqn ENV --out DIR`` is short for ``tiefnet dqn train ENV --out DIR``."""
     if len(argv) >= 2 and argv[0] == "dqn" and argv[1] not in ("train", "play", "-h", "--help"):
         return ["dqn", "train", *argv[1:]]
@@ -47,13 +51,7 @@ def _add_gridworld(sub) -> None:
     p.set_defaults(handler=_cmd_gridworld)
 
 
-def _cmd_gridworld(args) -> int:
-    import json
-    import math
-
-    from tiefnet.rl.gridworld import lecture_gridworld, load_map
-    from tiefnet.rl.mdp import bellman_residual, solve
-
+def _cmd_gridworld(args: argparse.Namespace) -> int:
     world = (load_map(args.map, args.reward, args.gamma) if args.map else lecture_gridworld(args.reward, args.gamma))
     options = {"policy": {"max_iterations": args.max_sweeps},
                "value": {"epsilon": args.epsilon, "max_sweeps": args.max_sweeps},
@@ -82,35 +80,22 @@ def _cmd_gridworld(args) -> int:
 
 
 def _add_qlearn(sub) -> None:
-    from tiefnet.rl.qlearning_run import Config
-
     p = sub.add_parser("qlearn", help="tabular Q-learning on the grid world or a gymnasium env (lecture 5.2)",
                        description="Learn Q(s, a) from experience with Q-learning (5.2.2) and epsilon-greedy "
                                    "exploration; print the greedy policy and its mean return; on the grid world also "
                                    "compare max_a Q with the U of value iteration.")
     p.add_argument("env", nargs="?", default="gridworld", metavar="ENV",
                    help="'gridworld' or a gymnasium id with Discrete spaces, e.g. FrozenLake-v1, Taxi-v4")
-    for f in fields(Config):
-        if f.name == "env":
-            continue
-        option, help_ = "--" + f.name.replace("_", "-"), f"{f.metadata.get('help', '')} (default: {f.default!r})"
-        if isinstance(f.default, bool):
-            p.add_argument(option, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
-        else:
-            p.add_argument(option, type=type(f.default), default=f.default, help=help_, metavar=f.name.upper())
+    add_config_options(p, qlearning_run.Config, skip=("env",))
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--out", type=Path, default=None, help="write Q.npz, config.json and summary.json to this folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_qlearn)
 
 
-def _cmd_qlearn(args) -> int:
-    import json
-
-    from tiefnet.rl.qlearning_run import Config, run
-
-    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
-    summary = run(config, args.out, progress=not (args.no_progress or args.json))
+def _cmd_qlearn(args: argparse.Namespace) -> int:
+    config = config_from(args, qlearning_run.Config)
+    summary = qlearning_run.run(config, args.out, progress=not (args.no_progress or args.json))
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
@@ -133,13 +118,11 @@ def _cmd_qlearn(args) -> int:
 
 
 def _add_dqn(sub) -> None:
-    from tiefnet.rl.dqn import DQNConfig
-
     p = sub.add_parser("dqn", help="deep Q-learning with experience replay and a target network (lecture 5.3)",
                        description="Train a DQN agent on a gymnasium environment (default CartPole-v1; ALE/... ids "
                                    "play Atari from frames with the Nature CNN), or play a trained one. "
                                    "'tiefnet dqn ENV ...' is short for 'tiefnet dqn train ENV ...'.")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions = add_actions(p)
     train = actions.add_parser("train", help="train on ENV (default CartPole-v1)",
                                description="Train DQN; writes config.json, metrics.jsonl (one line per episode, the "
                                            "mean loss every --log-every steps, the greedy checks), model.npz/.json, "
@@ -148,16 +131,8 @@ def _add_dqn(sub) -> None:
                                epilog="With --resume, options not given are those of the run being continued.")
     train.add_argument("env", nargs="?", default=argparse.SUPPRESS, metavar="ENV",
                        help="a gymnasium id with a discrete action space (default: CartPole-v1)")
-    for f in fields(DQNConfig):
-        if f.name == "env":
-            continue
-        # no argparse default: an option left out is then told apart from one given (--resume)
-        train.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=argparse.SUPPRESS,
-                           help=f"{f.metadata.get('help', '')} (default: {f.default!r})", metavar=f.name.upper())
-    train.add_argument("--out", type=Path, default=None, help="run folder (default runs/dqn-TIMESTAMP)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
-                                                             "(e.g. with a larger --steps)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_options(train, DQNConfig, skip=("env",), resumable=True)
+    add_run_options(train, "dqn", resume_example="--steps")
     train.set_defaults(handler=_cmd_dqn_train)
     play = actions.add_parser("play", help="play a trained agent greedily, optionally into a GIF",
                               description="Play --episodes greedy episodes with a trained Q-network and print "
@@ -167,21 +142,12 @@ def _add_dqn(sub) -> None:
     play.add_argument("--gif", type=Path, default=None, help="write the first episode to this GIF file")
     play.add_argument("--seed", type=int, default=0, help="seed of the episodes' resets (default 0)")
     play.set_defaults(handler=_cmd_dqn_play)
-    p.set_defaults(handler=lambda args: p.print_help() or EXIT_USAGE)
 
 
-def _cmd_dqn_train(args) -> int:
-    from tiefnet.rl.dqn import DQNConfig
-    from tiefnet.rl.dqn_run import run
-    from tiefnet.settings import saved_settings
-
-    if args.resume and args.out is None:
-        raise TiefnetError("--resume needs --out DIR, the run folder to continue")
-    settings = saved_settings(args.out, DQNConfig) if args.resume else {}
-    given = {f.name: getattr(args, f.name) for f in fields(DQNConfig) if hasattr(args, f.name)}
-    config = DQNConfig(**{**settings, **given})
-    out = args.out or _default_out("dqn")
-    summary = run(config, out, progress=not args.no_progress, resume=args.resume)
+def _cmd_dqn_train(args: argparse.Namespace) -> int:
+    config = config_from(args, DQNConfig)
+    out = args.out or default_out("dqn")
+    summary = dqn_run.run(config, out, progress=not args.no_progress, resume=args.resume)
     mean = summary["eval_mean_return"]
     evaluation = (f"mean return {mean:.1f} over {summary['eval_episodes']} greedy episodes"
                   if mean is not None else "no evaluation")
@@ -190,10 +156,8 @@ def _cmd_dqn_train(args) -> int:
     return 0
 
 
-def _cmd_dqn_play(args) -> int:
-    from tiefnet.rl.dqn_play import play
-
-    returns = play(args.model, episodes=args.episodes, gif=args.gif, seed=args.seed)
+def _cmd_dqn_play(args: argparse.Namespace) -> int:
+    returns = dqn_play.play(args.model, episodes=args.episodes, gif=args.gif, seed=args.seed)
     for i, value in enumerate(returns, 1):
         print(f"episode {i}: return {value:g}")
     if len(returns) > 1:

@@ -1,0 +1,65 @@
+"""The ``tiefnet`` command line: parses arguments and calls the applications.
+
+    tiefnet mnist [--model dense|cnn] [--hidden 30] [--cost quadratic] [--eta 3.0] ... [--out DIR]
+    tiefnet predict --model DIR IMAGE...;  tiefnet ensemble --models DIR DIR DIR...      (cli/mnist.py)
+    tiefnet experiment NAME [--out DIR]                                                  (cli/experiment.py)
+    tiefnet charrnn train [TEXT] --out DIR;  tiefnet charrnn sample --model DIR          (cli/charrnn.py)
+    tiefnet gridworld | qlearn [ENV] | dqn [train] ENV --out DIR | dqn play --model DIR  (cli/rl.py)
+
+Each command module has ``add_commands(sub)``, which adds its sub-parsers with a ``handler``
+(parsed arguments -> exit code), and may have ``shorthand(argv) -> argv`` for a short form of its
+command line. A new application adds a module and its name to :data:`COMMANDS`.
+
+The error contract: a :class:`~tiefnet.errors.TiefnetError` or an OSError is one line
+``tiefnet: error: ...`` on stderr and exit code 1, never a traceback; a usage error exit code 2;
+Ctrl-C one line ``tiefnet: interrupted...`` (for a run, where its files are and how to resume it,
+see :class:`tiefnet.runs.RunInterrupted`) and exit code 130.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+from tiefnet import __version__
+from tiefnet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from tiefnet.errors import TiefnetError
+
+COMMANDS = ["mnist", "experiment", "charrnn", "rl"]  # modules of tiefnet.cli, in the order of `tiefnet --help`
+
+
+def build_parser(modules: Sequence) -> Parser:
+    parser = Parser(prog="tiefnet", description="Deep learning from first principles, after the lecture notes.")
+    parser.add_argument("--version", action="version", version=f"tiefnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in modules:
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        # the command modules import the applications and tiefnet.backend, which picks NumPy or
+        # CuPy: a bad TIEFNET_DEVICE is then one line too
+        modules = [importlib.import_module(f"tiefnet.cli.{name}") for name in COMMANDS]
+        argv = list(sys.argv[1:] if argv is None else argv)
+        for module in modules:
+            argv = module.shorthand(argv) if hasattr(module, "shorthand") else argv
+        parser = build_parser(modules)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, --version, or a usage error already printed
+            return int(exit_.code or 0)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return EXIT_USAGE
+        return args.handler(args)
+    except TiefnetError as error:
+        print(f"tiefnet: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt as interrupt:  # a RunInterrupted says where the run's files are
+        print("tiefnet: interrupted" + (f"; {interrupt}" if str(interrupt) else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        print(f"tiefnet: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
