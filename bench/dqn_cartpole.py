@@ -5,19 +5,21 @@ evaluates 100 greedy episodes at the end, and prints environment steps, wall tim
 
     .venv/bin/python bench/dqn_cartpole.py --seeds 0 1 2 3 4 [--out runs/bench-dqn] [--set eta=1e-3 ...]
 
-Writes one run folder per seed and ``dqn_cartpole.json`` (all figures) under --out.
+Writes one run folder per seed and ``dqn_cartpole.json`` (all figures, the machine and the BLAS kernel)
+under --out.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from dataclasses import fields
 from pathlib import Path
 
 from tiefnet.rl.dqn import DQNConfig
 from tiefnet.rl.dqn_run import run
+
+import _harness  # bench/_harness.py: CPU model, BLAS kernel, commit, command
 
 SOLVED = 475.0
 
@@ -39,7 +41,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = parse_settings(args.set)
     results = []
-    print(f"tiefnet DQN on CartPole-v1, settings {settings or 'default'}, {platform.processor() or platform.machine()}")
+    env = _harness.environment(torch=False)
+    print(f"tiefnet DQN on CartPole-v1, settings {settings or 'default'}, {env['cpu']}, "
+          f"OpenBLAS kernel {env['numpy_openblas_kernel']}")
     for seed in args.seeds:
         started = time.perf_counter()
         config = DQNConfig(env="CartPole-v1", seed=seed, **settings)
@@ -56,7 +60,8 @@ def main() -> None:
     solved = sum(r["solved"] for r in results)
     print(f"{solved} of {len(results)} seeds reach >= {SOLVED}")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dqn_cartpole.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    record = {"settings": settings, "results": results, "environment": env}
+    (args.out / "dqn_cartpole.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ import argparse
 import json
 import math
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +31,8 @@ from tiefnet.rl.gridworld import lecture_gridworld
 from tiefnet.rl.mdp import solve
 from tiefnet.rl.qlearning import GymEnv, evaluate
 from tiefnet.rl.qlearning_run import Config, run
+
+import _harness  # bench/_harness.py: command line, commit, CPU model
 
 LECTURE_U = {(1, 3): 0.812, (2, 3): 0.868, (3, 3): 0.918, (1, 2): 0.762, (3, 2): 0.660,
              (1, 1): 0.705, (2, 1): 0.655, (3, 1): 0.611, (4, 1): 0.388}
@@ -136,8 +136,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    result = {"command": " ".join(["python", *sys.argv]), "git_commit": commit, "python": platform.python_version(),
+    result = {"command": _harness.command_line(), "git_commit": _harness.git_commit(),
+              "python": platform.python_version(), "cpu": _harness.cpu_model(),
               "dynamic_programming": dynamic_programming(),
               "qlearning_gridworld": qlearning_gridworld([int(s) for s in args.steps.split(",")], args.seeds),
               "qlearning_gym": qlearning_gym(args.gym_steps, args.seeds)}

@@ -1,13 +1,14 @@
 """Training speed of Nielsen's chapter-6 CNN on MNIST: tiefnet vs PyTorch, in one run.
 
-Run it (the two OpenBLAS variables are unset for this command only; see bench/speed_mnist.py)::
+Run it (the two OpenBLAS variables are unset for this command only; see bench/_harness.py)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed_cnn.py --markdown
 
 ``--quick`` is a smoke test (5,000 images, 2 repeats, 20 profiled mini-batches);
 ``--repeats N`` sets how many epochs are timed per framework and thread count (the best one
-counts; ``--extra K``: up to K more for a framework whose best epoch ran under outside load); ``--threads 1,2`` the BLAS / intra-op thread counts; ``--json PATH`` saves every
-number, the machine and the load; ``--markdown`` prints tables ready for ``bench/RESULTS.md``.
+counts; ``--extra K``: up to K more for a framework whose best epoch ran under outside load);
+``--threads 1,2`` the BLAS / intra-op thread counts; ``--json PATH`` saves every number, the
+machine and the load; ``--markdown`` prints tables ready for ``bench/RESULTS.md``.
 
 The network (Nielsen ch. 6, two conv-pool layers, ReLU, softmax + log-likelihood)::
 
@@ -47,34 +48,29 @@ slicing), default PyTorch initialisation; tiefnet uses ``init="scaled"``.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
-import json
 import os
 import pstats
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+import tiefnet as tn
+from tiefnet.backend import thread_limit
+from tiefnet.train import as_data
+
+import _harness  # bench/_harness.py: machine, load, quiet waits, reports
+from _harness import OutsideLoad, settle, verdict
+from speed_mnist import mnist_data, tiefnet_accuracy
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import tiefnet as tn  # noqa: E402
-from tiefnet.backend import thread_limit  # noqa: E402
-from tiefnet.data import load_mnist  # noqa: E402
-from tiefnet.train import as_data  # noqa: E402
-
-from speed_mnist import (QUIET, OutsideLoad, _ok, _settle, announce_environment, quiet_check,  # noqa: E402
-                         tiefnet_accuracy)
-
 TARGET = 1.0  # tiefnet/PyTorch epoch time, at every thread count
 ETA, BATCH = 0.03, 64
 ARCH = ("Reshape(1,28,28) - Conv2d(1,20,5) - MaxPool2d(2) - ReLU - Conv2d(20,40,5) - MaxPool2d(2) - ReLU "
         "- Flatten - Dense(640,100) - ReLU - Dense(100,10) - Softmax (tiefnet.vision.cnn.build_cnn: pooling "
         "before the ReLU, the same function as PyTorch's relu-then-pool)")
-RECOMMENDED = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed_cnn.py --markdown"
+RECOMMENDED = f"{_harness.UNSET_OPENBLAS} .venv/bin/python bench/speed_cnn.py --markdown"
 SRC = str(HERE.parent / "src") + os.sep
 
 
@@ -160,54 +156,16 @@ class TorchCNNTrainer:
 # ---------------------------------------------------------------------------------------
 # 1. Interleaved epochs
 # ---------------------------------------------------------------------------------------
-def _settle_quiet(pause: float) -> bool:
-    """:func:`speed_mnist._settle`; False when it gave up waiting (``QUIET['max_wait']``) for quiet."""
-    before = QUIET["waited"]
-    _settle(pause)
-    return QUIET["waited"] - before < QUIET["max_wait"]
-
-
 def compare(data: dict, threads: int, repeats: int, pause: float, seed: int, extra: int = 0) -> dict:
+    """Interleaved tiefnet / PyTorch epochs at one thread count; up to ``extra`` more for a framework
+    whose best epoch ran under outside load."""
     net, loss, opt, rng = build_tiefnet(seed)
     trainer = TorchCNNTrainer(data["x"], data["labels"], seed=seed)
-    runs = {"tiefnet": [], "torch": []}
-    for r in range(repeats):
-        for framework in ("tiefnet", "torch"):
-            _settle(pause)
-            with OutsideLoad() as load:
-                if framework == "tiefnet":
-                    seconds = tiefnet_epoch(net, loss, opt, rng, data["train"], threads)
-                else:
-                    seconds = trainer.epoch(threads)
-            runs[framework].append({"seconds": seconds, "outside_load": round(load.share, 3)})
-            print(f"  threads {threads} epoch {r + 1}/{repeats} {framework:<7} {seconds:8.3f} s"
-                  f"   (outside load {load.share:4.0%})", flush=True)
-    # A framework whose best epoch so far ran under outside load gets up to ``extra`` more tries.
-    for framework in ("tiefnet", "torch"):
-        for k in range(extra):
-            if min(runs[framework], key=lambda e: e["seconds"])["outside_load"] <= QUIET["threshold"]:
-                break
-            if not _settle_quiet(pause):
-                print(f"  threads {threads} {framework}: no quiet moment in {QUIET['max_wait']:g} s, "
-                      "no (more) extra epochs", flush=True)
-                break
-            with OutsideLoad() as load:
-                if framework == "tiefnet":
-                    seconds = tiefnet_epoch(net, loss, opt, rng, data["train"], threads)
-                else:
-                    seconds = trainer.epoch(threads)
-            runs[framework].append({"seconds": seconds, "outside_load": round(load.share, 3), "extra": True})
-            print(f"  threads {threads} extra epoch {k + 1}/{extra} {framework:<7} {seconds:8.3f} s"
-                  f"   (outside load {load.share:4.0%}; the best so far ran under load)", flush=True)
-    result = {"threads": threads, "epochs": {f: len(e) for f, e in runs.items()}}
-    for framework, epochs in runs.items():
-        best = min(epochs, key=lambda e: e["seconds"])
-        result[framework] = {
-            "best_seconds": best["seconds"],
-            "median_seconds": float(np.median([e["seconds"] for e in epochs])),
-            "outside_load_at_best": best["outside_load"],
-            "epochs": epochs,
-        }
+    epochs = {"tiefnet": lambda: tiefnet_epoch(net, loss, opt, rng, data["train"], threads),
+              "torch": lambda: trainer.epoch(threads)}
+    runs = _harness.interleave(epochs, repeats, pause, label=f"threads {threads}", digits=3, extra=extra)
+    result = {"threads": threads, "epochs": {f: len(e) for f, e in runs.items()},
+              **{f: _harness.best_of(e) for f, e in runs.items()}}
     result["tiefnet"]["test_accuracy"] = tiefnet_accuracy(net, data["x_test"], data["labels_test"])
     result["torch"]["test_accuracy"] = trainer.accuracy(data["x_test"], data["labels_test"])
     result["tiefnet_over_torch"] = result["tiefnet"]["best_seconds"] / result["torch"]["best_seconds"]
@@ -354,7 +312,7 @@ def layer_times(data: dict, threads: int, batches: int, seed: int) -> dict:
         layer.backward = timed(layer.backward, (name, "backward"))
     opt.step = timed(opt.step, ("SGD step", "step"))
     try:
-        _settle(0.3)
+        settle(0.3)
         with OutsideLoad() as load:
             seconds = tiefnet_epoch(net, loss, opt, rng, short, threads)
     finally:
@@ -387,7 +345,7 @@ def profile(data: dict, threads: int, batches: int, seed: int, top: int) -> dict
     net, loss, opt, rng = build_tiefnet(seed)
     short = _short_run(data, batches)
     tiefnet_epoch(net, loss, opt, rng, short, threads)  # warm-up
-    _settle(0.3)
+    settle(0.3)
     prof = cProfile.Profile()
     with OutsideLoad() as load:
         prof.enable()
@@ -406,27 +364,10 @@ def profile(data: dict, threads: int, batches: int, seed: int, top: int) -> dict
 # Reporting
 # ---------------------------------------------------------------------------------------
 def markdown(results: dict) -> str:
-    env, lines = results["environment"], []
-    set_vars = {k: v for k, v in env["openblas_env"].items() if v is not None}
-    lines.append(f"Measured {env['date']} on {env['cpu']} ({env['usable_cpus']} usable cores), "
-                 f"Python {env['python']}, tiefnet {env['versions']['tiefnet']}, NumPy {env['versions']['numpy']} "
-                 f"(OpenBLAS kernel **{env['numpy_openblas_kernel']}**), PyTorch {env['versions']['torch']} "
-                 f"(BLAS {env['torch_blas']}), commit {env['git_commit']}.")
-    lines.append(f"OpenBLAS variables: {', '.join(f'{k}={v}' for k, v in set_vars.items()) if set_vars else 'none set'}. "
-                 f"Training set: first {results['n_train']:,} MNIST images; best of {results['repeats']} epochs "
+    lines = _harness.markdown_preamble(
+        results, f"Training set: first {results['n_train']:,} MNIST images; best of {results['repeats']} epochs "
                  f"(tiefnet and PyTorch interleaved; up to {results['extra']} more for a framework whose best "
                  "epoch ran under outside load), evaluation excluded.")
-    load = results["load"]
-    lines.append(f"Load: loadavg {load['loadavg_start'][0]:.2f} at start, {load['loadavg_end'][0]:.2f} at end; "
-                 f"other processes used {load['outside_share_idle_check']:.0%} of the CPU in a 1 s check "
-                 f"before the run and {load['outside_share_whole_run']:.0%} over the whole run "
-                 f"({load['seconds_waited_for_quiet']:.0f} s spent waiting for quiet moments).")
-    if results["quick"]:
-        lines.append("**QUICK MODE (smoke test, subset of the data): not for RESULTS.md.**")
-    if set_vars.get("OPENBLAS_CORETYPE"):
-        lines.append(f"**Warning: OPENBLAS_CORETYPE={set_vars['OPENBLAS_CORETYPE']} forced an older kernel.**")
-    lines += ["", f"Command: `{env['command']}`", ""]
-
     lines.append(f"**CNN (Nielsen ch. 6): {ARCH}; log-likelihood, SGD eta {ETA}, mini-batch {BATCH}** "
                  f"(target: tiefnet/PyTorch <= {TARGET:g} at every thread count)")
     lines.append("")
@@ -438,7 +379,7 @@ def markdown(results: dict) -> str:
         gs = f"{g['seconds']:.2f} ({g['gflops']:.0f} GFLOP/s)" if g else "-"
         share = f"{r['gemm_share']:.0%}" if g else "-"
         lines.append(f"| {r['threads']} | {tnf['best_seconds']:.2f} | {tor['best_seconds']:.2f} | "
-                     f"{r['tiefnet_over_torch']:.2f} ({_ok(r['tiefnet_over_torch'], TARGET, False)}) | "
+                     f"{r['tiefnet_over_torch']:.2f} ({verdict(r['tiefnet_over_torch'], TARGET, False)}) | "
                      f"{tnf['outside_load_at_best']:.0%} / {tor['outside_load_at_best']:.0%} | {gs} | {share} | "
                      f"{tnf['test_accuracy']:.2%} / {tor['test_accuracy']:.2%} |")
     lines.append("")
@@ -492,9 +433,7 @@ def summary(results: dict) -> str:
         out.append(f"cProfile, threads {pr['threads']}, {pr['batches']} mini-batches, top by tottime:")
         for row in pr["top"]:
             out.append(f"  {row['tottime']:8.3f} s {row['share']:6.1%} {row['ncalls']:>7}  {row['function']}")
-    load = results["load"]
-    out.append(f"load: loadavg {load['loadavg_start'][0]:.2f} -> {load['loadavg_end'][0]:.2f}; outside CPU share "
-               f"{load['outside_share_idle_check']:.0%} before, {load['outside_share_whole_run']:.0%} during the run")
+    out.append(_harness.load_summary(results["load"]))
     return "\n".join(out)
 
 
@@ -502,34 +441,23 @@ def summary(results: dict) -> str:
 # Main
 # ---------------------------------------------------------------------------------------
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"Recommended:\n  {RECOMMENDED}")
+    p = _harness.benchmark_parser(__doc__, RECOMMENDED)
     p.add_argument("--quick", action="store_true", help="smoke test: 5,000 images, 2 repeats, 20 profiled batches")
     p.add_argument("--repeats", type=int, default=None, help="timed epochs per framework and thread count "
                    "(best counts; default 3, quick 2)")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    _harness.add_threads_option(p)
     p.add_argument("--n-train", type=int, default=None, help="training images (default 50000, quick 5000)")
     p.add_argument("--profile-batches", type=int, default=None,
                    help="mini-batches in the per-layer timing and the cProfile run (default 100, quick 20)")
     p.add_argument("--profile-top", type=int, default=15, help="functions listed from the cProfile (default 15)")
     p.add_argument("--no-profile", action="store_true", help="skip the per-layer times and the cProfile")
-    p.add_argument("--pause", type=float, default=0.3, help="seconds of idle before each timed epoch")
-    p.add_argument("--quiet-threshold", type=float, default=0.15,
-                   help="before each timed epoch, wait while other processes use more than this share "
-                        "of the CPU (default 0.15; 1 disables waiting)")
-    p.add_argument("--max-wait", type=float, default=20.0,
-                   help="longest wait for a quiet moment before one timed epoch, seconds (default 20)")
+    _harness.add_quiet_options(p)
     p.add_argument("--extra", type=int, default=None,
                    help="extra epochs (at most) for a framework whose best epoch ran while other processes "
                         "used more than --quiet-threshold of the CPU (default 3, quick 0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
-    p.add_argument("--markdown", action="store_true", help="print tables ready for bench/RESULTS.md")
+    _harness.add_output_options(p)
     args = p.parse_args(argv)
-    args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
-    if not args.threads or any(t < 1 for t in args.threads):
-        p.error("--threads must be positive integers")
     args.repeats = args.repeats or (2 if args.quick else 3)
     args.extra = (0 if args.quick else 3) if args.extra is None else args.extra
     args.n_train = args.n_train or (5_000 if args.quick else 50_000)
@@ -539,38 +467,24 @@ def parse_args(argv=None):
     return args
 
 
-def _save_partial(path: Path | None, results: dict) -> None:
-    """Write what is known so far (``"partial": true``), so that a run cut short keeps it."""
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**results, "partial": True}, indent=1) + "\n")
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    QUIET.update(threshold=args.quiet_threshold, max_wait=args.max_wait, waited=0.0)
-    env = announce_environment(RECOMMENDED)
+    _harness.apply_quiet_options(args)
+    env = _harness.announce_environment(RECOMMENDED)
 
-    splits = load_mnist()
     n = args.n_train
-    x = np.ascontiguousarray(splits.train.x[:n], dtype=np.float32)
-    labels = np.asarray(splits.train.y[:n])
-    data = {"x": x, "labels": labels, "train": as_data((x, labels), 10),
-            "x_test": np.ascontiguousarray(splits.test.x, dtype=np.float32), "labels_test": np.asarray(splits.test.y)}
+    data = mnist_data(n)
+    data["train"] = as_data((data["x"], data["labels"]), 10)
 
-    load = {"loadavg_start": list(os.getloadavg()), "outside_share_idle_check": quiet_check(1.0)}
-    print(f"loadavg {load['loadavg_start'][0]:.2f}; other processes use {load['outside_share_idle_check']:.0%} "
-          f"of the CPU right now", flush=True)
-    results = {"quick": n < 50_000 or args.quick, "n_train": n, "repeats": args.repeats, "extra": args.extra,
-               "threads": args.threads,
-               "batch_size": BATCH, "eta": ETA, "architecture": ARCH, "target_tiefnet_over_torch": TARGET,
-               "environment": env, "runs": []}
-    started = time.perf_counter()
-    with OutsideLoad() as whole:
+    with _harness.RunLoad() as run_load:
+        results = {"quick": n < 50_000 or args.quick, "n_train": n, "repeats": args.repeats, "extra": args.extra,
+                   "threads": args.threads,
+                   "batch_size": BATCH, "eta": ETA, "architecture": ARCH, "target_tiefnet_over_torch": TARGET,
+                   "environment": env, "runs": []}
         print(f"CNN, log-likelihood, eta {ETA}, batch {BATCH}, {n} images", flush=True)
         for t in args.threads:
             run = compare(data, t, args.repeats, args.pause, args.seed, args.extra)
-            _settle(args.pause)
+            settle(args.pause)
             with OutsideLoad() as gemm_load:
                 g = epoch_gemms(n, t, args.seed, budget=0.02 if args.quick else 0.05)
             g["outside_load"] = round(gemm_load.share, 3)
@@ -579,7 +493,7 @@ def main(argv=None) -> dict:
                   f"{g['seconds']:.2f} s/epoch ({g['gflops']:.1f} GFLOP/s) = {run['gemm_share']:.0%} of the "
                   f"tiefnet epoch", flush=True)
             results["runs"].append(run)
-            _save_partial(args.json, results)
+            _harness.write_json(args.json, results, partial=True)  # a run cut short keeps what it has
         if not args.no_profile:
             results["layer_times"], results["profiles"] = [], []
             for t in args.threads:
@@ -587,17 +501,11 @@ def main(argv=None) -> dict:
                 results["profiles"].append(profile(data, t, args.profile_batches, args.seed, args.profile_top))
                 print(f"  threads {t}: per-layer times and cProfile of {args.profile_batches} mini-batches done",
                       flush=True)
-    load.update(loadavg_end=list(os.getloadavg()), outside_share_whole_run=whole.share,
-                run_seconds=time.perf_counter() - started, seconds_waited_for_quiet=QUIET["waited"],
-                quiet_threshold=QUIET["threshold"])
-    results["load"] = load
+    results["load"] = run_load.record
 
     print()
     print(markdown(results) if args.markdown else summary(results))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"\nresults written to {args.json}")
+    _harness.write_json(args.json, results)
     return results
 
 

@@ -3,17 +3,21 @@
 The character model of chapter 4: ids (batch 32, T = 100) -> Embedding(65, 65) -> LSTM(65, 256)
 -> a Dense(256, 65) at every step -> softmax + log-likelihood; one step = forward, backward
 (BPTT over the 100 steps) and an Adam update. Timed on random ids, best of several steps,
-tiefnet and PyTorch in alternating blocks of steps, at 1 and 2 threads.
+tiefnet and PyTorch in alternating blocks of steps, at 1 and 2 threads. The JSON file also holds
+the machine (CPU model, the OpenBLAS kernel that ran; see bench/_harness.py) and the load.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed_lstm.py
+
+``--steps 1 --rounds 1 --threads 1`` is a smoke test.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
+
+import _harness  # bench/_harness.py: machine, BLAS kernel, load
 
 V, H, T, N = 65, 256, 100, 32
 IDLE = 0.5  # seconds between blocks, so that neither framework's spinning threads disturb the other
@@ -70,36 +74,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per block")
     parser.add_argument("--rounds", type=int, default=4, help="blocks per framework and thread count")
-    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--json", default=None, help="write the results to this file")
+    _harness.add_threads_option(parser)
+    _harness.add_output_options(parser, markdown=False)
     args = parser.parse_args()
-    from threadpoolctl import threadpool_info
-
-    kernel = [i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"]
-    results = {"shape": {"V": V, "H": H, "T": T, "N": N}, "openblas_kernel": kernel, "rows": []}
+    env = _harness.announce_environment(f"{_harness.UNSET_OPENBLAS} .venv/bin/python bench/speed_lstm.py")
+    kernel = [p["architecture"] for p in env["blas_pools"] if p["internal_api"] == "openblas"]
+    results = {"shape": {"V": V, "H": H, "T": T, "N": N}, "openblas_kernel": kernel, "rows": [], "environment": env}
     print(f"LSTM step, vocabulary {V}, hidden {H}, T {T}, batch {N}; OpenBLAS kernel {kernel}")
-    for threads in (int(t) for t in args.threads.split(",")):
-        ours, theirs = tiefnet_step(threads), torch_step(threads)
-        for _ in range(2):  # warm-up
-            ours(), theirs()
-        times_ours, times_theirs = [], []
-        for _ in range(args.rounds):
-            # Blocks of steps, each after a pause and two untimed steps: PyTorch's OpenMP threads
-            # keep spinning for a while after a parallel region (KMP_BLOCKTIME) and would take a
-            # core from a step that followed at once; the warm-up steps wake the other's threads.
-            for step, times in ((ours, times_ours), (theirs, times_theirs)):
-                time.sleep(IDLE)
-                step(), step()
-                times.extend(step() for _ in range(args.steps))
-        best_ours, best_theirs = min(times_ours), min(times_theirs)
-        row = {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
-               "ratio": best_ours / best_theirs}
-        results["rows"].append(row)
-        print(f"threads {threads}: tiefnet {row['tiefnet_ms']:.1f} ms, torch {row['torch_ms']:.1f} ms, "
-              f"ratio {row['ratio']:.2f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    with _harness.RunLoad() as run_load:
+        for threads in args.threads:
+            row = compare(threads, args.steps, args.rounds)
+            results["rows"].append(row)
+            print(f"threads {threads}: tiefnet {row['tiefnet_ms']:.1f} ms, torch {row['torch_ms']:.1f} ms, "
+                  f"ratio {row['ratio']:.2f}")
+    results["load"] = run_load.record
+    _harness.write_json(args.json, results)
+
+
+def compare(threads: int, steps: int, rounds: int) -> dict:
+    """Best step of each framework over ``rounds`` alternating blocks of ``steps`` timed steps."""
+    ours, theirs = tiefnet_step(threads), torch_step(threads)
+    for _ in range(2):  # warm-up
+        ours(), theirs()
+    times_ours, times_theirs = [], []
+    for _ in range(rounds):
+        # Blocks of steps, each after a pause and two untimed steps: PyTorch's OpenMP threads
+        # keep spinning for a while after a parallel region (KMP_BLOCKTIME) and would take a
+        # core from a step that followed at once; the warm-up steps wake the other's threads.
+        for step, times in ((ours, times_ours), (theirs, times_theirs)):
+            time.sleep(IDLE)
+            step(), step()
+            times.extend(step() for _ in range(steps))
+    best_ours, best_theirs = min(times_ours), min(times_theirs)
+    return {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
+            "ratio": best_ours / best_theirs}
 
 
 if __name__ == "__main__":

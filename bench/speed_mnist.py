@@ -29,168 +29,32 @@ C. share of the float32 GEMM peak reached by tiefnet in B: the FLOPs of one epoc
    work ignored) divided by the epoch time, against the best rate numpy's BLAS reaches
    on a large square float32 product (2048^3), per thread count.
 
-OpenBLAS kernel: this environment exports OPENBLAS_CORETYPE=Haswell and
-OPENBLAS_L2_SIZE, which force an older kernel and make numpy's small float32 GEMMs ~3x
-slower than the auto-detected one.  The benchmark is meant to be run with both unset
-(``env -u ...`` as above, for that one command; never change them for tests or CI).  The
-kernel numpy really uses (threadpoolctl ``architecture``) and whether the variables were
-set are recorded, and a warning is printed when OPENBLAS_CORETYPE is set.
+OpenBLAS kernel: the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE force an older, ~3x
+slower kernel for small float32 GEMMs, hence ``env -u ...`` for this command only; the kernel
+that ran is recorded and a warning printed when one is forced (see bench/_harness.py, which
+also holds the machine description, the outside-load measurement and the quiet waits).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import gc
-import json
-import os
-import platform
-import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import tiefnet as tn
+from tiefnet.backend import thread_limit
+from tiefnet.data import load_mnist
 
-import tiefnet as tn  # noqa: E402
-from tiefnet.backend import thread_limit  # noqa: E402
-from tiefnet.data import load_mnist  # noqa: E402
+import _harness  # bench/_harness.py: machine, load, quiet waits, reports
+import nielsen_network  # bench/nielsen_network.py
+from _harness import OutsideLoad, settle, verdict
 
-import nielsen_network  # noqa: E402  (bench/nielsen_network.py)
-
-OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 TARGETS = {"A_tiefnet_over_torch": 0.25, "A_nielsen_over_tiefnet": 15.0, "B_tiefnet_over_torch": 0.8}
 CONFIGS = {
     "A": dict(sizes=(784, 30, 10), cost="quadratic", eta=3.0, batch_size=10, init="large"),
     "B": dict(sizes=(784, 100, 10), cost="cross-entropy", eta=0.5, batch_size=100, init="large"),
 }
-RECOMMENDED = ("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed_mnist.py "
-               "--json bench/speed_mnist.json --markdown")
-
-
-# ---------------------------------------------------------------------------------------
-# Machine, environment and load
-# ---------------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                               capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _command_line() -> str:
-    """How this run was started, relative to the repository root where possible."""
-    root = HERE.parent
-    try:
-        script = str(Path(sys.argv[0]).resolve().relative_to(root))
-    except ValueError:
-        script = sys.argv[0]
-    try:
-        python = str(Path(sys.executable).relative_to(root))
-    except ValueError:
-        python = Path(sys.executable).name
-    unset = all(os.environ.get(v) is None for v in OPENBLAS_VARS)
-    prefix = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE " if unset else ""
-    return prefix + " ".join([python, script] + sys.argv[1:])
-
-
-def environment() -> dict:
-    """Versions, CPU, BLAS libraries (with the OpenBLAS kernel in use) and relevant variables."""
-    import threadpoolctl
-    import torch
-
-    pools = threadpoolctl.threadpool_info()
-    numpy_blas = [p for p in pools if p.get("user_api") == "blas" and "numpy" in p.get("filepath", "")]
-    match = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
-    torch_blas = match.group(1) if match else None
-    return {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": _command_line(),
-        "git_commit": _git_commit(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "usable_cpus": _usable_cpus(),
-        "versions": {"tiefnet": tn.__version__, "numpy": np.__version__, "torch": torch.__version__,
-                     "threadpoolctl": threadpoolctl.__version__},
-        "numpy_blas": [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                              "threading_layer", "filepath")} for p in numpy_blas],
-        "numpy_openblas_kernel": numpy_blas[0].get("architecture") if numpy_blas else None,
-        "blas_pools": [{k: p.get(k) for k in ("user_api", "internal_api", "prefix", "architecture",
-                                              "num_threads")} for p in pools],
-        "torch_blas": torch_blas,
-        "openblas_env": {v: os.environ.get(v) for v in OPENBLAS_VARS},  # None = not set
-        "thread_env": {v: os.environ.get(v) for v in THREAD_VARS},
-    }
-
-
-def _busy_seconds() -> float:
-    """CPU seconds all processes on the machine have spent busy since boot (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:  # pragma: no cover - not Linux
-        return float("nan")
-    ticks = [int(f) for f in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal (not guest: in user)
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-class OutsideLoad:
-    """Measures the CPU share other processes took during a block (0 = quiet, 1 = all cores busy).
-
-    ``share = (machine busy CPU seconds - this process's CPU seconds) / (wall * cores)``;
-    /proc/stat counts in 10 ms ticks, so short blocks are only roughly measured.
-    """
-
-    def __enter__(self):
-        self._t, self._busy, self._own = time.perf_counter(), _busy_seconds(), _own_seconds()
-        return self
-
-    def __exit__(self, *exc):
-        wall = time.perf_counter() - self._t
-        others = (_busy_seconds() - self._busy) - (_own_seconds() - self._own)
-        self.wall = wall
-        self.share = max(0.0, others) / (wall * _usable_cpus()) if wall > 0 else float("nan")
-        return False
-
-
-def quiet_check(seconds: float = 1.0) -> float:
-    """Outside CPU share while this process sleeps for ``seconds``."""
-    with OutsideLoad() as load:
-        time.sleep(seconds)
-    return load.share
+RECOMMENDED = f"{_harness.UNSET_OPENBLAS} .venv/bin/python bench/speed_mnist.py --json bench/speed_mnist.json --markdown"
 
 
 # ---------------------------------------------------------------------------------------
@@ -213,26 +77,15 @@ def tiefnet_epoch(net, loss, opt, rng, train, batch_size: int, threads: int) -> 
     return float(history.epochs[-1]["seconds"])
 
 
+def mnist_data(n: int) -> dict:
+    """The first ``n`` training images and all test images of ``load_mnist()``, float32 in [0, 1]."""
+    splits = load_mnist()
+    return {"x": np.ascontiguousarray(splits.train.x[:n], dtype=np.float32), "labels": np.asarray(splits.train.y[:n]),
+            "x_test": np.ascontiguousarray(splits.test.x, dtype=np.float32), "labels_test": np.asarray(splits.test.y)}
+
+
 def tiefnet_accuracy(net, x, labels) -> float:
     return float(np.mean(np.asarray(tn.predict(net, x)).argmax(axis=1) == labels))
-
-
-QUIET = {"threshold": 0.15, "max_wait": 20.0, "waited": 0.0}  # set from the command line in main()
-
-
-def _settle(pause: float) -> None:
-    """Idle before a timed block: idle BLAS / OpenMP threads of the previous framework stop
-    spinning, and, while other processes take more than ``QUIET['threshold']`` of the CPU,
-    wait (at most ``QUIET['max_wait']`` seconds) for a quieter moment."""
-    gc.collect()
-    start = time.perf_counter()
-    while True:
-        with OutsideLoad() as load:
-            time.sleep(pause)
-        waited = time.perf_counter() - start - pause
-        if load.share <= QUIET["threshold"] or waited >= QUIET["max_wait"]:
-            break
-    QUIET["waited"] += max(0.0, waited)
 
 
 def compare(name: str, cfg: dict, data: dict, threads: int, repeats: int, pause: float, seed: int) -> dict:
@@ -243,27 +96,10 @@ def compare(name: str, cfg: dict, data: dict, threads: int, repeats: int, pause:
     net, loss, opt, rng = build_tiefnet(cfg, seed)
     trainer = TorchMLPTrainer(x, y_onehot, sizes=cfg["sizes"], cost=cfg["cost"], batch_size=cfg["batch_size"],
                               eta=cfg["eta"], seed=seed)  # PyTorch's default init: what a user writes
-    runs = {"tiefnet": [], "torch": []}
-    for r in range(repeats):
-        for framework in ("tiefnet", "torch"):
-            _settle(pause)
-            with OutsideLoad() as load:
-                if framework == "tiefnet":
-                    seconds = tiefnet_epoch(net, loss, opt, rng, (x, labels), cfg["batch_size"], threads)
-                else:
-                    seconds = trainer.epoch(threads)
-            runs[framework].append({"seconds": seconds, "outside_load": round(load.share, 3)})
-            print(f"  [{name}] threads {threads} epoch {r + 1}/{repeats} {framework:<7} {seconds:8.4f} s"
-                  f"   (outside load {load.share:4.0%})", flush=True)
-    result = {"threads": threads, "epochs": repeats}
-    for framework, epochs in runs.items():
-        best = min(epochs, key=lambda e: e["seconds"])
-        result[framework] = {
-            "best_seconds": best["seconds"],
-            "median_seconds": float(np.median([e["seconds"] for e in epochs])),
-            "outside_load_at_best": best["outside_load"],
-            "epochs": epochs,
-        }
+    epochs = {"tiefnet": lambda: tiefnet_epoch(net, loss, opt, rng, (x, labels), cfg["batch_size"], threads),
+              "torch": lambda: trainer.epoch(threads)}
+    runs = _harness.interleave(epochs, repeats, pause, label=f"[{name}] threads {threads}")
+    result = {"threads": threads, "epochs": repeats, **{f: _harness.best_of(e) for f, e in runs.items()}}
     result["tiefnet"]["test_accuracy"] = tiefnet_accuracy(net, data["x_test"], data["labels_test"])
     result["torch"]["test_accuracy"] = torch_accuracy(trainer.model, data["x_test"], data["labels_test"])
     result["tiefnet_over_torch"] = result["tiefnet"]["best_seconds"] / result["torch"]["best_seconds"]
@@ -276,7 +112,7 @@ def time_nielsen(data: dict, repeats: int, pause: float, seed: int) -> dict:
     training_data = nielsen_network.to_nielsen_format(data["x"], data["y_onehot"])  # not timed
     epochs = []
     for r in range(repeats):
-        _settle(pause)
+        settle(pause)
         net = nielsen_network.Network(cfg["sizes"], rng=seed + r)
         with thread_limit(1), OutsideLoad() as load:  # tiny GEMVs: threads do not matter
             start = time.perf_counter()
@@ -356,36 +192,11 @@ def gemm_shapes_b(threads: int, batch: int = 100, reps: int = 300) -> dict:
 # ---------------------------------------------------------------------------------------
 # Reporting
 # ---------------------------------------------------------------------------------------
-def _ok(value: float, target: float, higher_is_better: bool) -> str:
-    good = value >= target if higher_is_better else value <= target
-    return "yes" if good else "NO"
-
-
 def markdown(results: dict) -> str:
-    env, lines = results["environment"], []
-    kernel = env["numpy_openblas_kernel"]
-    set_vars = {k: v for k, v in env["openblas_env"].items() if v is not None}
-    lines.append(f"Measured {env['date']} on {env['cpu']} ({env['usable_cpus']} usable cores), "
-                 f"Python {env['python']}, tiefnet {env['versions']['tiefnet']}, NumPy {env['versions']['numpy']} "
-                 f"(OpenBLAS kernel **{kernel}**), PyTorch {env['versions']['torch']} "
-                 f"(BLAS {env['torch_blas']}), commit {env['git_commit']}.")
-    lines.append(f"OpenBLAS variables: {', '.join(f'{k}={v}' for k, v in set_vars.items()) if set_vars else 'none set'}. "
-                 f"Training set: first {results['n_train']:,} MNIST images; best of {results['repeats']} epochs "
-                 f"(tiefnet and PyTorch interleaved), evaluation excluded.")
-    load = results["load"]
-    lines.append(f"Load: loadavg {load['loadavg_start'][0]:.2f} at start, {load['loadavg_end'][0]:.2f} at end; "
-                 f"other processes used {load['outside_share_idle_check']:.0%} of the CPU in a 1 s check "
-                 f"before the run and {load['outside_share_whole_run']:.0%} over the whole run "
-                 f"({load['seconds_waited_for_quiet']:.0f} s spent waiting for quiet moments); "
-                 "the outside load during each timed epoch is in the JSON file.")
-    if results["quick"]:
-        lines.append("**QUICK MODE (smoke test, subset of the data): not for RESULTS.md.**")
-    if set_vars.get("OPENBLAS_CORETYPE"):
-        lines.append(f"**Warning: OPENBLAS_CORETYPE={set_vars['OPENBLAS_CORETYPE']} forced an older kernel.**")
-    lines.append("")
-    lines.append(f"Command: `{env['command']}`")
-    lines.append("")
-
+    lines = _harness.markdown_preamble(
+        results, f"Training set: first {results['n_train']:,} MNIST images; best of {results['repeats']} epochs "
+                 "(tiefnet and PyTorch interleaved), evaluation excluded.",
+        load_note="; the outside load during each timed epoch is in the JSON file")
     if "A" in results:
         a = results["A"]
         nielsen = a.get("nielsen")
@@ -399,11 +210,11 @@ def markdown(results: dict) -> str:
         for r in a["runs"]:
             tnf, tor = r["tiefnet"], r["torch"]
             ns = f"{nielsen['best_seconds']:.2f}" if nielsen else "-"
-            sp = f"{r['nielsen_over_tiefnet']:.1f}x ({_ok(r['nielsen_over_tiefnet'], TARGETS['A_nielsen_over_tiefnet'], True)})" \
+            sp = f"{r['nielsen_over_tiefnet']:.1f}x ({verdict(r['nielsen_over_tiefnet'], TARGETS['A_nielsen_over_tiefnet'], True)})" \
                 if nielsen else "-"
             nacc = f"{nielsen['test_accuracy']:.2%}" if nielsen else "-"
             lines.append(f"| {r['threads']} | {tnf['best_seconds']:.3f} | {tor['best_seconds']:.3f} | {ns} | "
-                         f"{r['tiefnet_over_torch']:.2f} ({_ok(r['tiefnet_over_torch'], TARGETS['A_tiefnet_over_torch'], False)}) "
+                         f"{r['tiefnet_over_torch']:.2f} ({verdict(r['tiefnet_over_torch'], TARGETS['A_tiefnet_over_torch'], False)}) "
                          f"| {sp} | {tnf['test_accuracy']:.2%} / {tor['test_accuracy']:.2%} / {nacc} |")
         lines.append("")
         lines.append(f"Accuracy after {results['repeats']} epochs (tiefnet: init N(0,1) as in the lecture; "
@@ -418,7 +229,7 @@ def markdown(results: dict) -> str:
         for r in results["B"]["runs"]:
             tnf, tor = r["tiefnet"], r["torch"]
             lines.append(f"| {r['threads']} | {tnf['best_seconds']:.3f} | {tor['best_seconds']:.3f} | "
-                         f"{r['tiefnet_over_torch']:.2f} ({_ok(r['tiefnet_over_torch'], TARGETS['B_tiefnet_over_torch'], False)}) "
+                         f"{r['tiefnet_over_torch']:.2f} ({verdict(r['tiefnet_over_torch'], TARGETS['B_tiefnet_over_torch'], False)}) "
                          f"| {tnf['test_accuracy']:.2%} / {tor['test_accuracy']:.2%} |")
         lines.append("")
     if "C" in results:
@@ -443,31 +254,22 @@ def markdown(results: dict) -> str:
 # Main
 # ---------------------------------------------------------------------------------------
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"Recommended:\n  {RECOMMENDED}")
+    p = _harness.benchmark_parser(__doc__, RECOMMENDED)
     p.add_argument("--quick", action="store_true", help="smoke test: 10,000 images, 2 repeats, small GEMM")
     p.add_argument("--repeats", type=int, default=None, help="timed epochs per framework and thread count "
                    "(best counts; default 5, quick 2)")
     p.add_argument("--nielsen-repeats", type=int, default=None, help="epochs of Nielsen's loop (default 2, quick 1)")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    _harness.add_threads_option(p)
     p.add_argument("--sections", default="A,B,C", help="which of A,B,C to run (default all)")
     p.add_argument("--no-nielsen", action="store_true", help="skip Nielsen's per-sample loop in A")
     p.add_argument("--n-train", type=int, default=None, help="training images (default 50000, quick 10000)")
-    p.add_argument("--pause", type=float, default=0.3, help="seconds of idle before each timed epoch")
-    p.add_argument("--quiet-threshold", type=float, default=0.15,
-                   help="before each timed epoch, wait while other processes use more than this share "
-                        "of the CPU (default 0.15; 1 disables waiting)")
-    p.add_argument("--max-wait", type=float, default=20.0,
-                   help="longest wait for a quiet moment before one timed epoch, seconds (default 20)")
+    _harness.add_quiet_options(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
-    p.add_argument("--markdown", action="store_true", help="print tables ready for bench/RESULTS.md")
+    _harness.add_output_options(p)
     args = p.parse_args(argv)
-    args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     args.sections = [s.strip().upper() for s in args.sections.split(",") if s.strip()]
-    if any(t < 1 for t in args.threads) or not set(args.sections) <= {"A", "B", "C"}:
-        p.error("--threads must be positive integers and --sections a subset of A,B,C")
+    if not set(args.sections) <= {"A", "B", "C"}:
+        p.error("--sections must be a subset of A,B,C")
     args.repeats = args.repeats or (2 if args.quick else 5)
     args.nielsen_repeats = args.nielsen_repeats or (1 if args.quick else 2)
     args.n_train = args.n_train or (10_000 if args.quick else 50_000)
@@ -476,41 +278,44 @@ def parse_args(argv=None):
     return args
 
 
-def announce_environment(recommended: str) -> dict:
-    """Print the machine, NumPy's OpenBLAS kernel and torch's BLAS; warn when OPENBLAS_CORETYPE
-    forces an old kernel. Returns :func:`environment`'s record."""
-    env = environment()
-    coretype = env["openblas_env"]["OPENBLAS_CORETYPE"]
-    if coretype:
-        print(f"WARNING: OPENBLAS_CORETYPE={coretype} is set: numpy runs the {env['numpy_openblas_kernel']} "
-              "OpenBLAS kernel, whose small float32 GEMMs are ~3x slower than the auto-detected one.\n"
-              f"         For the published numbers run:  {recommended}", file=sys.stderr, flush=True)
-    print(f"{env['cpu']}, {env['usable_cpus']} cores; numpy {env['versions']['numpy']} OpenBLAS kernel "
-          f"{env['numpy_openblas_kernel']}; OpenBLAS vars {env['openblas_env']}; torch {env['versions']['torch']} "
-          f"(BLAS {env['torch_blas']})", flush=True)
-    return env
+def section_c(n: int, b_runs: list[dict], threads: list[int], quick: bool, pause: float) -> dict:
+    """C: numpy's float32 GEMM peak and B's GEMMs alone per thread count, against B's tiefnet epoch."""
+    size, reps = (1024, 3) if quick else (2048, 5)
+    flops = epoch_flops(n, CONFIGS["B"]["sizes"])
+    c = {"epoch_flops": flops, "epoch_gflop": flops / 1e9, "peak_size": size, "runs": []}
+    for t in threads:
+        settle(pause)
+        with OutsideLoad() as peak_load:
+            peak = gemm_peak(size, t, reps)
+        peak["outside_load"] = round(peak_load.share, 3)
+        alone = gemm_shapes_b(t, CONFIGS["B"]["batch_size"], reps=100 if quick else 300)
+        run = {"threads": t, "peak": peak, "gemms_alone": alone}
+        b_run = next((r for r in b_runs if r["threads"] == t), None)
+        if b_run is not None:
+            secs = b_run["tiefnet"]["best_seconds"]
+            run.update(tiefnet_seconds=secs, achieved_gflops=flops / secs / 1e9)
+            run["share_of_peak"] = run["achieved_gflops"] / peak["gflops"]
+        c["runs"].append(run)
+        print(f"  [C] threads {t}: numpy float32 {size}^3 peak {peak['gflops']:.1f} GFLOP/s "
+              f"(outside load {peak_load.share:.0%}); B's GEMMs alone {alone['step_gflops']:.1f} GFLOP/s"
+              + (f"; tiefnet B epoch {run['achieved_gflops']:.1f} GFLOP/s = {run['share_of_peak']:.0%} "
+                 "of peak" if b_run else ""), flush=True)
+    return c
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    QUIET.update(threshold=args.quiet_threshold, max_wait=args.max_wait, waited=0.0)
-    env = announce_environment(RECOMMENDED)
+    _harness.apply_quiet_options(args)
+    env = _harness.announce_environment(RECOMMENDED)
 
-    splits = load_mnist()
     n = args.n_train
-    x = np.ascontiguousarray(splits.train.x[:n], dtype=np.float32)
-    labels = np.asarray(splits.train.y[:n])
-    data = {"x": x, "labels": labels, "y_onehot": nielsen_network.one_hot(labels),
-            "x_test": np.ascontiguousarray(splits.test.x, dtype=np.float32), "labels_test": np.asarray(splits.test.y)}
+    data = mnist_data(n)
+    data["y_onehot"] = nielsen_network.one_hot(data["labels"])
 
-    load = {"loadavg_start": list(os.getloadavg()), "outside_share_idle_check": quiet_check(1.0)}
-    print(f"loadavg {load['loadavg_start'][0]:.2f}; other processes use {load['outside_share_idle_check']:.0%} "
-          f"of the CPU right now", flush=True)
-    results = {"quick": args.quick, "n_train": n, "repeats": args.repeats, "threads": args.threads,
-               "targets": TARGETS, "configs": {k: {**v, "sizes": list(v["sizes"])} for k, v in CONFIGS.items()},
-               "environment": env}
-    started = time.perf_counter()
-    with OutsideLoad() as whole:
+    with _harness.RunLoad() as run_load:
+        results = {"quick": args.quick, "n_train": n, "repeats": args.repeats, "threads": args.threads,
+                   "targets": TARGETS, "configs": {k: {**v, "sizes": list(v["sizes"])} for k, v in CONFIGS.items()},
+                   "environment": env}
         if "A" in args.sections:
             print(f"A: 784-30-10 quadratic, eta 3.0, batch 10, {n} images", flush=True)
             a = {"runs": [compare("A", CONFIGS["A"], data, t, args.repeats, args.pause, args.seed)
@@ -525,38 +330,12 @@ def main(argv=None) -> dict:
             results["B"] = {"runs": [compare("B", CONFIGS["B"], data, t, args.repeats, args.pause, args.seed)
                                      for t in args.threads]}
         if "C" in args.sections:
-            size, reps = (1024, 3) if args.quick else (2048, 5)
-            flops = epoch_flops(n, CONFIGS["B"]["sizes"])
-            c = {"epoch_flops": flops, "epoch_gflop": flops / 1e9, "peak_size": size, "runs": []}
-            for t in args.threads:
-                _settle(args.pause)
-                with OutsideLoad() as peak_load:
-                    peak = gemm_peak(size, t, reps)
-                peak["outside_load"] = round(peak_load.share, 3)
-                alone = gemm_shapes_b(t, CONFIGS["B"]["batch_size"], reps=100 if args.quick else 300)
-                run = {"threads": t, "peak": peak, "gemms_alone": alone}
-                b_run = next((r for r in results["B"]["runs"] if r["threads"] == t), None)
-                if b_run is not None:
-                    secs = b_run["tiefnet"]["best_seconds"]
-                    run.update(tiefnet_seconds=secs, achieved_gflops=flops / secs / 1e9)
-                    run["share_of_peak"] = run["achieved_gflops"] / peak["gflops"]
-                c["runs"].append(run)
-                print(f"  [C] threads {t}: numpy float32 {size}^3 peak {peak['gflops']:.1f} GFLOP/s "
-                      f"(outside load {peak_load.share:.0%}); B's GEMMs alone {alone['step_gflops']:.1f} GFLOP/s"
-                      + (f"; tiefnet B epoch {run['achieved_gflops']:.1f} GFLOP/s = {run['share_of_peak']:.0%} "
-                         "of peak" if b_run else ""), flush=True)
-            results["C"] = c
-    load.update(loadavg_end=list(os.getloadavg()), outside_share_whole_run=whole.share,
-                run_seconds=time.perf_counter() - started, seconds_waited_for_quiet=QUIET["waited"],
-                quiet_threshold=QUIET["threshold"])
-    results["load"] = load
+            results["C"] = section_c(n, results["B"]["runs"], args.threads, args.quick, args.pause)
+    results["load"] = run_load.record
 
     print()
     print(markdown(results) if args.markdown else summary(results))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"\nresults written to {args.json}")
+    _harness.write_json(args.json, results)
     return results
 
 
@@ -576,9 +355,7 @@ def summary(results: dict) -> str:
         if "share_of_peak" in r:
             out.append(f"C threads {r['threads']}: {r['achieved_gflops']:.1f} of {r['peak']['gflops']:.1f} GFLOP/s "
                        f"= {r['share_of_peak']:.0%} of the numpy float32 GEMM peak")
-    load = results["load"]
-    out.append(f"load: loadavg {load['loadavg_start'][0]:.2f} -> {load['loadavg_end'][0]:.2f}; outside CPU share "
-               f"{load['outside_share_idle_check']:.0%} before, {load['outside_share_whole_run']:.0%} during the run")
+    out.append(_harness.load_summary(results["load"]))
     return "\n".join(out)
 
 
