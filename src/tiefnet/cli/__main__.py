@@ -3,4 +3,5 @@ import sys
 
 from tiefnet.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (as tests do) runs nothing
+    sys.exit(main())
