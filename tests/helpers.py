@@ -35,3 +35,17 @@ def fixed_mask(layer, seed: int):
 
     layer.forward = reseeded
     return layer
+
+
+def guard_against_writes(arrays):
+    """Make later writes into ``arrays`` detectable: fill them with NaN (on any device) and make them
+    read-only where the array type allows it (NumPy: a write then raises at once). Returns a check
+    that is True while every entry is still NaN, i.e. nothing was written."""
+    arrays = list(arrays)
+    for a in arrays:
+        a[...] = np.nan
+        try:
+            a.flags.writeable = False
+        except (AttributeError, ValueError, TypeError):  # CuPy arrays have no read-only flag
+            pass
+    return lambda: all(bool(np.isnan(host(a)).all()) for a in arrays)

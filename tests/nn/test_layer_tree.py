@@ -7,12 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import dev, host
+from helpers import dev, guard_against_writes, host
 
 from tiefnet.errors import ConfigError
-from tiefnet.nn import (LAYER_TYPES, LSTM, RNN, Container, Conv2d, Dense, Dropout, Embedding, Flatten, L2Pool2d,
-                        Layer, MaxPool2d, Parallel, ReLU, Reshape, Residual, Sequential, Sigmoid, Softmax, Step, Tanh,
-                        Taps, TimeFlatten)
+from tiefnet.nn import (LAYER_TYPES, LSTM, RNN, BatchNorm1d, BatchNorm2d, Container, Conv2d, Dense, Dropout,
+                        Embedding, Flatten, InstanceNorm2d, L2Pool2d, Layer, MaxPool2d, Parallel, ReflectionPad2d, ReLU,
+                        Reshape, Residual, Sequential, Sigmoid, Softmax, Step, Tanh, Taps, TimeFlatten, Upsample,
+                        ZeroPad2d)
 from tiefnet.optim import SGD, Adam
 from tiefnet.train import predict
 
@@ -139,11 +140,11 @@ def test_a_frozen_layer_writes_no_gradient_and_passes_the_right_dx(float64):
     model.forward(x, train=True)
     model.backward(up)  # creates the gradient arrays
     model.freeze()
-    for g in model.grads.values():
-        g.flags.writeable = False  # any write by backward would raise
+    untouched = guard_against_writes(model.grads.values())  # any write by backward shows (or raises)
     model.forward(x, train=True)
     np.testing.assert_array_equal(host(model.backward(up)), host(dx_ref))
     assert model.backward(up, need_input_grad=False) is None  # nothing to compute at all
+    assert untouched()
     assert not model.trainable and model.first_trainable() == 3
 
 
@@ -201,6 +202,12 @@ FACTORIES = {
     "RNN": lambda: (RNN(3, 4), rand((2, 5, 3))),
     "LSTM": lambda: (LSTM(3, 4), rand((2, 5, 3))),
     "TimeFlatten": lambda: (TimeFlatten(), rand((2, 5, 3))),
+    "BatchNorm1d": lambda: (BatchNorm1d(3), rand((4, 3))),
+    "BatchNorm2d": lambda: (BatchNorm2d(2), rand((2, 2, 3, 3))),
+    "InstanceNorm2d": lambda: (InstanceNorm2d(2), rand((2, 2, 3, 3))),
+    "ZeroPad2d": lambda: (ZeroPad2d(1), rand((2, 2, 3, 3))),
+    "ReflectionPad2d": lambda: (ReflectionPad2d(1), rand((2, 2, 3, 3))),
+    "Upsample": lambda: (Upsample(2), rand((2, 2, 3, 3))),
 }
 
 
