@@ -16,7 +16,8 @@ import tiefnet.text.charrnn
 import tiefnet.train
 from tiefnet.cli import main
 from tiefnet.errors import ConfigError
-from tiefnet.runs import RunFolder, RunInterrupted, write_text
+from tiefnet.files import write_text
+from tiefnet.runs import RunFolder, RunInterrupted
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,33 +18,22 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.errors import CheckpointError
+from tiefnet.files import write_bytes, write_text
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.registry import layer_from_config, layer_to_config
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: temp files get the mode a plain open() would give
 
 META_KEY = "__meta__"
 FORMAT = "tiefnet-model/1"
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Atomically write ``arrays`` and the JSON ``meta`` to ``path`` (write a temp file, fsync, rename)."""
+    """Atomically write ``arrays`` and the JSON ``meta`` to ``path`` (a temp file, fsync, rename; never
+    through a symlink)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {name: backend.to_numpy(a) for name, a in arrays.items()}
     payload[META_KEY] = numpy.array(json.dumps(meta))  # a unicode array: loadable without pickle
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, lambda f: numpy.savez(f, **payload))
 
 
 def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[str, Any]]:
@@ -127,9 +115,7 @@ def save_model(folder: str | os.PathLike, model: Layer, info: dict[str, Any] | N
     folder = Path(folder)
     meta = {"format": FORMAT, "app": app, "architecture": layer_to_config(model), "info": info or {}}
     write_npz(folder / "model.npz", model.state(), meta)
-    tmp = folder / "model.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, folder / "model.json")
+    write_text(folder / "model.json", json.dumps(meta, indent=2) + "\n")
     return folder
 
 

@@ -19,55 +19,17 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from tiefnet import checkpoint
 from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.files import replacing, write_json, write_text
 from tiefnet.settings import check_resumable
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: temp files get the mode a plain open() would give
-
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``str(error)`` says where the run's files are and how to continue it."""
-
-
-@contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
-    """A fresh temp file beside ``path`` (created exclusively, same suffix: matplotlib reads the format
-    from it) to write to; renamed over ``path`` when the block ends without an error, removed otherwise."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        os.close(fd)
-        yield Path(tmp)
-        os.replace(tmp, path)  # replaces a symlink at path itself, never its target
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically and never through a symlink."""
-    path = Path(path)
-    with replacing(path) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    return path
-
-
-def write_json(path: str | os.PathLike, data: Any, ascii: bool = True) -> Path:
-    """``data`` as indented JSON (``ascii=False`` keeps arrows and umlauts readable)."""
-    return write_text(path, json.dumps(data, indent=2, ensure_ascii=ascii) + "\n")
 
 
 def progress_bar(enabled: bool, total: int, desc: str, unit: str = "step", initial: int = 0):

@@ -18,7 +18,8 @@ import numpy
 
 from tiefnet.data.mnist import Dataset, MnistSplits, load_mnist
 from tiefnet.nn import LOSSES, Sequential
-from tiefnet.runs import RunFolder, write_text
+from tiefnet.files import write_text
+from tiefnet.runs import RunFolder
 from tiefnet.train import History, fit
 from tiefnet.vision.mnist import Config, build_network, build_optimizer
 

@@ -22,7 +22,7 @@ from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent,
 from tiefnet.nn import LOSSES, Conv2d, Sequential
 from tiefnet.nn.activations import Activation
 from tiefnet.nn.pool import Pool2d
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 from tiefnet.train import fit
 from tiefnet.vision.mnist import Config, build_network, build_optimizer
 

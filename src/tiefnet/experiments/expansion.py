@@ -17,7 +17,7 @@ from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, settings, train,
                                          write_json)
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 data expansion: 1000 images with vs without 4 rotated/shifted/skewed copies each"

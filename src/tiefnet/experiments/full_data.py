@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 all 50,000 training images: training vs test accuracy, the overfitting gap"

@@ -22,7 +22,7 @@ from tiefnet.backend import xp
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn import RNN, Dense, Embedding, LogLikelihood, Sequential, Softmax
 from tiefnet.optim import Adam
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 
 DESCRIPTION = "4.1 'hallo': a tiny RNN learns to continue 'h' into 'hallo' (output probabilities per step)"
 VOCAB = ["h", "a", "l", "o"]

@@ -19,7 +19,7 @@ from tiefnet import backend
 from tiefnet.experiments._common import QUICK_EPOCHS, data, output_dir, percent, series, settings, train, write_json
 from tiefnet.nn import Dense
 from tiefnet.nn.init import weight_std
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 weight initialisation: large N(0,1) vs scaled N(0,1/n_in), accuracy per epoch"

@@ -19,7 +19,7 @@ import numpy
 from tiefnet.backend import to_numpy
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, settings, train,
                                          write_json)
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 L1 vs L2 regularisation: histograms of the first layer's weights"

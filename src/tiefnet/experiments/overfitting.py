@@ -14,7 +14,7 @@ from typing import Any
 
 from tiefnet.experiments._common import (QUICK_EPOCHS, accuracy_curve, data, output_dir, percent, series, settings,
                                          train, write_json)
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 from tiefnet.vision.mnist import Config
 
 DESCRIPTION = "2.7.3 overfitting: 1000 images, 400 epochs, training cost vs test accuracy, without/with L2"

@@ -12,7 +12,7 @@ from typing import Any
 
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn.perceptron import NAND, festival, half_adder
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 
 DESCRIPTION = "2.1 perceptrons: festival decision, NAND gate, half adder from NAND perceptrons"
 THRESHOLDS = {"scenario 1": 5, "scenario 2": 3}  # w = (6, 2, 2) in both scenarios

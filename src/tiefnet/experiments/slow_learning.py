@@ -19,7 +19,7 @@ from tiefnet import backend
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn import CrossEntropy, Dense, Quadratic, Sequential, Sigmoid
 from tiefnet.optim import SGD
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 
 DESCRIPTION = "2.7.1 slow learning: one sigmoid neuron, quadratic cost vs cross-entropy"
 STARTS = {"scenario 1": (0.6, 0.9), "scenario 2": (2.0, 2.0)}  # (w, b)

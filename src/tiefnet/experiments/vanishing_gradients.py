@@ -28,7 +28,7 @@ import numpy
 from tiefnet import backend
 from tiefnet.experiments._common import output_dir, write_json
 from tiefnet.nn import LSTM, RNN
-from tiefnet.runs import replacing
+from tiefnet.files import replacing
 
 DESCRIPTION = "4.4 vanishing gradients: ||dC/dh_t|| over t for an RNN and an LSTM (cost on the last step only)"
 N, D, H, T, QUICK_T = 16, 4, 32, 100, 50
