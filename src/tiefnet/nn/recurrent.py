@@ -1,7 +1,10 @@
 """Recurrent layers (4.1-4.4): the Elman RNN and the LSTM, with backpropagation through time (4.2).
 
 Sequences are batched as x (N, T, D): N sequences, T time steps, D input features; the hidden
-state h has H entries; inputs and outputs are (N, T, .) like everywhere in tiefnet.
+state h has H entries; inputs and outputs are (N, T, .) like everywhere in tiefnet. These fused
+layers run a whole sequence per call, fast; :mod:`tiefnet.nn.cells` has the same two recurrences
+one time step at a time (a decoder whose input at t depends on h^{t-1}, 4.4.2), with the same
+parameters, so weights copy 1:1 between a cell and its fused layer.
 
 Inside a layer the lecture's column convention holds: h^t is a column, the N sequences are N
 columns side by side, so a step is ``z^t = W @ h^{t-1} + (U x^t + b)`` with h^{t-1} of shape
@@ -17,11 +20,18 @@ Only the recursion over h (and c) loops over t.
 The N sequences are independent, so with ``thread_limit(2)`` the layer cuts the batch into
 parts that run their recursions on parallel threads; their gradient sums are added.
 
+State is explicit: ``out, last = layer.forward_state(x, state)`` takes the initial state and
+returns the last one, (h,) for the RNN or (h, c) for the LSTM, each (N, H); after a training
+forward, ``dx, dstate0 = layer.backward_state(grad, dlast)`` takes dC/d(output) and, optionally,
+dC/d(last state) (an encoder whose last state starts a decoder) and returns dC/dx and
+dC/d(initial state). ``forward(x, train, state)`` / ``backward(grad)`` are the Layer contract on
+top of them (dC/d(initial state) then lands in ``self.dstate``).
+
 Stacking (4.3): ``Sequential(LSTM(3, 5), LSTM(5, 4))`` is a deep LSTM; its backward is BPTT
 applied to layer L, then to L-1, ... as in the lecture.
 
-Truncated BPTT (4.2, Bemerkung): with ``stateful=True`` the last state of one call is the first
-state of the next (the blocks of the lecture's figure); gradients do not flow across blocks.
+Truncated BPTT (4.2, Bemerkung): with ``stateful=True`` the last state of one ``forward`` is the
+first state of the next (the blocks of the lecture's figure); gradients do not flow across blocks.
 """
 from __future__ import annotations
 
@@ -44,66 +54,132 @@ def _sigmoid_(z: Array) -> None:
     z += 0.5
 
 
-class _Recurrent(Layer):
-    """What RNN and LSTM share: settings, state handling, input checks, the batched input
-    projection and parameter gradients, and the split of the batch into parallel parts.
+def _accumulator(dlast: tuple[Array, ...] | None, k: int, shape: tuple[int, ...], dtype) -> Array:
+    """A fresh contiguous block to accumulate a gradient into: dC/d(last state)[k], or zeros."""
+    if dlast is None:
+        return xp.zeros(shape, dtype=dtype)
+    return dlast[k].astype(dtype, order="C", copy=True)
 
-    A subclass writes the recursion for one part of the batch:
-    ``_forward_part(Zx, state) -> (h, last_state, cache)`` with Zx = U x^t + b (G, T, n) and
-    h (T, H, n); ``_backward_part(cache, dh_out) -> (delta, h_prev, dstate)`` with
-    dh_out(t) -> dC/dh^t from the output (H, n), delta (G, T, n), h_prev (H, T, n) = h^0..h^{T-1}.
-    """
+
+class _RecurrentParams(Layer):
+    """What the fused layers and the cells (:mod:`tiefnet.nn.cells`) share: the sizes D and H; the
+    parameters W (G, H), U (G, D), b (G,) with G = gates * H, and their initialisation (the same
+    layout and init, so weights copy 1:1 between a cell and its fused layer); the checks of x and
+    of a state (h,) or (h, c), each (N, H); and ``backward`` on top of the subclass's ``backward_state``."""
 
     gates = 1  # blocks of H rows in W, U, b (4 for the LSTM)
-    state_names: tuple[str, ...] = ("h0",)
+    state_names: tuple[str, ...] = ("h",)  # the parts of the state, each (N, H)
 
     def __init__(self, D: int, H: int, rng: numpy.random.Generator | None, init: str,
-                 return_sequences: bool, stateful: bool) -> None:
+                 forget_bias: float | None = None) -> None:
         super().__init__()
         if int(D) < 1 or int(H) < 1:
             raise ConfigError(f"{type(self).__name__}: D={D} and H={H} must be at least 1")
         self.D, self.H, self.init = int(D), int(H), init
-        self.return_sequences, self.stateful = bool(return_sequences), bool(stateful)
         rng = numpy.random.default_rng() if rng is None else rng
         G = self.gates * self.H
         self.params["W"] = initialisers.normal(rng, (G, self.H), initialisers.weight_std(init, self.H))
         self.params["U"] = initialisers.normal(rng, (G, self.D), initialisers.weight_std(init, self.D))
         # Biases start at 0, not N(0, 1) as in Dense (2.7.3): N(0, 1) would saturate tanh/sigma at t = 1.
         self.params["b"] = xp.zeros(G, dtype=self.params["W"].dtype)
-        self.state: tuple[Array, ...] | None = None  # the last state of the latest forward, each (N, H)
+        self.forget_bias = None if forget_bias is None else float(forget_bias)
+        if self.forget_bias is not None:
+            self.params["b"][: self.H] = self.forget_bias  # b_f, the first block of the LSTM
         self.dstate: tuple[Array, ...] | None = None  # dC/d(initial state) after backward, each (N, H)
-        self._parts: list | None = None  # per part of the batch: (lo, hi, x1, cache); None after a test pass
 
-    def reset_state(self) -> None:
-        """Forget the carried state: the next forward starts from zeros (a new sequence)."""
-        self.state = None
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
+        """grad = dC/d(output). Returns dC/dx (N, T, D); dC/d(initial state) goes to ``self.dstate``."""
+        dx, self.dstate = self.backward_state(grad, None, need_input_grad)
+        return dx
 
     def _check_input(self, x: Array) -> None:
+        """x must be a sequence batch (N, T, D) with at least one time step."""
         if x.ndim != 3 or x.shape[2] != self.D:
             raise ShapeError(f"{self.describe()}: expected input of shape (N, T, {self.D}), got {tuple(x.shape)}")
         if x.shape[1] < 1:
             raise ShapeError(f"{self.describe()}: the sequence needs at least one time step, got T = 0")
 
-    def _initial_state(self, x: Array, state) -> tuple[Array, ...]:
-        """The given state, else the carried one (stateful), else zeros; each (N, H)."""
-        N = x.shape[0]
-        if state is None and self.stateful:
-            state = self.state
+    def _state_or_zeros(self, state, N: int, dtype) -> tuple[Array, ...]:
+        """``state`` checked, as a tuple; zeros (the start of a new sequence) when it is None."""
         if state is None:
-            return tuple(xp.zeros((N, self.H), dtype=x.dtype) for _ in self.state_names)
-        state = (state,) if not isinstance(state, (tuple, list)) else tuple(state)
-        if len(state) != len(self.state_names) or any(s.shape != (N, self.H) for s in state):
+            return tuple(xp.zeros((N, self.H), dtype=dtype) for _ in self.state_names)
+        return self._check_state(state, N, "state")
+
+    def _check_state(self, state, N: int, what: str) -> tuple[Array, ...]:
+        """A state or its gradient, each part (N, H); the RNN's (h,) may come as h alone."""
+        state = tuple(state) if isinstance(state, (tuple, list)) else (state,)
+        if len(state) != len(self.state_names) or any(getattr(s, "shape", None) != (N, self.H) for s in state):
             got = [tuple(getattr(s, "shape", ())) for s in state]
-            raise ShapeError(f"{self.describe()}: state must be {', '.join(self.state_names)} "
+            raise ShapeError(f"{self.describe()}: {what} must be ({', '.join(self.state_names)}), "
                              f"each of shape ({N}, {self.H}), got {got}")
         return state
 
+    def _settings(self) -> dict[str, Any]:
+        """Constructor arguments beyond D, H and init (the fused layers' return_sequences, stateful)."""
+        return {}
+
+    def to_config(self) -> dict[str, Any]:
+        config = {"D": self.D, "H": self.H, "init": self.init, **self._settings()}
+        if self.forget_bias is not None:
+            config["forget_bias"] = self.forget_bias
+        return config
+
+
+class _Recurrent(_RecurrentParams):
+    """What the fused RNN and LSTM share: the carried state, input checks, the batched input
+    projection and parameter gradients, and the split of the batch into parallel parts.
+
+    A subclass writes the recursion for one part of the batch:
+    ``_forward_part(Zx, state) -> (h, last_state, cache)`` with Zx = U x^t + b (G, T, n) and
+    h (T, H, n); ``_backward_part(cache, dh_out, dlast) -> (delta, h_prev, dstate)`` with
+    dh_out(t) -> dC/dh^t from the output (H, n) or None, dlast = dC/d(last state) as (H, n) blocks
+    or None, delta (G, T, n), h_prev (H, T, n) = h^0..h^{T-1}.
+    """
+
+    def __init__(self, D: int, H: int, rng: numpy.random.Generator | None, init: str,
+                 return_sequences: bool, stateful: bool, forget_bias: float | None = None) -> None:
+        super().__init__(D, H, rng, init, forget_bias)
+        self.return_sequences, self.stateful = bool(return_sequences), bool(stateful)
+        self._carried: tuple[Array, ...] | None = None  # stateful: the last state of the latest forward
+        self._parts: list | None = None  # per part of the batch: (lo, hi, x1, cache), from a training forward
+
+    # --- the carried state (stateful=True: truncated BPTT) --------------------------------
+    @property
+    def state(self) -> tuple[Array, ...] | None:
+        """A stateful layer's carried state, each (N, H): the last state of its latest forward,
+        the first state of its next one; None before the first forward and after reset_state()."""
+        if not self.stateful:
+            raise AttributeError(f"{self.describe()} is not stateful and carries no state: "
+                                 f"forward_state(x, state) returns the last state")
+        return self._carried
+
+    @state.setter
+    def state(self, value) -> None:
+        if not self.stateful:
+            raise AttributeError(f"{self.describe()} is not stateful: pass the state to forward(x, state=...)")
+        self._carried = None if value is None else tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+    def reset_state(self) -> None:
+        """Forget the carried state: the next forward starts from zeros (a new sequence)."""
+        self._carried = None
+
+    # --- forward --------------------------------------------------------------------------
     def forward(self, x: Array, train: bool = False, state=None) -> Array:
         """x (N, T, D); ``state`` = the initial state (h^0, or (h^0, c^0) for the LSTM), each
-        (N, H), default zeros (or the carried state when stateful)."""
+        (N, H), default zeros, or the carried state when stateful (which then becomes the last state)."""
+        if state is None and self.stateful:
+            state = self._carried
+        out, last = self.forward_state(x, state, train)
+        if self.stateful:
+            self._carried = last  # truncated BPTT: the next block starts where this one ended
+        return out
+
+    def forward_state(self, x: Array, state=None, train: bool = False) -> tuple[Array, tuple[Array, ...]]:
+        """(output, last state) for x (N, T, D) started from ``state`` (default zeros), each state
+        part (N, H). Never reads or writes the carried state; train=True caches what backward needs."""
         self._check_input(x)
-        initial = self._initial_state(x, state)
         N, T, D = x.shape
+        initial = self._state_or_zeros(state, N, x.dtype)
         H = self.H
         Ub = xp.concatenate([self.params["U"], self.params["b"][:, None]], axis=1)  # [U | b], (G, D+1)
         out = xp.empty((N, T, H) if self.return_sequences else (N, H), dtype=x.dtype)
@@ -126,58 +202,70 @@ class _Recurrent(Layer):
             parts.append((lo, hi, x1, cache))
 
         split_batch(part, N)
-        self.state = last
-        self._parts = parts if train else None
-        self.output = out
-        return out
+        if train:
+            parts.sort(key=lambda p: p[0])  # batch order, whichever thread finished first
+            self._parts, self.output = parts, out
+        return out, last
 
-    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
-        """grad = dC/d(output). Returns dC/dx (N, T, D); dC/d(initial state) goes to ``self.dstate``."""
+    # --- backward -------------------------------------------------------------------------
+    def backward_state(self, grad: Array | None, dlast=None, need_input_grad: bool = True
+                       ) -> tuple[Array | None, tuple[Array, ...]]:
+        """BPTT (4.2) after a training forward: (dC/dx (N, T, D) or None, dC/d(initial state)).
+
+        grad = dC/d(output), or None where the output does not enter the cost; dlast = dC/d(last
+        state), a tuple like the state (each (N, H)), or None. Writes dC/dW, dC/dU, dC/db into
+        ``grads`` unless the layer is frozen (trainable False: dC/dx and dC/d(state) only)."""
         parts = self._require_cache("_parts")
-        T = parts[0][2].shape[1]
-        N = max(hi for _, hi, _, _ in parts)
-        expected = (N, T, self.H) if self.return_sequences else (N, self.H)
-        if grad.shape != expected:
-            raise ShapeError(f"{self.describe()}: backward expects dC/d(output) of shape {expected}, "
-                             f"got {tuple(grad.shape)}")
-        D, H = self.D, self.H
-        dx = xp.empty((N, T, D), dtype=grad.dtype) if need_input_grad else None
-        dstate = tuple(xp.empty((N, H), dtype=grad.dtype) for _ in self.state_names)
-        sums: list = []
+        T, N = parts[0][2].shape[1], parts[-1][1]
+        if grad is not None:
+            expected = (N, T, self.H) if self.return_sequences else (N, self.H)
+            if grad.shape != expected:
+                raise ShapeError(f"{self.describe()}: backward expects dC/d(output) of shape {expected}, "
+                                 f"got {tuple(grad.shape)}")
+        if dlast is not None:
+            dlast = self._check_state(dlast, N, "dlast = dC/d(last state)")
+        D, H, trainable = self.D, self.H, self.trainable
+        dtype = parts[0][2].dtype if grad is None else grad.dtype
+        dx = xp.empty((N, T, D), dtype=dtype) if need_input_grad else None
+        dstate = tuple(xp.empty((N, H), dtype=dtype) for _ in self.state_names)
+        sums: list = [None] * len(parts)
 
         def part(index: int) -> None:
             lo, hi, x1, cache = parts[index]
             n = hi - lo
-            if self.return_sequences:
-                def dh_out(t: int) -> Array:  # dC/dh^t from the output at t, (H, n)
-                    return grad[lo:hi, t].T
-            else:
-                def dh_out(t: int) -> Array | None:  # only h^T feeds the cost
-                    return grad[lo:hi].T if t == T - 1 else None
-            delta, h_prev, dstate_part = self._backward_part(cache, dh_out)
+            dlast_part = None if dlast is None else tuple(s[lo:hi].T for s in dlast)
+            delta, h_prev, dstate_part = self._backward_part(cache, self._output_gradient(grad, lo, hi, T), dlast_part)
             delta2 = delta.reshape(-1, T * n)  # (G, T n): every (t, n) is a column
-            dW = delta2 @ h_prev.reshape(H, T * n).T  # sum_t delta^t (h^{t-1})^T
-            dUb = delta2 @ x1.reshape(D + 1, T * n).T  # sum_t delta^t [x^t; 1]^T: dC/dU and dC/db
+            if trainable:  # a frozen layer skips the two weight-gradient GEMMs
+                dW = delta2 @ h_prev.reshape(H, T * n).T  # sum_t delta^t (h^{t-1})^T
+                dUb = delta2 @ x1.reshape(D + 1, T * n).T  # sum_t delta^t [x^t; 1]^T: dC/dU and dC/db
+                sums[index] = (dW, dUb)
             if dx is not None:
                 dx[lo:hi] = (self.params["U"].T @ delta2).reshape(D, T, n).transpose(2, 1, 0)  # U^T delta^t
             for k, s in enumerate(dstate_part):
                 dstate[k][lo:hi] = s.T
-            sums.append((dW, dUb))
 
         split_batch(lambda first, last: [part(i) for i in range(first, last)], len(parts), min_part=1)
-        dW, dUb = sums[0]
-        for more_W, more_Ub in sums[1:]:  # the parts' sums over their sequences add up
-            dW += more_W
-            dUb += more_Ub
-        self._grad("W")[...] = dW
-        self._grad("U")[...] = dUb[:, :D]
-        self._grad("b")[...] = dUb[:, D]
-        self.dstate = dstate
-        return dx
+        if trainable:
+            dW, dUb = sums[0]
+            for more_W, more_Ub in sums[1:]:  # the parts' sums over their sequences add up
+                dW += more_W
+                dUb += more_Ub
+            self._grad("W")[...] = dW
+            self._grad("U")[...] = dUb[:, :D]
+            self._grad("b")[...] = dUb[:, D]
+        return dx, dstate
 
-    def to_config(self) -> dict[str, Any]:
-        return {"D": self.D, "H": self.H, "init": self.init,
-                "return_sequences": self.return_sequences, "stateful": self.stateful}
+    def _output_gradient(self, grad: Array | None, lo: int, hi: int, T: int):
+        """dh_out(t) -> dC/dh^t from the output for the sequences lo:hi, (H, n), or None."""
+        if grad is None:
+            return lambda t: None
+        if self.return_sequences:
+            return lambda t: grad[lo:hi, t].T
+        return lambda t: grad[lo:hi].T if t == T - 1 else None  # only h^T feeds the cost
+
+    def _settings(self) -> dict[str, Any]:
+        return {"return_sequences": self.return_sequences, "stateful": self.stateful}
 
 
 class RNN(_Recurrent):
@@ -193,7 +281,8 @@ class RNN(_Recurrent):
     Equations:
         z^t = W h^{t-1} + U x^t + b
         h^t = tanh(z^t)
-        dC/dh^t = W^T delta^{t+1} + (dC/dh^t from the output at t)     (4.2, first term 0 at t = T)
+        dC/dh^t = W^T delta^{t+1} + (dC/dh^t from the output at t)     (4.2)
+                  (at t = T the first term is dlast = dC/dh^T from the last state, or 0)
         delta^t = dC/dz^t = (1 - (h^t)^2) * dC/dh^t
         dC/dW = sum_t delta^t (h^{t-1})^T;  dC/dU = sum_t delta^t (x^t)^T;  dC/db = sum_t delta^t
         dC/dx^t = U^T delta^t;  dC/dh^0 = W^T delta^1
@@ -203,7 +292,14 @@ class RNN(_Recurrent):
         rng: generator for the initial weights; init: "scaled" N(0, 1/n_in), "large", "he"
             (n_in = H for W, D for U); b starts at 0.
         return_sequences: output every h^t (True) or only the last one.
-        stateful: carry the last state to the next call (truncated BPTT); see reset_state().
+        stateful: carry the last state of one forward to the next (truncated BPTT, 4.2); see
+            ``state`` and reset_state(). Every forward, an evaluation forward too, then writes the
+            carried state onto the layer, so a stateful layer belongs to one stream of data (one
+            worker). Otherwise a forward writes nothing onto the layer unless train=True, and
+            forward_state(x, state) hands the last state to the caller instead.
+
+    Explicit state: ``out, (h^T,) = forward_state(x, (h^0,))`` and, after a training forward,
+    ``dx, (dC/dh^0,) = backward_state(grad, dlast=(dC/dh^T,))``.
     """
 
     def __init__(self, D: int, H: int, rng: numpy.random.Generator | None = None, init: str = "scaled",
@@ -222,12 +318,12 @@ class RNN(_Recurrent):
             xp.tanh(z, out=z)  # h^t = tanh(z^t)
         return h[1:], (h[T],), h
 
-    def _backward_part(self, h: Array, dh_out):
+    def _backward_part(self, h: Array, dh_out, dlast):
         """BPTT (4.2) from t = T down to 1 for one part; h (T+1, H, n) from forward."""
         T, H, n = h.shape[0] - 1, h.shape[1], h.shape[2]
         W = self.params["W"]
         delta = xp.empty((H, T, n), dtype=h.dtype)  # dC/dz^t, (H, T, n) for the sums over (t, n)
-        dh = xp.zeros((H, n), dtype=h.dtype)  # dC/dh^t, starts as W^T delta^{T+1} = 0
+        dh = _accumulator(dlast, 0, (H, n), h.dtype)  # dC/dh^t, starts as dC/dh^T from the last state (or 0)
         tanh_prime = xp.empty((H, n), dtype=h.dtype)
         for t in range(T - 1, -1, -1):
             upstream = dh_out(t)
@@ -261,7 +357,8 @@ class LSTM(_Recurrent):
         g^t = tanh(z_g)       new content (the lecture's c~^t)
         c^t = f^t * c^{t-1} + i^t * g^t
         h^t = o^t * tanh(c^t)
-    BPTT, with dh = dC/dh^t (from the output at t plus W^T delta^{t+1}) and dc = dC/dc^t:
+    BPTT, with dh = dC/dh^t (from the output at t plus W^T delta^{t+1}) and dc = dC/dc^t
+    (at t = T the recursive parts are dlast = (dC/dh^T, dC/dc^T), or 0):
         dC/do^t = dh * tanh(c^t)
         dc      = dC/dc^t (from c^{t+1}: dc^{t+1} * f^{t+1}) + dh * o^t * (1 - tanh(c^t)^2)
         dC/df^t = dc * c^{t-1};  dC/di^t = dc * g^t;  dC/dg^t = dc * i^t
@@ -269,16 +366,17 @@ class LSTM(_Recurrent):
         dC/dW = sum_t delta^t (h^{t-1})^T;  dC/dU = sum_t delta^t (x^t)^T;  dC/db = sum_t delta^t
 
     Args: as for RNN, and forget_bias: the initial b_f (1.0 keeps f near 1: remember by default).
+
+    Explicit state: ``out, (h^T, c^T) = forward_state(x, (h^0, c^0))`` and, after a training forward,
+    ``dx, (dC/dh^0, dC/dc^0) = backward_state(grad, dlast=(dC/dh^T, dC/dc^T))``.
     """
 
     gates = 4
-    state_names = ("h0", "c0")
+    state_names = ("h", "c")
 
     def __init__(self, D: int, H: int, rng: numpy.random.Generator | None = None, init: str = "scaled",
                  return_sequences: bool = True, stateful: bool = False, forget_bias: float = 1.0):
-        super().__init__(D, H, rng, init, return_sequences, stateful)
-        self.forget_bias = float(forget_bias)
-        self.params["b"][: self.H] = self.forget_bias  # b_f
+        super().__init__(D, H, rng, init, return_sequences, stateful, float(forget_bias))
 
     def _forward_part(self, Zx: Array, state: tuple[Array, ...]):
         """Zx (4H, T, n) = U x^t + b; state (h^0, c^0), each (H, n). Columns are sequences.
@@ -307,14 +405,14 @@ class LSTM(_Recurrent):
             xp.multiply(o, tanh_c[t], out=h[t + 1])  # h^t = o^t tanh(c^t)
         return h[1:], (h[T], c[T]), (gates, h, c, tanh_c)
 
-    def _backward_part(self, cache, dh_out):
+    def _backward_part(self, cache, dh_out, dlast):
         """BPTT through the LSTM cell (4.4) from t = T down to 1 for one part of the batch."""
         gates, h, c, tanh_c = cache
         T, G, n = gates.shape
         H, W = self.H, self.params["W"]
         delta = xp.empty((G, T, n), dtype=h.dtype)  # dC/dz^t, (4H, T, n) for the sums over (t, n)
-        dh = xp.zeros((H, n), dtype=h.dtype)  # dC/dh^t; starts as W^T delta^{T+1} = 0
-        dc = xp.zeros((H, n), dtype=h.dtype)  # dC/dc^t; starts as dc^{T+1} f^{T+1} = 0
+        dh = _accumulator(dlast, 0, (H, n), h.dtype)  # dC/dh^t; starts as dC/dh^T from the last state (or 0)
+        dc = _accumulator(dlast, 1, (H, n), h.dtype)  # dC/dc^t; starts as dC/dc^T from the last state (or 0)
         tmp = xp.empty((H, n), dtype=h.dtype)
         d_gate = xp.empty((G, n), dtype=h.dtype)  # dC/d[f; i; o; g]
         d_act = xp.empty((G, n), dtype=h.dtype)  # [sigma'; sigma'; sigma'; tanh'] at z^t
@@ -342,6 +440,3 @@ class LSTM(_Recurrent):
             dc *= f  # the part of dC/dc^{t-1} that flows through c^t = f^t c^{t-1} + ...
             xp.matmul(W.T, d, out=dh)  # W^T delta^t: the recursive part of dC/dh^{t-1}
         return delta, h[:-1].transpose(1, 0, 2), (dh, dc)
-
-    def to_config(self) -> dict[str, Any]:
-        return {**super().to_config(), "forget_bias": self.forget_bias}

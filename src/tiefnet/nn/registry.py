@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from tiefnet.errors import CheckpointError
 from tiefnet.nn.activations import ReLU, Sigmoid, Softmax, Step, Tanh
+from tiefnet.nn.cells import LSTMCell, RNNCell
 from tiefnet.nn.containers import Parallel, Residual, Sequential, Taps
 from tiefnet.nn.conv import Conv2d
 from tiefnet.nn.dense import Dense
@@ -27,7 +28,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
     Sequential, Residual, Parallel, Taps,
     Dense, Sigmoid, Tanh, ReLU, Softmax, Step, Dropout,
     Conv2d, MaxPool2d, L2Pool2d, Flatten, Reshape,
-    Embedding, RNN, LSTM, TimeFlatten,
+    Embedding, RNN, LSTM, RNNCell, LSTMCell, TimeFlatten,
     BatchNorm1d, BatchNorm2d, InstanceNorm2d, ZeroPad2d, ReflectionPad2d, Upsample,
 )}
 
