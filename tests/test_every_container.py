@@ -70,9 +70,9 @@ def test_every_parameter_trains_and_every_buffer_is_saved_and_restored(tmp_path,
 
     save_model(tmp_path, net, {"kind": "test"})
     loaded, _ = load_model(tmp_path)
-    assert list(loaded.state()) == list(net.state())
-    for key, a in net.state().items():
-        np.testing.assert_array_equal(host(loaded.state()[key]), host(a), err_msg=key)
+    assert list(loaded.arrays()) == list(net.arrays())
+    for key, a in net.arrays().items():
+        np.testing.assert_array_equal(host(loaded.arrays()[key]), host(a), err_msg=key)
     x = batch(9)[0]
     for ours, theirs in zip(net.forward(x), loaded.forward(x)):  # evaluation: the running statistics
         np.testing.assert_array_equal(host(ours), host(theirs))
@@ -170,6 +170,6 @@ def test_resume_restores_the_batch_norm_statistics_bit_for_bit(tmp_path):
     whole = train(4, tmp_path / "a.npz")
     train(2, tmp_path / "b.npz")
     resumed = train(4, tmp_path / "b.npz", resume=True)
-    for key, a in whole.state().items():
-        np.testing.assert_array_equal(host(resumed.state()[key]), host(a), err_msg=key)
+    for key, a in whole.arrays().items():
+        np.testing.assert_array_equal(host(resumed.arrays()[key]), host(a), err_msg=key)
     np.testing.assert_array_equal(host(predict(resumed, dev(x))), host(predict(whole, dev(x))))

@@ -12,12 +12,14 @@ import importlib
 __version__ = "0.1.0"
 
 _HOMES = {
-    "tiefnet.nn": ["L1", "L2", "Conv2d", "CrossEntropy", "Dense", "Dropout", "Embedding", "Flatten", "L2Pool2d", "Layer",
-                   "LSTM", "LogLikelihood", "Loss", "MaxPool2d", "Quadratic", "RNN", "ReLU", "Reshape", "Sequential", "Sigmoid",
-                   "Softmax", "Step", "Tanh"],
-    "tiefnet.optim": ["SGD", "Adam", "Momentum", "ReduceOnPlateau"],
-    "tiefnet.train": ["History", "evaluate", "fit", "predict"],
-    "tiefnet.checkpoint": ["load_model", "save_model"],
+    "tiefnet.nn": ["L1", "L2", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropy", "Dense", "Dropout", "Embedding",
+                   "Flatten", "InstanceNorm2d", "L2Pool2d", "Layer", "LSTM", "LSTMCell", "LogLikelihood", "Loss",
+                   "MaxPool2d", "Parallel", "Quadratic", "ReflectionPad2d", "Residual", "RNN", "RNNCell", "ReLU",
+                   "Reshape", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh", "Taps", "TimeFlatten", "Upsample",
+                   "ZeroPad2d"],
+    "tiefnet.optim": ["SGD", "Adam", "Momentum", "RMSProp", "ReduceOnPlateau", "clip_gradients"],
+    "tiefnet.train": ["History", "evaluate", "fit", "predict", "train_step"],
+    "tiefnet.checkpoint": ["load_model", "read_model", "save_model"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -64,9 +64,9 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
 
 
 def load_state(model: Layer, arrays: Mapping[str, numpy.ndarray], source: str) -> None:
-    """Copy ``arrays`` into ``model``'s parameters and buffers (``model.state()``), checking names,
+    """Copy ``arrays`` into ``model``'s parameters and buffers (``model.arrays()``), checking names,
     shapes and values first: nothing is changed unless every array fits."""
-    state = model.state()
+    state = model.arrays()
     missing = [name for name in state if name not in arrays]
     if missing:
         raise CheckpointError(f"{source}: missing arrays {', '.join(missing)} for {model.describe()}")
@@ -88,8 +88,8 @@ load_params = load_state  # the name before buffers existed
 
 def copy_state(target: Layer, source: Layer) -> None:
     """target's parameters and buffers = source's, copied into target's own arrays (same architecture)."""
-    arrays = source.state()
-    for name, p in target.state().items():
+    arrays = source.arrays()
+    for name, p in target.arrays().items():
         p[...] = arrays[name]
 
 
@@ -114,7 +114,7 @@ def save_model(folder: str | os.PathLike, model: Layer, info: dict[str, Any] | N
     tell what the model predicts without guessing from its shape."""
     folder = Path(folder)
     meta = {"format": FORMAT, "app": app, "architecture": layer_to_config(model), "info": info or {}}
-    write_npz(folder / "model.npz", model.state(), meta)
+    write_npz(folder / "model.npz", model.arrays(), meta)
     write_text(folder / "model.json", json.dumps(meta, indent=2) + "\n")
     return folder
 
@@ -134,7 +134,7 @@ def read_model(folder: str | os.PathLike, custom: Mapping[str, type[Layer]] | No
     except MemoryError:
         raise CheckpointError(f"{folder / 'model.npz'}: its architecture is too large to build") from None
     load_state(model, arrays, str(folder / "model.npz"))
-    extra = sorted(set(arrays) - set(model.state()))
+    extra = sorted(set(arrays) - set(model.arrays()))
     if extra:
         raise CheckpointError(f"{folder / 'model.npz'}: arrays {', '.join(extra)} do not belong to {model.describe()}")
     info = meta.get("info", {})

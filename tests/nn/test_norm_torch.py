@@ -7,7 +7,6 @@ comparison names affine explicitly. Our backward needs a training forward; torch
 backward (a fixed affine map) has no counterpart here and is not compared.
 """
 
-import numpy as np
 import pytest
 from helpers import dev
 

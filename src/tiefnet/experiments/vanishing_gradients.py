@@ -46,8 +46,7 @@ def gradient_norms(layer, x, v) -> numpy.ndarray:
     for t in range(steps):
         state = None  # h^0 = 0 (and c^0 = 0)
         if t > 0:
-            layer.forward(x[:, :t])  # x^1 .. x^t
-            state = layer.state  # h^t (, c^t)
+            _, state = layer.forward_state(x[:, :t])  # x^1 .. x^t -> h^t (, c^t)
         layer.forward(x[:, t:], train=True, state=state)  # x^{t+1} .. x^T from h^t
         layer.backward(v, need_input_grad=False)  # dC/dh^T = v
         norms.append(_norm(layer.dstate[0]))  # dC/dh^t

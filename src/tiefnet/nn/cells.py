@@ -44,7 +44,7 @@ import numpy
 
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ShapeError
-from tiefnet.nn.recurrent import _RecurrentParams, _sigmoid_
+from tiefnet.nn.rnn_base import _RecurrentParams, _sigmoid_
 
 
 class RNNCache(NamedTuple):

@@ -116,7 +116,7 @@ class Layer:
                 for name in layer.buffers:
                     yield prefix + name, layer, name
 
-    def state(self) -> dict[str, Array]:
+    def arrays(self) -> dict[str, Array]:
         """Every array a model file holds: the parameters, then the buffers, by key."""
         arrays = {p.key: p.value for p in self.parameters()}
         arrays.update({key: layer.buffers[name] for key, layer, name in self.named_buffers()})
