@@ -97,3 +97,18 @@ def test_model_shapes_and_streams():
     assert p.shape == (2 * 4, 7) and numpy.allclose(p.sum(axis=1), 1, atol=1e-5)
     assert any(isinstance(layer, TimeFlatten) for layer in model.layers)
     assert streams(numpy.arange(10), 3).tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+
+
+def test_one_loaded_model_samples_for_many_threads_at_once(trained):
+    """Sampling passes the recurrent state explicitly: the model's carried state is neither read nor
+    written, so threads sampling from one model get what each would get alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out, _ = trained
+    model, vocab = load_sampler(out)
+    alone = [sample(model, vocab, "h", 40, 1.0, numpy.random.default_rng(seed)) for seed in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda seed: sample(model, vocab, "h", 40, 1.0, numpy.random.default_rng(seed)),
+                                 range(8)))
+    assert together == alone
+    assert all(layer.state is None for layer in model.layers if hasattr(layer, "reset_state"))

@@ -99,19 +99,33 @@ def nll(p: Array, targets: Array) -> float:
     return float(-xp.log(xp.maximum(p[xp.arange(len(targets)), targets], eps)).sum())
 
 
+def predict_from(model: Sequential, ids: Array, states: list | None = None) -> tuple[Array, list]:
+    """The model's p (N T, V) for the ids (N, T), each recurrent layer starting from its entry of
+    ``states`` (None: zeros, a new sequence); returns p and the recurrent layers' last states.
+
+    The state travels through the arguments (4.2, explicit state): the model's own carried state is
+    neither read nor written, so one loaded model can evaluate or sample for many callers at once.
+    """
+    x, last, layer_states = ids, [], iter(states or [])
+    for layer in model.layers:
+        if isinstance(layer, _Recurrent):
+            x, state = layer.forward_state(x, next(layer_states, None))
+            last.append(state)
+        else:
+            x = layer.forward(x)
+    return x, last
+
+
 def evaluate(model: Sequential, ids: numpy.ndarray, N: int, T: int) -> float:
-    """Validation loss in nats per character: the held-out text in N streams, blocks of T, stateful."""
-    saved = [layer.state for layer in recurrent_layers(model)]  # the training streams' carried state
-    reset_state(model)
+    """Validation loss in nats per character: the held-out text in N streams, blocks of T, each block
+    starting from the state the previous one ended in (the training streams' state is untouched)."""
     data = streams(ids, N) if len(ids) // N >= 2 else ids[None, :]
-    total, count = 0.0, 0
+    total, count, states = 0.0, 0, None
     for start in range(0, data.shape[1] - 1, T):
         x = data[:, start:start + T + 1]
-        p = model.forward(xp.asarray(x[:, :-1]), train=False)  # (N T, V)
+        p, states = predict_from(model, xp.asarray(x[:, :-1]), states)  # (N T, V)
         total += nll(p, xp.asarray(x[:, 1:].reshape(-1)))
         count += x[:, 1:].size
-    for layer, state in zip(recurrent_layers(model), saved):
-        layer.state = state
     return total / count
 
 
@@ -129,16 +143,16 @@ def sample(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 
     # capital letter: start as at a line break of the text (if the vocabulary has one).
     context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
     ids = vocab.encode(context)
-    reset_state(model)  # batch size 1, a new sequence
-    p = model.forward(xp.asarray(ids[None, :]), train=False)[-1]  # (V,): after the last prime character
+    p, states = predict_from(model, xp.asarray(ids[None, :]))  # batch size 1, a new sequence
+    p = p[-1]  # (V,): after the last prime character
     out = []
     for _ in range(length):
         logp = numpy.log(numpy.maximum(to_numpy(p).astype(numpy.float64), 1e-300)) / temperature
         q = numpy.exp(logp - logp.max())  # p^(1/T), shifted: no underflow
         k = int(rng.choice(len(q), p=q / q.sum()))
         out.append(k)
-        p = model.forward(xp.asarray([[k]]), train=False)[-1]
-    reset_state(model)
+        p, states = predict_from(model, xp.asarray([[k]]), states)
+        p = p[-1]
     return prime + vocab.decode(out)
 
 
