@@ -15,3 +15,18 @@ def test_readme_example_trains():
 
     _, accuracy = tn.evaluate(net, tn.Quadratic(), tn.train.as_data(mnist.test, 10))
     assert accuracy > 0.85  # one epoch of the lecture's network: about 91-93 %
+
+
+def test_building_blocks_named_in_the_readme_exist():
+    """The names the README's "Building blocks" paragraph uses are tiefnet's (a renamed API fails here)."""
+    import numpy as np
+
+    import tiefnet as tn
+
+    text = README.read_text()
+    for name in re.findall(r"`tn\.(\w+)", text):
+        assert hasattr(tn, name), name
+    image = np.zeros((1, 3, 4, 4), dtype=np.float32)
+    tn.Adam(0.02).bind(image).step(np.ones_like(image))
+    assert image.min() < 0
+    assert callable(tn.LSTMCell.step) and callable(tn.Layer.freeze)
