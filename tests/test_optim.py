@@ -34,7 +34,7 @@ def test_bind_regularises_weights_only_and_flattens_containers():
     optimizer = SGD(0.1).bind(model, n=50)
     assert optimizer.n == 50
     weights, biases = optimizer.groups
-    assert (weights.is_weight, biases.is_weight) == (True, False)
+    assert (weights.decayed, biases.decayed) == (True, False)
     assert (weights.p.size, biases.p.size) == (3 * 4 + 4 * 2, 4 + 2)  # nested Dense included
     inner = model.layers[2].layers[0]
     for layer in (model.layers[0], inner):  # parameters and gradients are views of the groups

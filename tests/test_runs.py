@@ -177,3 +177,25 @@ def test_run_interrupted_is_a_keyboard_interrupt(tmp_path):
         with RunFolder(tmp_path, resume_command="tiefnet mnist --resume").start(Config()):
             raise KeyboardInterrupt
     assert isinstance(caught.value, RunInterrupted) and str(tmp_path) in str(caught.value)
+
+
+def test_ctrl_c_of_a_new_run_never_points_at_an_older_runs_checkpoint(tmp_path, capsys, monkeypatch):
+    """A fresh run into a folder that holds another run's checkpoint, stopped before its own first one:
+    resuming would continue the other run, so the line does not offer it."""
+    out = tmp_path / "mnist"
+    assert main([*MNIST, "--epochs", "1", "--out", str(out)]) == 0
+    interrupt_after(monkeypatch, tiefnet.train, "train_step", 1)
+    err = interrupted_line(capsys, main([*MNIST, "--eta", "0.5", "--out", str(out)]))
+    assert err == f"tiefnet: interrupted; before the first checkpoint; {out} holds nothing to resume from"
+
+
+def test_a_symlinked_metrics_file_is_not_read_into_the_folder(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text('{"line": "of someone else"}\n')
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").symlink_to(outside)
+    folder = RunFolder(run).start(Config())
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        folder.metrics(keep_lines=1)
+    assert outside.read_text() == '{"line": "of someone else"}\n'

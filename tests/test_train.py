@@ -165,6 +165,9 @@ def test_a_callback_that_returns_true_stops_the_run(tmp_path):
     assert [e["epoch"] for e in history.epochs] == [1, 2]
     assert history.stopped_by == "prune_after_two" and not history.stopped_early
     assert read_npz(tmp_path / "run.npz")[1]["epoch"] == 2  # the stopped epoch is saved
+    resumed = fit(sigmoid_net(), CrossEntropy(), SGD(1.0), TRAIN, epochs=6, validation=VALIDATION,
+                  rng=np.random.default_rng(0), classes=2, checkpoint=tmp_path / "run.npz", resume=True)
+    assert len(resumed.epochs) == 2 and resumed.stopped_by == "prune_after_two"  # a pruned run stays pruned
 
 
 def test_train_step_is_one_step_of_any_model_and_cost(float64):

@@ -83,9 +83,6 @@ def load_state(model: Layer, arrays: Mapping[str, numpy.ndarray], source: str) -
         p[...] = backend.asarray(arrays[name], dtype=p.dtype)
 
 
-load_params = load_state  # the name before buffers existed
-
-
 def copy_state(target: Layer, source: Layer) -> None:
     """target's parameters and buffers = source's, copied into target's own arrays (same architecture)."""
     arrays = source.arrays()

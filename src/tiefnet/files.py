@@ -12,38 +12,77 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, TextIO
+
+from tiefnet.errors import ConfigError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: temp files get the mode a plain open() would give
 
 
 @contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
-    """A fresh temp file beside ``path`` (created exclusively, same suffix: matplotlib reads the format
-    from it) to write to; renamed over ``path`` when the block ends without an error, removed otherwise."""
-    path = Path(path)
+def _temp_beside(path: Path) -> Iterator[tuple[int, Path]]:
+    """(descriptor, name) of a fresh temp file beside ``path``, created exclusively (same suffix:
+    matplotlib reads the format from it); renamed over ``path`` when the block ends without an
+    error, removed otherwise. ``os.replace`` replaces a symlink at ``path`` itself, never its target."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        os.close(fd)
-        yield Path(tmp)
-        os.replace(tmp, path)  # replaces a symlink at path itself, never its target
+        yield fd, Path(tmp)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """The name of a fresh temp file to write ``path``'s new content to (for writers that want a file
+    name, like matplotlib's savefig); it replaces ``path`` when the block ends without an error."""
+    with _temp_beside(Path(path)) as (fd, tmp):
+        os.close(fd)
+        yield tmp
+
+
 def write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Call ``write(f)`` on a binary temp file, fsync it, and rename it over ``path``."""
+    """Call ``write(f)`` on the temp file's own descriptor (no second open by name), fsync it, and
+    rename it over ``path``."""
     path = Path(path)
-    with replacing(path) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+    with _temp_beside(path) as (fd, _):
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
     return path
+
+
+def open_appending(path: str | os.PathLike, initial: str) -> TextIO:
+    """``path`` with the content ``initial`` (written and renamed into place like :func:`write_text`),
+    and that same file open for appending: later lines go to it, not to whatever the name points to."""
+    path = Path(path)
+    with _temp_beside(path) as (fd, _):
+        f = os.fdopen(fd, "a", encoding="utf-8")
+        try:
+            f.write(initial)
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            f.close()
+            raise
+    return f
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The UTF-8 text of ``path``, refusing a symbolic link (a run folder must not read a file from
+    elsewhere into itself)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        if os.path.islink(path):
+            raise ConfigError(f"{path} is a symbolic link: refusing to read it") from None
+        raise error
+    with os.fdopen(fd, encoding="utf-8") as f:
+        return f.read()
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -15,13 +15,9 @@ from typing import Any, Iterable, Sequence
 
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
-from tiefnet.nn.layer import Layer, generation
+from tiefnet.nn import layer as tree
+from tiefnet.nn.layer import Layer
 from tiefnet.nn.regularizers import Regularizer
-
-
-def is_weight(name: str) -> bool:
-    """The rule before parameters carried their own decay flag (Layer.decays); kept for callers."""
-    return name.startswith("W")
 
 
 class Group:
@@ -34,12 +30,12 @@ class Group:
     assigns a new parameter array) is caught by :meth:`attach` and copied in before each step.
     """
 
-    def __init__(self, slots: list[tuple[Any, str]], is_weight: bool):
+    def __init__(self, slots: list[tuple[Any, str]], decayed: bool):
         first = slots[0][0].params[slots[0][1]]
         total = sum(int(layer.params[name].size) for layer, name in slots)
         self.p = xp.empty(total, dtype=first.dtype)  # parameters, flat
         self.g = xp.zeros(total, dtype=first.dtype)  # dC/d(parameters), flat
-        self.is_weight = is_weight  # decayed: the regulariser applies (2.7.3)
+        self.decayed = decayed  # the regulariser applies to these (2.7.3: weights, not biases)
         self.slots: list[tuple[Any, str, Array, Array]] = []  # (layer, name, param view, grad view)
         offset = 0
         for layer, name in slots:
@@ -67,7 +63,7 @@ class Group:
                               f"{getattr(array, 'dtype', '')}")
         if not array.flags.c_contiguous:
             raise ConfigError("bind: an array to optimise must be C-contiguous (use xp.ascontiguousarray)")
-        group.p, group.g, group.is_weight, group.slots = array.reshape(-1), xp.zeros(array.size, dtype=array.dtype), \
+        group.p, group.g, group.decayed, group.slots = array.reshape(-1), xp.zeros(array.size, dtype=array.dtype), \
             False, []
         return group
 
@@ -83,14 +79,17 @@ class Group:
 
 
 def _hidden_layers(model: Layer) -> None:
-    """A clear error for a layer that keeps a parameterised layer in an attribute without listing it
-    in children(): the walk would not find its parameters, and they would silently never train."""
+    """A clear error for a layer that keeps a parameterised layer in an attribute (or a list, tuple or
+    dict of them) that no children() anywhere in the tree lists: the walk would not find its
+    parameters, and they would silently never train. (A reference to a layer that is in the tree
+    elsewhere, e.g. tied weights, is fine.)"""
+    in_tree = {id(layer) for _, layer in model.walk()}
     for _, layer in model.walk():
-        listed = {id(child) for child in layer.children()}
         for attribute, value in vars(layer).items():
-            values = value if isinstance(value, (list, tuple)) else [value]
+            values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+                else [value]
             for item in values:
-                if isinstance(item, Layer) and id(item) not in listed and any(True for _ in item.parameters()):
+                if isinstance(item, Layer) and id(item) not in in_tree and any(True for _ in item.parameters()):
                     raise ConfigError(f"{type(layer).__name__}.{attribute} holds {type(item).__name__} but "
                                       f"{type(layer).__name__}.children() does not list it: its parameters would "
                                       f"never be trained or saved")
@@ -123,7 +122,9 @@ class Optimizer:
         self.regularizer = regularizer
         self.n = 1
         self.groups: list[Group] = []
-        self._generation: int | None = None  # the trainable flags at bind (None: plain arrays)
+        self._flags: list[tuple[Layer, bool]] = []  # the bound model's parameter layers and their trainable flags
+        self._generation = -1  # tree.generation() when the flags were last found unchanged
+        self._plain = False  # bound to plain arrays: every step brings their gradients
 
     def bind(self, target: Layer | Array | Sequence[Array], n: int = 1) -> "Optimizer":
         """Update the trainable parameters of ``target``, a model; n = number of training samples.
@@ -149,21 +150,43 @@ class Optimizer:
                 slots = [(p.layer, p.name) for p in params if p.decayed == decayed]
                 if slots:
                     self.groups.append(Group(slots, decayed))
-            self._generation = generation()
+            owners = {id(p.layer): p.layer for p in target.parameters()}
+            self._flags = [(layer, layer.trainable) for layer in owners.values()]
+            self._plain = False
         else:
             arrays = [target] if hasattr(target, "shape") else list(target)
             self.groups = [Group.of_array(a) for a in arrays]
-            self._generation = None
+            self._flags, self._plain = [], True
+        self._generation = tree.generation()
         self.n = int(n)
         self._init_state()
         return self
 
+    def step(self, grads: Sequence[Array] | Array | None = None) -> None:
+        """One update of every bound array; ``grads`` gives the gradients of plain arrays (bind(arrays))."""
+        if grads is not None or self._plain or self._generation != tree._generation:  # a flag changed somewhere
+            self._check_bound(grads)
+        self._update()
+
+    def _update(self) -> None:
+        raise NotImplementedError
+
     def _check_bound(self, grads: Sequence[Array] | Array | None) -> None:
-        """Before a step: the flags are those of bind, and plain arrays got their gradients."""
-        if self._generation is not None and self._generation != generation():
-            raise ConfigError(f"{type(self).__name__}: a layer was frozen or unfrozen after bind(); "
-                              f"call bind(model) again so that the step updates the trainable parameters")
+        """Before a step: the bound model's trainable flags are those of bind (some flag somewhere has
+        changed), and plain arrays come with their gradients."""
+        if self._generation != tree.generation():
+            if any(layer.trainable != flag for layer, flag in self._flags):
+                raise ConfigError(f"{type(self).__name__}: a layer of the bound model was frozen or unfrozen "
+                                  f"after bind(); call bind(model) again so that the step updates its "
+                                  f"trainable parameters")
+            self._generation = tree.generation()  # another model's flag changed: nothing to do
+        if self._plain and grads is None:
+            raise ConfigError(f"{type(self).__name__}.step(grads): an optimizer bound to plain arrays needs "
+                              f"their gradients at every step")
         if grads is not None:
+            if not self._plain:
+                raise ConfigError(f"{type(self).__name__}.step: gradients are given for plain arrays only; "
+                                  f"a model's layers write theirs in backward")
             grads = [grads] if hasattr(grads, "shape") else list(grads)
             if len(grads) != len(self.groups):
                 raise ConfigError(f"step: {len(grads)} gradients for {len(self.groups)} bound arrays")
@@ -177,13 +200,9 @@ class Optimizer:
 
     def _reg_grad(self, group: Group) -> Array:
         reg = self.regularizer
-        if group.is_weight and reg is not None and reg.lmbda:
+        if group.decayed and reg is not None and reg.lmbda:
             return group.g + reg.grad(group.p, self.n)
         return group.g
-
-    def step(self, grads: Sequence[Array] | Array | None = None) -> None:
-        """One update of every bound array; ``grads`` gives the gradients of plain arrays (bind(arrays))."""
-        raise NotImplementedError
 
     # state for checkpoints: plain arrays and numbers only
     def state_dict(self) -> tuple[dict[str, Any], dict[str, Array]]:
@@ -198,12 +217,11 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def step(self, grads=None) -> None:
-        self._check_bound(grads)
+    def _update(self) -> None:
         eta, reg = self.eta, self.regularizer
         for group in self.groups:
             group.attach()
-            if group.is_weight and reg is not None and reg.lmbda:
+            if group.decayed and reg is not None and reg.lmbda:
                 reg.shrink(group.p, eta, self.n)  # L2: w -> (1 - eta lambda/n) w; L1: w - (eta lambda/n) sgn(w)
             group.p -= eta * group.g  # ... - eta dC_0/dw
 
@@ -222,8 +240,7 @@ class Momentum(Optimizer):
     def _init_state(self) -> None:
         self.velocity = [xp.zeros_like(group.p) for group in self.groups]
 
-    def step(self, grads=None) -> None:
-        self._check_bound(grads)
+    def _update(self) -> None:
         for group, v in zip(self.groups, self.velocity):
             group.attach()
             v *= self.mu
@@ -261,8 +278,7 @@ class Adam(Optimizer):
         self.m = [xp.zeros_like(group.p) for group in self.groups]
         self.v = [xp.zeros_like(group.p) for group in self.groups]
 
-    def step(self, grads=None) -> None:
-        self._check_bound(grads)
+    def _update(self) -> None:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)  # bias corrections
@@ -309,8 +325,7 @@ class RMSProp(Optimizer):
     def _init_state(self) -> None:
         self.v = [xp.zeros_like(group.p) for group in self.groups]
 
-    def step(self, grads=None) -> None:
-        self._check_bound(grads)
+    def _update(self) -> None:
         for group, v in zip(self.groups, self.v):
             group.attach()
             g = self._reg_grad(group)

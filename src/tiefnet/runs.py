@@ -8,9 +8,9 @@ progress bar, and the one line that an interrupted run (Ctrl-C) ends with.
         ...  metrics.append({"epoch": 1, ...}); folder.save_model(net, info)
         folder.write_json("summary.json", summary)
 
-Nothing is written through a symbolic link: a file is written as a temp file created exclusively
-in the folder and then renamed over the old name (``os.replace``), and metrics.jsonl is opened for
-appending with ``O_NOFOLLOW``. Leaving the ``with`` block by Ctrl-C raises :class:`RunInterrupted`,
+Nothing is written through a symbolic link (see :mod:`tiefnet.files`): a file is written as a temp
+file created exclusively in the folder and then renamed over the old name (``os.replace``), and
+metrics.jsonl stays open for appending on that same temp file's descriptor. Leaving the ``with`` block by Ctrl-C raises :class:`RunInterrupted`,
 a KeyboardInterrupt whose message names the folder and, for an application that can resume, the
 command that continues the run; ``tiefnet``'s ``main`` prints it and exits with 130.
 """
@@ -25,21 +25,13 @@ from typing import Any, Sequence
 
 from tiefnet import checkpoint
 from tiefnet.errors import CheckpointError, ConfigError
-from tiefnet.files import replacing, write_json, write_text
+from tiefnet.files import open_appending, read_text, replacing, write_json, write_text
+from tiefnet.progress import progress_bar
 from tiefnet.settings import check_resumable
+
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``str(error)`` says where the run's files are and how to continue it."""
-
-
-def progress_bar(enabled: bool, total: int, desc: str, unit: str = "step", initial: int = 0):
-    """A tqdm bar on stderr, or None when ``enabled`` is false (``--no-progress``)."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit=unit, unit_scale=True, dynamic_ncols=True, desc=desc,
-                mininterval=0.5)
 
 
 class MetricsLog:
@@ -48,9 +40,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, lines: Sequence[str]):
         self.path = path
-        write_text(path, "".join(lines))  # a fresh file, never a symlink's target
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self._file = open_appending(path, "".join(lines))  # a fresh file, never a symlink's target
         self.lines = len(lines)
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -60,7 +50,7 @@ class MetricsLog:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every line written so far, parsed."""
-        return _parse_lines(self.path, self.path.read_text(encoding="utf-8").splitlines())
+        return _parse_lines(self.path, read_text(self.path).splitlines())
 
     def close(self) -> None:
         self._file.close()
@@ -74,6 +64,14 @@ def _parse_lines(path: Path, lines: Sequence[str]) -> list[dict[str, Any]]:
     if not all(isinstance(e, dict) for e in entries):
         raise CheckpointError(f"{path}: a line is not a JSON object")
     return entries
+
+
+def _mtime(path: Path) -> int | None:
+    """When ``path`` was last written (ns), None if it does not exist."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 class RunFolder:
@@ -91,6 +89,7 @@ class RunFolder:
             raise ConfigError(f"--out {self.path} is a file, not a folder")
         self.app, self.resume_command, self.progress = app, resume_command, progress
         self._logs: list[MetricsLog] = []
+        self.resume, self._old_checkpoint = False, None  # set by start()
 
     def start(self, config: Any = None, resume: bool = False, may_change: set[str] = frozenset()) -> RunFolder:
         """Create the folder and write ``config.json`` from the Config dataclass ``config``; with
@@ -98,6 +97,8 @@ class RunFolder:
         (apart from ``may_change``), before anything is written."""
         if resume:
             check_resumable(self.path, config, may_change)
+        self.resume = resume
+        self._old_checkpoint = None if resume else _mtime(self.path / "checkpoint.npz")  # another run's
         self.path.mkdir(parents=True, exist_ok=True)
         if config is not None:
             self.write_json("config.json", asdict(config))
@@ -121,7 +122,7 @@ class RunFolder:
         if entries is not None:
             lines = [json.dumps(e) + "\n" for e in entries]
         elif keep_lines:
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:keep_lines] if path.is_file() else []
+            lines = read_text(path).splitlines(keepends=True)[:keep_lines] if path.exists() else []
         else:
             lines = []
         log = MetricsLog(path, lines)
@@ -140,7 +141,8 @@ class RunFolder:
         where = shlex.quote(str(self.path))
         if self.resume_command is None:
             return f"what the run wrote so far is in {where}"
-        if not (self.path / "checkpoint.npz").is_file():
+        checkpoint_time = _mtime(self.path / "checkpoint.npz")
+        if checkpoint_time is None or (not self.resume and checkpoint_time == self._old_checkpoint):
             return f"before the first checkpoint; {where} holds nothing to resume from"
         return f"the last checkpoint is in {where}: continue with {self.resume_command} --out {where}"
 

@@ -26,6 +26,7 @@ from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.losses import Loss
 from tiefnet.optim import Optimizer, ReduceOnPlateau, clip_gradients
+from tiefnet.progress import progress_bar
 
 
 @dataclass
@@ -159,9 +160,10 @@ def fit(
     if resume and checkpoint is not None and Path(checkpoint).exists():
         first_epoch, stale = _restore(checkpoint, model, optimizer, rng, schedule, history)
         if early_stopping and stale >= early_stopping:
-            history.stopped_early = True  # the restored run had already stopped
+            history.stopped_early, history.stopped_by = True, "early_stopping"  # the restored run had stopped
+        if history.stopped_by is not None:  # by early stopping, or a callback (a pruned trial stays pruned)
             return history
-    bar = _progress_bar(progress, epochs, first_epoch, len(train_data))
+    bar = progress_bar(progress, max(epochs - first_epoch + 1, 0) * len(train_data), "training", unit="img")
     try:
         for epoch in range(first_epoch, epochs + 1):
             metrics = _epoch(epoch, model, loss, optimizer, train_data, val_data, test_data, batch_size, rng,
@@ -179,6 +181,8 @@ def fit(
                 bar.set_postfix(_postfix(metrics))
             if stop:
                 history.stopped_by = getattr(stop[0], "__name__", type(stop[0]).__name__)
+                if checkpoint is not None:  # a resumed run stays stopped
+                    _save(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
                 break
             if early_stopping and stale >= early_stopping:
                 history.stopped_early = True
@@ -252,20 +256,10 @@ def _postfix(metrics: dict[str, float]) -> dict[str, str]:
     return {k.replace("_accuracy", "_acc"): f"{metrics[k]:.4f}" for k in keys if k in metrics}
 
 
-def _progress_bar(progress: bool, epochs: int, first_epoch: int, n: int):
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=max(epochs - first_epoch + 1, 0) * n, unit="img", unit_scale=True, dynamic_ncols=True,
-                desc="training", mininterval=0.5)
-
-
 # --- training checkpoints ----------------------------------------------------------------
 def _save(path, epoch, model, optimizer, rng, schedule, history, stale) -> None:
     opt_meta, opt_arrays = optimizer.state_dict()
-    arrays = {f"param.{p.key}": p.value for p in model.parameters()}
-    arrays.update({f"buffer.{key}": layer.buffers[name] for key, layer, name in model.named_buffers()})
+    arrays = {f"param.{k}": v for k, v in model.arrays().items()}  # parameters and buffers
     arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
     meta = {
         "epoch": epoch,
@@ -275,6 +269,7 @@ def _save(path, epoch, model, optimizer, rng, schedule, history, stale) -> None:
         "schedule": schedule.state() if schedule is not None else None,
         "history": history.epochs,
         "stale": stale,
+        "stopped_by": history.stopped_by,
     }
     write_npz(path, arrays, meta)
 
@@ -302,9 +297,7 @@ def _restore_state(path, model, optimizer, rng, schedule, history) -> tuple[int,
     if meta.get("optimizer", {}).get("name") != optimizer.name:
         raise CheckpointError(f"{path}: written with optimizer {meta.get('optimizer', {}).get('name')!r}, "
                               f"resuming with {optimizer.name!r}")
-    # parameters under "param.", buffers under "buffer." (checkpoints from before buffers have none)
-    load_state(model, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(("param.", "buffer."))},
-               str(path))
+    load_state(model, {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}, str(path))
     optimizer.load_state_dict(meta["optimizer"], {k[4:]: backend.asarray(v) for k, v in arrays.items()
                                                   if k.startswith("opt.")})
     rng.bit_generator.state = meta["rng"]
@@ -313,4 +306,6 @@ def _restore_state(path, model, optimizer, rng, schedule, history) -> tuple[int,
     if schedule is not None and meta.get("schedule"):
         schedule.load_state(meta["schedule"])
     history.epochs.extend(meta["history"])
+    stopped_by = meta.get("stopped_by")
+    history.stopped_by = stopped_by if isinstance(stopped_by, str) else None
     return int(meta["epoch"]) + 1, int(meta.get("stale", 0))

@@ -120,6 +120,33 @@ def test_a_block_that_lists_its_inner_layer_trains_it():
     assert not np.allclose(host(model.layers[0].inner.params["W"]), before)
 
 
+class TiedDecoder(Layer):
+    """Reads the embedding matrix of a layer that sits elsewhere in the tree (tied weights)."""
+
+    def __init__(self, embedding):
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, x, train=False):
+        return x @ self.embedding.params["W"].T
+
+
+class HiddenInADict(Layer):
+    def __init__(self):
+        super().__init__()
+        self.parts = {"inner": Dense(2, 2)}
+
+    def forward(self, x, train=False):
+        return self.parts["inner"].forward(x, train)
+
+
+def test_a_reference_to_a_layer_elsewhere_in_the_tree_is_fine_one_hidden_in_a_dict_is_not():
+    embedding = Embedding(5, 3)
+    SGD(0.1).bind(Sequential(embedding, LSTM(3, 3), TiedDecoder(embedding)), 10)
+    with pytest.raises(ConfigError, match="HiddenInADict.parts holds Dense"):
+        SGD(0.1).bind(Sequential(HiddenInADict()), 10)
+
+
 def test_the_same_array_twice_is_refused():
     shared = Dense(3, 3)
     with pytest.raises(ConfigError, match="appears twice"):
@@ -159,6 +186,10 @@ def test_optimizers_leave_frozen_layers_alone_and_notice_a_changed_flag():
     model.backward(rand((4, 2), 1), need_input_grad=False)
     optimizer.step()
     np.testing.assert_array_equal(host(model.layers[0].params["W"]), frozen)
+    other = Sequential(Dense(2, 2))
+    other.freeze()  # another model's flag: none of this optimizer's business
+    model.layers[2].trainable = True  # already trainable: nothing changes
+    optimizer.step()
     model.layers[0].unfreeze()
     with pytest.raises(ConfigError, match=r"frozen or unfrozen after bind\(\)"):
         optimizer.step()
@@ -175,6 +206,10 @@ def test_an_optimizer_bound_to_a_plain_array_updates_it_in_place():
     np.testing.assert_allclose(host(image), host(target), atol=1e-3)
     with pytest.raises(ConfigError, match="1 gradients for 2 bound arrays"):
         Adam(0.1).bind([image, dev(np.zeros(4, dtype=np.float32))]).step(image)
+    with pytest.raises(ConfigError, match="needs their gradients at every step"):
+        Adam(0.1).bind(image).step()  # a stale gradient would keep moving the image
+    with pytest.raises(ConfigError, match="for plain arrays only"):
+        SGD(0.1).bind(Dense(2, 2)).step(image)
     with pytest.raises(ConfigError, match="C-contiguous"):
         SGD(0.1).bind(dev(np.zeros((3, 4), dtype=np.float32)).T)
 
@@ -227,7 +262,46 @@ def snapshot(model):
 
 
 def test_every_layer_type_is_covered():
-    assert set(FACTORIES) == set(LAYER_TYPES)
+    builtin = {name for name, cls in LAYER_TYPES.items() if cls.__module__.startswith("tiefnet.nn.")}
+    assert set(FACTORIES) == builtin
+
+
+def output_of(out):
+    """One array of any layer's output (a tuple of heads, a dict of taps)."""
+    if isinstance(out, tuple):
+        return out[0]
+    return out["h"] if isinstance(out, dict) else out
+
+
+def gradient_for(out, seed=7):
+    """A random dC/d(output) shaped like ``out``."""
+    if isinstance(out, tuple):
+        return tuple(rand(o.shape, seed + i) for i, o in enumerate(out))
+    if isinstance(out, dict):
+        return {k: rand(v.shape, seed) for k, v in out.items()}
+    return rand(out.shape, seed)
+
+
+TRAINABLE = sorted(name for name in FACTORIES if any(True for _ in FACTORIES[name]()[0].parameters()))
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_every_frozen_layer_type_computes_dx_only(name):
+    """Acceptance 3: a frozen layer writes none of its gradient arrays (nor replaces them) and passes
+    the same dC/dx back as when it is trainable (BatchNorm: frozen, it is the evaluation function)."""
+    layer, x = FACTORIES[name]()
+    out = layer.forward(x, train=True)
+    up = gradient_for(out)
+    reference = layer.backward(up)  # creates the gradient arrays (Embedding: no dC/d(ids))
+    layer.freeze()
+    layer.forward(x, train=True)
+    grads = dict(layer.grads)
+    untouched = guard_against_writes(grads.values())
+    dx = layer.backward(up)
+    assert untouched() and all(layer.grads[k] is g for k, g in grads.items())
+    if reference is not None and not name.startswith("BatchNorm"):  # (frozen BatchNorm: see test_norm.py)
+        np.testing.assert_array_equal(host(dx), host(reference))
+    assert layer.backward(up, need_input_grad=False) is None and untouched()
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
@@ -271,5 +345,40 @@ def test_every_layer_type_alone_saves_and_loads(tmp_path, name):
     save_model(tmp_path, layer)
     loaded, _ = load_model(tmp_path)
     ours, theirs = layer.forward(x), loaded.forward(x)
-    for a, b in zip(ours if isinstance(ours, tuple) else [ours], theirs if isinstance(theirs, tuple) else [theirs]):
-        np.testing.assert_array_equal(host(a["h"] if isinstance(a, dict) else a), host(b["h"] if isinstance(b, dict) else b))
+    np.testing.assert_array_equal(host(output_of(ours)), host(output_of(theirs)))
+
+
+class Doubler(Layer):
+    """A layer type of a user's own."""
+
+    def forward(self, x, train=False):
+        return 2 * x
+
+
+def test_a_layer_type_of_your_own_loads_after_register_or_with_custom(tmp_path):
+    from tiefnet.checkpoint import load_model, save_model
+    from tiefnet.errors import CheckpointError
+    from tiefnet.nn.registry import register
+
+    save_model(tmp_path, Sequential(Dense(2, 2), Doubler()))
+    with pytest.raises(CheckpointError, match="unknown layer type 'Doubler'"):
+        load_model(tmp_path)
+    assert type(load_model(tmp_path, custom={"Doubler": Doubler})[0].layers[1]) is Doubler
+    try:
+        register(Doubler)
+        assert type(load_model(tmp_path)[0].layers[1]) is Doubler
+    finally:
+        LAYER_TYPES.pop("Doubler")
+    with pytest.raises(TypeError, match="not a Layer subclass"):
+        register(dict)
+
+
+def test_an_architecture_nested_too_deep_is_refused():
+    from tiefnet.errors import CheckpointError
+    from tiefnet.nn.registry import MAX_DEPTH, layer_from_config
+
+    config = {"type": "Dense", "n_in": 1, "n_out": 1}
+    for _ in range(MAX_DEPTH + 5):
+        config = {"type": "Sequential", "layers": [config]}
+    with pytest.raises(CheckpointError, match="more than 64 levels deep"):
+        layer_from_config(config)

@@ -16,7 +16,7 @@ import pytest
 from helpers import dev, guard_against_writes, host
 
 from tiefnet.errors import ConfigError, ShapeError
-from tiefnet.gradcheck import check_layer
+from tiefnet.gradcheck import check_layer, numerical_gradient, relative_error
 from tiefnet.nn import (BatchNorm1d, BatchNorm2d, Conv2d, InstanceNorm2d, ReflectionPad2d, Sequential, Tanh, Upsample,
                         ZeroPad2d)
 from tiefnet.nn.registry import layer_from_config, layer_to_config
@@ -344,20 +344,34 @@ def test_config_round_trip(float64, name):
 @pytest.mark.parametrize("freeze", ["flag", "freeze()"])
 @pytest.mark.parametrize("name", ["BatchNorm1d", "BatchNorm2d", "InstanceNorm2d"])
 def test_a_frozen_layer_writes_no_gradient_and_returns_the_right_dx(float64, name, freeze):
+    """InstanceNorm frozen: the same function, dx as before. BatchNorm frozen: a fixed function, the
+    normalisation with the running statistics, in a training forward too (its statistics stay)."""
     reference, x = CONTRACT[name]()
     layer, _ = CONTRACT[name]()
     dy = dev(data(x.shape, 48))
-    reference.forward(dev(x), train=True)
-    dx_expected = host(reference.backward(dy))
     layer.forward(dev(x), train=True)
-    layer.backward(dy)  # creates the gradient arrays
+    layer.backward(dy)  # creates the gradient arrays (and, for BatchNorm, moves the running statistics)
     if freeze == "flag":
         layer.trainable = False
     else:
         assert layer.freeze() is layer
+    if name.startswith("BatchNorm"):
+        for key in layer.buffers:
+            reference.buffers[key][...] = layer.buffers[key]
+        buffers = {k: host(b).copy() for k, b in layer.buffers.items()}
+        xd = dev(x.copy())
+        dx_expected = host(numerical_gradient(lambda: reference.forward(xd, train=False), xd, dy))
+        expected_output = host(reference.forward(dev(x)))
+    else:
+        reference.forward(dev(x), train=True)
+        dx_expected = host(reference.backward(dy))
+        expected_output = host(reference.forward(dev(x), train=True))
     untouched = guard_against_writes(layer.grads.values())  # any write by backward shows (or raises)
-    layer.forward(dev(x), train=True)
-    np.testing.assert_array_equal(host(layer.backward(dy)), dx_expected)
+    np.testing.assert_allclose(host(layer.forward(dev(x), train=True)), expected_output, rtol=1e-12)
+    assert relative_error(layer.backward(dy), dev(dx_expected)) < 1e-7
     assert layer.backward(dy, need_input_grad=False) is None
     assert untouched()
     assert not layer.has_trainable_params()
+    if name.startswith("BatchNorm"):
+        for key, before in buffers.items():
+            np.testing.assert_array_equal(host(layer.buffers[key]), before)

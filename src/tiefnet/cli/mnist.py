@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import Field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from tiefnet.cli.common import add_config_options, add_run_options, config_from,
 from tiefnet.data.image import load_digit
 from tiefnet.data.mnist import load_mnist
 from tiefnet.errors import TiefnetError
+from tiefnet.files import write_json
 from tiefnet.vision.ensemble import check_digit_model, evaluate_ensemble, load_members, probabilities
 from tiefnet.vision.mnist import MODEL_DEFAULTS, Config, run
 
@@ -103,5 +103,5 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
           f"{result['images']} {args.split} images ({result['ties']} ties broken by the summed probabilities)")
     if args.out is not None:
         result = {"models": [str(m) for m in args.models], "split": args.split, **result}
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)  # atomic, never through a symlink
     return 0

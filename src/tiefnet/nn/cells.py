@@ -10,8 +10,9 @@ Row form, like the rest of tiefnet: x_t (N, D), h (N, H), and ``z = x_t U^T + h_
 the lecture's z^t = W h^{t-1} + U x^t + b with the N samples as rows.
 
 A cell keeps no per-step state: ``step`` returns the cache of its step to the caller, who keeps
-the caches of the T steps (a list) and hands each back to ``step_backward``; one cell can serve
-several sequences or threads at once. The gradient convention:
+the caches of the T steps (a list) and hands each back to ``step_backward``; a cell can step
+several sequences at once, and evaluation steps (train=False) may run on many threads, but
+``step_backward`` adds into the cell's one ``grads``. The gradient convention:
 
     h, state, cache = cell.step(x_t, state, train=True)        # state: (h,) or (h, c)
     dx_t, dstate_prev = cell.step_backward(cache, dh, dstate)

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Sequence
 
 from tiefnet.backend import Array
 from tiefnet.errors import ConfigError, ShapeError
-from tiefnet.nn.layer import Container, Layer, generation, layer_to_config
+from tiefnet.nn import layer as tree
+from tiefnet.nn.layer import Container, Layer, layer_to_config
 
 
 def _check_layers(owner: str, layers: Sequence[Any]) -> list[Layer]:
@@ -46,7 +47,7 @@ class Sequential(Container):
             layers = tuple(layers[0])
         self.layers: list[Layer] = _check_layers("Sequential", layers)
         self._n_in = self._input_features()  # checked on every forward: computed once
-        self._first_trainable_cache: tuple[int, int, int] | None = None  # (generation, len, index)
+        self._first_trainable, self._first_trainable_at, self._first_trainable_len = 0, -1, -1  # see first_trainable
 
     def children(self) -> list[Layer]:
         return self.layers
@@ -74,12 +75,12 @@ class Sequential(Container):
         """The index of the first layer with trainable parameters (len(layers) if none): without
         need_input_grad, backward stops there; the layers before it need no backward at all, and
         it needs no dC/dx (saves the largest GEMM of a 784-input net)."""
-        key = (generation(), len(self.layers))
-        cache = self._first_trainable_cache
-        if cache is None or cache[:2] != key:
-            index = next((i for i, l in enumerate(self.layers) if l.has_trainable_params()), len(self.layers))
-            cache = self._first_trainable_cache = (*key, index)
-        return cache[2]
+        now = tree._generation  # (read directly: this runs at every backward)
+        if now != self._first_trainable_at or len(self.layers) != self._first_trainable_len:  # recompute
+            self._first_trainable = next((i for i, l in enumerate(self.layers) if l.has_trainable_params()),
+                                         len(self.layers))
+            self._first_trainable_at, self._first_trainable_len = now, len(self.layers)
+        return self._first_trainable
 
     def _backward_through(self, top: int, grad: Array, need_input_grad: bool) -> Array | None:
         """Backward through layers ``top``, ``top - 1``, ..., down to the first one that matters."""

@@ -56,7 +56,7 @@ class Dense(Layer):
     def backward_rows(self, delta: Array, a_prev: Array, need_input_grad: bool) -> Array | None:
         """(BP2)-(BP4) for a batch of rows: delta (M, n_out), a_prev (M, n_in). A frozen layer
         (trainable False) computes (BP2) only."""
-        if self.trainable:
+        if self._trainable:  # (the flag itself: this runs at every step)
             delta.sum(axis=0, out=self._grad("b"))  # (BP3)
             xp.matmul(delta.T, a_prev, out=self._grad("W"))  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
         if not need_input_grad:

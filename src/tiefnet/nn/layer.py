@@ -79,7 +79,8 @@ class Layer:
     # --- the contract -------------------------------------------------------------------
     def forward(self, x: Array, train: bool = False) -> Array:
         """``train=True`` caches what backward needs (and, for dropout, draws a mask); ``train=False``
-        writes nothing onto the layer."""
+        writes nothing onto the layer. So backward always belongs to the last *training* forward,
+        even after evaluation passes in between (whose inputs it never sees)."""
         raise NotImplementedError
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:

@@ -137,8 +137,11 @@ class BatchNorm(Normalization):
         running_var  = (1 - momentum) running_var  + momentum var_B M / (M - 1)   (unbiased)
 
     Evaluation (``train=False``) normalises with the running statistics and writes nothing.
-    A frozen layer (``trainable = False``) still uses and updates the batch statistics in
-    training mode, as in torch: freezing concerns gamma and beta only.
+
+    A frozen layer (``trainable = False``) is a fixed function, y = x gamma / sigma_run + (beta -
+    mu_run gamma / sigma_run), in training mode too: it normalises with the running statistics and
+    leaves them unchanged, so a frozen pretrained network stays what it was (torch needs ``.eval()``
+    for this, beside ``requires_grad=False``); its backward is dC/dx = dy gamma / sigma_run.
     """
 
     def __init__(self, C: int, eps: float = 1e-5, momentum: float = 0.1):
@@ -150,12 +153,15 @@ class BatchNorm(Normalization):
 
     def forward(self, x: Array, train: bool = False) -> Array:
         self._check(x)
-        if not train:  # y = x (gamma / sigma) + (beta - running_mean gamma / sigma): one multiply-add
+        if not (train and self.trainable):  # evaluation, or a frozen layer: the running statistics
             inv_sigma = 1.0 / xp.sqrt(self._channel(self.buffers["running_var"], x.dtype) + self.eps)
             scale, beta = self._scale_shift(inv_sigma, x.dtype)
-            y = x * scale
+            y = x * scale  # y = x (gamma / sigma) + (beta - running_mean gamma / sigma): one multiply-add
             y += beta - self._channel(self.buffers["running_mean"], x.dtype) * scale
+            if train:  # frozen: dC/dx = scale dy, no statistics moved
+                self._fixed_scale, self._x_hat, self.output = scale, None, y
             return y
+        self._fixed_scale = None
         M = self.group_size(x.shape)
         if M < 2:
             raise ShapeError(f"{self.describe()}: training needs more than one value per channel "
@@ -167,6 +173,12 @@ class BatchNorm(Normalization):
             running *= 1.0 - m
             running += m * batch.reshape(self.C)
         return y
+
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        scale = getattr(self, "_fixed_scale", None)
+        if scale is not None:  # after a frozen layer's training forward: y = scale x + shift
+            return dy * scale if need_input_grad else None
+        return super().backward(dy, need_input_grad)
 
     def to_config(self) -> dict[str, Any]:
         return {self.size_name: self.C, "eps": self.eps, "momentum": self.momentum}

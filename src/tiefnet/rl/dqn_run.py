@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
-from tiefnet.checkpoint import load_params, read_npz, write_npz
+from tiefnet.checkpoint import load_state, read_npz, write_npz
 from tiefnet.errors import CheckpointError, TrainingDiverged
 from tiefnet.rl.dqn import (DQNConfig, clone, epsilon_at, hidden_sizes, make_loss, make_optimizer, select_action,
                             sync_target, train_step)
@@ -181,9 +181,9 @@ def save_checkpoint(folder: RunFolder, agent: Agent, state: Progress, rng, confi
     """checkpoint.npz (atomic): theta, theta^-, optimizer state, replay memory, generator, counters;
     and model.npz/.json, the Q-network alone (for play)."""
     opt_meta, opt_arrays = agent.optimizer.state_dict()
-    arrays: dict[str, Any] = {f"q.{k}": v for k, v in agent.q_net.params.items()}
-    arrays.update({f"target.{k}": v for k, v in agent.target_net.params.items()})
-    arrays.update({f"best.{k}": v for k, v in agent.best_net.params.items()})
+    arrays: dict[str, Any] = {f"q.{k}": v for k, v in agent.q_net.arrays().items()}  # parameters and buffers
+    arrays.update({f"target.{k}": v for k, v in agent.target_net.arrays().items()})
+    arrays.update({f"best.{k}": v for k, v in agent.best_net.arrays().items()})
     arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
     arrays.update({f"memory.{k}": v for k, v in agent.memory.state_arrays().items()})
     meta = {"format": CHECKPOINT_FORMAT, "progress": asdict(state), "rng": rng.bit_generator.state,
@@ -202,7 +202,7 @@ def restore(path: Path, agent: Agent, state: Progress, rng, env) -> numpy.ndarra
         raise CheckpointError(f"{path}: not a tiefnet DQN checkpoint")
     try:
         for prefix, model in (("q.", agent.q_net), ("target.", agent.target_net), ("best.", agent.best_net)):
-            load_params(model, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, str(path))
+            load_state(model, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, str(path))
         agent.optimizer.load_state_dict(meta["optimizer"], {k[4:]: backend.asarray(v) for k, v in arrays.items()
                                                              if k.startswith("opt.")})
         agent.memory.load_state_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("memory.")})

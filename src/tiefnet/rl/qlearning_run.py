@@ -17,7 +17,8 @@ from tiefnet.errors import ConfigError
 from tiefnet.rl.gridworld import GridWorld, GridWorldEnv, lecture_gridworld, load_map
 from tiefnet.rl.mdp import NO_ACTION, max_norm, value_iteration
 from tiefnet.rl.qlearning import ETA_SCHEDULES, EtaSchedule, GymEnv, check_settings, evaluate, greedy, q_learning
-from tiefnet.runs import RunFolder, progress_bar
+from tiefnet.progress import progress_bar
+from tiefnet.runs import RunFolder
 from tiefnet.settings import setting
 
 GRIDWORLD = "gridworld"

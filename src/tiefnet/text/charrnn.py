@@ -108,7 +108,7 @@ def predict_from(model: Sequential, ids: Array, states: list | None = None) -> t
     """
     x, last, layer_states = ids, [], iter(states or [])
     for layer in model.layers:
-        if isinstance(layer, _Recurrent):
+        if hasattr(layer, "forward_state"):  # a recurrent layer (or cell): its state in, its last state out
             x, state = layer.forward_state(x, next(layer_states, None))
             last.append(state)
         else:

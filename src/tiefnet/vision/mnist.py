@@ -22,7 +22,6 @@ from tiefnet.errors import ConfigError
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
-from tiefnet.plot import training_curves
 from tiefnet.runs import RunFolder
 from tiefnet.settings import setting
 from tiefnet.train import History, checkpoint_history, fit
@@ -195,6 +194,8 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     summary = summarize(config, history, time.perf_counter() - started)
     folder.write_json("summary.json", summary)
     if history.epochs:
+        from tiefnet.plot import training_curves  # matplotlib loads only where a figure is drawn
+
         network = config.describe() + ("\n" if config.model == "cnn" else " ")  # a CNN's takes a line of its own
         title = (f"{network}{config.activation}, {config.cost}, eta={config.eta:g}, m={config.batch_size}"
                  + (f", {config.reg} lambda={config.lmbda:g}" if config.lmbda else ""))
