@@ -6,7 +6,7 @@
 #       bench/same_outputs.sh "$PWD/src" /tmp/after && .venv/bin/python bench/compare_runs.py /tmp/before /tmp/after
 set -u
 SRC=$(realpath "$1"); DST=$2
-PY=${PYTHON:-$(realpath "$(dirname "$0")/../.venv/bin/python")}
+PY=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}  # (not realpath: the venv is found through its link)
 mkdir -p "$DST"; cd "$DST" || exit 1
 T() { PYTHONPATH="$SRC" "$PY" -c "import sys; from tiefnet.cli import main; sys.exit(main())" "$@"; }
 T mnist --epochs 2 --out mnist --no-progress > mnist.log 2>&1
