@@ -24,7 +24,7 @@ from tiefnet.checkpoint import load_model
 from tiefnet.data.text import Vocabulary, load_text, split
 from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
 from tiefnet.nn import Dense, Embedding, Layer, LogLikelihood, Sequential, Softmax, TimeFlatten
-from tiefnet.nn.recurrent import LSTM, RNN, _Recurrent
+from tiefnet.nn.recurrent import LSTM, RNN
 from tiefnet.optim import Adam
 from tiefnet.runs import RunFolder
 from tiefnet.settings import setting
@@ -78,8 +78,9 @@ def build_model(V: int, config: Config, rng: numpy.random.Generator) -> Sequenti
     return Sequential(*layers)
 
 
-def recurrent_layers(model: Sequential) -> list[_Recurrent]:
-    return [layer for layer in model.layers if isinstance(layer, _Recurrent)]
+def recurrent_layers(model: Sequential) -> list[Layer]:
+    """The recurrent layers (or cells) of the model: those with an explicit state (forward_state)."""
+    return [layer for layer in model.layers if hasattr(layer, "forward_state")]
 
 
 def reset_state(model: Sequential) -> None:
