@@ -19,6 +19,30 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def layer_sizes(text: str, name: str, example: str) -> list[int]:
+    """'20,40' -> [20, 40]; '' -> []; a clear error naming the setting otherwise (an empty part such
+    as '30,,10' too). The one parser of every comma-separated size list (mnist, dqn)."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} does not parse: give sizes like {example}") from None
+    if any(s < 1 for s in sizes):
+        raise ConfigError(f"{name}={text!r}: every layer needs at least 1 neuron or feature")
+    return sizes
+
+
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """A seed is a whole number in [0, 2^63): NumPy refuses negative seeds."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{name}={seed!r} must be a whole number from 0 to 2^63 - 1")
+
+
 def saved_settings(out: str | Path, config_class: type) -> dict[str, Any]:
     """The settings in ``out/config.json`` that ``config_class`` knows ({} if there is none)."""
     path = Path(out) / "config.json"

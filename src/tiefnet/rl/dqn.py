@@ -34,7 +34,7 @@ from tiefnet.nn.losses import TDError
 from tiefnet.optim import Adam, Optimizer, RMSProp
 from tiefnet.train import train_step as gradient_step
 from tiefnet.rl.replay import Transitions
-from tiefnet.settings import setting
+from tiefnet.settings import layer_sizes, setting
 
 OPTIMIZERS = {"adam": Adam, "rmsprop": RMSProp}
 
@@ -98,14 +98,8 @@ class DQNConfig:
 
 
 def hidden_sizes(hidden: str) -> list[int]:
-    """'128,128' -> [128, 128]; '' -> [] (a linear Q-function)."""
-    try:
-        sizes = [int(n) for n in hidden.split(",") if n.strip()]
-    except ValueError:
-        raise ConfigError(f"hidden={hidden!r} must be layer sizes separated by commas, e.g. 128,128") from None
-    if any(n < 1 for n in sizes):
-        raise ConfigError(f"hidden={hidden!r}: every layer needs at least 1 neuron")
-    return sizes
+    """'128,128' -> [128, 128]; '' -> [] (a linear Q-function); the parser of mnist's --hidden."""
+    return layer_sizes(hidden, "hidden", "128,128")
 
 
 # --- the Q-network Q(phi, .; theta) and the target network theta^- -------------------------

@@ -25,20 +25,6 @@ POOL = 2  # 2 x 2 regions, stride 2: height and width halve (3.3)
 CLASSES = 10
 
 
-def parse_sizes(text: str, name: str, example: str) -> list[int]:
-    """'20,40' -> [20, 40]; '' -> []; a clear error naming the setting otherwise."""
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} does not parse: give sizes like {example}") from None
-    if any(s < 1 for s in sizes):
-        raise ConfigError(f"{name}={text!r}: every layer needs at least 1 neuron or feature")
-    return sizes
-
-
 def map_sides(features: Sequence[int], kernel: int, side: int = IMAGE[1]) -> list[tuple[int, int]]:
     """(side after the conv, side after the pool) for each stage: W_out = W - R + 1 (3.3, P = 0,
     S = 1), then halved by pooling (an odd side drops its last row and column).

@@ -23,9 +23,9 @@ from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequen
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
 from tiefnet.runs import RunFolder
-from tiefnet.settings import setting
+from tiefnet.settings import layer_sizes, setting
 from tiefnet.train import History, checkpoint_history, fit
-from tiefnet.vision.cnn import POOLS, build_cnn, map_sides, parse_sizes, topology
+from tiefnet.vision.cnn import POOLS, build_cnn, map_sides, topology
 
 
 # Settings whose default depends on the model: "dense" is the lecture's first network (2.4/2.5),
@@ -109,10 +109,10 @@ class Config:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
 
     def hidden_sizes(self) -> list[int]:
-        return parse_sizes(self.hidden, "hidden", "30 or 100,30")
+        return layer_sizes(self.hidden, "hidden", "30 or 100,30")
 
     def feature_sizes(self) -> list[int]:
-        return parse_sizes(self.features, "features", "20,40")
+        return layer_sizes(self.features, "features", "20,40")
 
     def describe(self) -> str:
         """The network in one line: '784-30-10', or the conv stages and the dense sizes."""
