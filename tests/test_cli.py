@@ -273,7 +273,17 @@ def test_out_that_is_a_file(tmp_path, capsys):
 
 
 def test_bad_device_is_one_line():
-    result = subprocess.run([sys.executable, "-m", "tiefnet.cli", "mnist", "--help"], capture_output=True,
-                            text=True, timeout=60, env={**os.environ, "TIEFNET_DEVICE": "tpu"})
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    env = {**os.environ, "TIEFNET_DEVICE": "tpu"}
+    result = subprocess.run([sys.executable, "-m", "tiefnet.cli", "gridworld"], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == ["tiefnet: error: TIEFNET_DEVICE='tpu' is not one of 'cpu', 'gpu'"]
+
+
+def test_bad_device_still_prints_the_help():  # issue 10: the help is how a user finds the right value
+    env = {**os.environ, "TIEFNET_DEVICE": "tpu"}
+    for argv in (["--help"], ["mnist", "--help"], ["--version"]):
+        result = subprocess.run([sys.executable, "-m", "tiefnet.cli", *argv], capture_output=True,
+                                text=True, timeout=60, env=env)
+        assert result.returncode == 0 and "Traceback" not in result.stderr
+        assert result.stdout.strip() and "TIEFNET_DEVICE='tpu'" in result.stderr

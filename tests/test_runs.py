@@ -185,7 +185,7 @@ def test_ctrl_c_of_a_new_run_never_points_at_an_older_runs_checkpoint(tmp_path, 
     out = tmp_path / "mnist"
     assert main([*MNIST, "--epochs", "1", "--out", str(out)]) == 0
     interrupt_after(monkeypatch, tiefnet.train, "train_step", 1)
-    err = interrupted_line(capsys, main([*MNIST, "--eta", "0.5", "--out", str(out)]))
+    err = interrupted_line(capsys, main([*MNIST, "--eta", "0.5", "--out", str(out), "--overwrite"]))
     assert err == f"tiefnet: interrupted; before the first checkpoint; {out} holds nothing to resume from"
 
 
@@ -199,3 +199,16 @@ def test_a_symlinked_metrics_file_is_not_read_into_the_folder(tmp_path):
     with pytest.raises(ConfigError, match="is a symbolic link"):
         folder.metrics(keep_lines=1)
     assert outside.read_text() == '{"line": "of someone else"}\n'
+
+
+def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path, capsys):  # issue 10
+    out = tmp_path / "mnist"
+    assert main([*MNIST, "--epochs", "1", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*MNIST, "--epochs", "1", "--eta", "0.5", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tiefnet: error: --out {out} already holds files") and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
+    assert main([*MNIST, "--epochs", "1", "--eta", "0.5", "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["eta"] == 0.5

@@ -18,11 +18,12 @@ see :class:`tiefnet.runs.RunInterrupted`) and exit code 130.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Sequence
 
 from tiefnet import __version__
-from tiefnet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from tiefnet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Parser, check_out
 from tiefnet.errors import TiefnetError
 
 COMMANDS = ["mnist", "experiment", "charrnn", "rl"]  # modules of tiefnet.cli, in the order of `tiefnet --help`
@@ -37,22 +38,52 @@ def build_parser(modules: Sequence) -> Parser:
     return parser
 
 
+def _device_problem() -> str | None:
+    """What is wrong with TIEFNET_DEVICE (None if nothing), without importing tiefnet.backend."""
+    device = os.environ.get("TIEFNET_DEVICE", "cpu").strip().lower() or "cpu"
+    return None if device in ("cpu", "gpu") else f"TIEFNET_DEVICE={device!r} is not one of 'cpu', 'gpu'"
+
+
+def _import_commands(argv: Sequence[str]) -> list:
+    """The command modules (they import tiefnet.backend, which picks NumPy or CuPy). With a bad
+    TIEFNET_DEVICE the help is still shown (built with the CPU backend, and a note of the problem);
+    any command is refused with that one line."""
+    problem = _device_problem()
+    wants_help = not argv or any(a in ("-h", "--help", "--version") for a in argv)
+    if problem is None or not wants_help or "tiefnet.backend" in sys.modules:
+        return [importlib.import_module(f"tiefnet.cli.{name}") for name in COMMANDS]
+    print(f"tiefnet: note: {problem}; the help below is shown, any command would be refused", file=sys.stderr)
+    saved = os.environ["TIEFNET_DEVICE"]
+    os.environ["TIEFNET_DEVICE"] = "cpu"
+    try:
+        return [importlib.import_module(f"tiefnet.cli.{name}") for name in COMMANDS]
+    finally:
+        os.environ["TIEFNET_DEVICE"] = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        # the command modules import the applications and tiefnet.backend, which picks NumPy or
-        # CuPy: a bad TIEFNET_DEVICE is then one line too
-        modules = [importlib.import_module(f"tiefnet.cli.{name}") for name in COMMANDS]
         argv = list(sys.argv[1:] if argv is None else argv)
+        modules = _import_commands(argv)
         for module in modules:
             argv = module.shorthand(argv) if hasattr(module, "shorthand") else argv
         parser = build_parser(modules)
         try:
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
         except SystemExit as exit_:  # --help, --version, or a usage error already printed
             return int(exit_.code or 0)
+        if unknown:  # named by the (sub-)command that was parsing, pointing to its own help
+            prog = getattr(args, "_prog", parser.prog)
+            print(f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)", file=sys.stderr)
+            return EXIT_USAGE
         if not getattr(args, "handler", None):
             parser.print_help()
             return EXIT_USAGE
+        problem = _device_problem()
+        if problem is not None:  # the help was built on the CPU backend; no command runs so
+            raise TiefnetError(problem)
+        if getattr(args, "check_out", False):
+            check_out(args)
         return args.handler(args)
     except TiefnetError as error:
         print(f"tiefnet: error: {error}", file=sys.stderr)

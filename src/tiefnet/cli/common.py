@@ -21,6 +21,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + error
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """As argparse's, and ``_prog`` names the innermost (sub-)command that parsed: an unknown
+        option is reported by the command it was given to (``tiefnet mnist: error: ...``)."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if not hasattr(namespace, "_prog"):  # the innermost parser returns first
+            namespace._prog = self.prog
+        return namespace, extras
+
 
 def default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -56,13 +64,36 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type, skip
 
 
 def add_run_options(parser: argparse.ArgumentParser, name: str, resume_example: str | None = None,
-                    progress_help: str = "no progress bar") -> None:
-    """--out (the run folder), --resume (if the application can continue a run), --no-progress."""
-    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default runs/{name}-TIMESTAMP)")
+                    progress_help: str = "no progress bar", out_help: str | None = None) -> None:
+    """--out (the run folder), --resume (if the application can continue a run), --overwrite,
+    --no-progress. ``main`` refuses an --out that already holds files unless --resume or --overwrite
+    is given (:func:`check_out`), before any work."""
+    parser.add_argument("--out", type=Path, default=None,
+                        help=out_help or f"run folder (default runs/{name}-TIMESTAMP)")
     if resume_example is not None:
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
                                                                   f"(e.g. with a larger {resume_example})")
+    parser.add_argument("--overwrite", action="store_true", help="write into an --out folder that already holds "
+                                                                 "files (a run's files are replaced)")
     parser.add_argument("--no-progress", action="store_true", help=progress_help)
+    parser.set_defaults(check_out=True)
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse to write a run into a folder that already holds files (an earlier run, or anything else)
+    unless ``--resume`` continues it or ``--overwrite`` says so: nothing is lost by a repeated command."""
+    out = getattr(args, "out", None)
+    if out is None or getattr(args, "resume", False) or getattr(args, "overwrite", False):
+        return
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise TiefnetError(f"--out {out} is {'a symbolic link' if out.is_symlink() else 'a file'}, not a folder")
+    if out.is_dir():
+        names = sorted(entry.name for entry in out.iterdir())
+        if names:
+            shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+            resume = " continue it with --resume," if hasattr(args, "resume") else ""
+            raise TiefnetError(f"--out {out} already holds files ({shown}):{resume} replace them with --overwrite, "
+                               f"or choose another folder")
 
 
 def config_from(args: argparse.Namespace, config_class: type, **overrides: Any) -> Any:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from tiefnet import experiments
 from tiefnet.backend import thread_limit
-from tiefnet.cli.common import default_out
+from tiefnet.cli.common import add_run_options, default_out
 from tiefnet.errors import TiefnetError
 
 
@@ -16,12 +15,11 @@ def add_commands(sub) -> None:
                        description="Run one lecture experiment; writes a PNG figure and a JSON of its numbers.",
                        epilog="experiments: " + "; ".join(f"{k}: {v.DESCRIPTION}" for k, v in names.items()))
     p.add_argument("name", choices=sorted(names), metavar="NAME", help=", ".join(sorted(names)))
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME-TIMESTAMP)")
     p.add_argument("--epochs", type=int, default=None, help="override the lecture's number of epochs")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads")
     p.add_argument("--quick", action="store_true", help="a tiny budget: check that it runs, not the result")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(p, "NAME", out_help="output folder (default runs/NAME-TIMESTAMP)")
     p.set_defaults(handler=_cmd_experiment)
 
 

@@ -88,8 +88,7 @@ def _add_qlearn(sub) -> None:
                    help="'gridworld' or a gymnasium id with Discrete spaces, e.g. FrozenLake-v1, Taxi-v4")
     add_config_options(p, qlearning_run.Config, skip=("env",))
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--out", type=Path, default=None, help="write Q.npz, config.json and summary.json to this folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(p, "qlearn", out_help="write Q.npz, config.json and summary.json to this folder")
     p.set_defaults(handler=_cmd_qlearn)
 
 
