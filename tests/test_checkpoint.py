@@ -189,7 +189,7 @@ def test_not_a_zip_at_all(saved):
 def test_pickled_object_array_is_refused(saved):
     folder, _ = saved
     rewrite_npz(folder / "model.npz", lambda entries: entries.update({"evil": np.array([{"a": 1}], dtype=object)}))
-    expect_error(folder, "not a readable .npz file")
+    expect_error(folder, "'evil.npy' holds Python objects (pickle); refusing to load it")
 
 
 def test_npz_without_meta(saved):

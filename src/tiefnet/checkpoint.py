@@ -9,6 +9,7 @@ file replace makes a save atomic: a write killed midway leaves the previous mode
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -16,11 +17,11 @@ from typing import Any, Mapping
 
 import numpy
 
-from tiefnet import backend
-from tiefnet.errors import CheckpointError
-from tiefnet.files import write_bytes, write_text
+from tiefnet import backend, limits
+from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.files import parse_json, write_bytes, write_text
 from tiefnet.nn.layer import Layer
-from tiefnet.nn.registry import layer_from_config, layer_to_config
+from tiefnet.nn.registry import architecture_count, layer_from_config, layer_to_config
 
 META_KEY = "__meta__"
 FORMAT = "tiefnet-model/1"
@@ -36,8 +37,52 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, Any], meta: dict[str, A
     write_bytes(path, lambda f: numpy.savez(f, **payload))
 
 
+MAX_ENTRIES = 100_000  # arrays in one .npz file
+MAX_META_BYTES = 16 * 2**20  # the JSON meta entry (architecture and info)
+SMALL_MODEL = 2**24  # numbers an architecture may allocate whatever its file holds (then: which array is missing)
+
+
+def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], numpy.dtype]]:
+    """{name: (shape, dtype)} of the arrays in an .npz file, read from the .npy headers alone. The
+    sizes they declare are checked before any array is read: no object (pickled) arrays, no array
+    larger than the data the archive says it holds, all of them together within
+    :func:`tiefnet.limits.memory_limit` (a header claiming 10^12 floats, a small file that would
+    decompress to gigabytes: refused with the size)."""
+    headers, total = {}, 0
+    readers = {(1, 0): numpy.lib.format.read_array_header_1_0, (2, 0): numpy.lib.format.read_array_header_2_0}
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.infolist()
+        if len(entries) > MAX_ENTRIES:
+            raise CheckpointError(f"{path}: holds {len(entries)} entries, more than {MAX_ENTRIES}")
+        for entry in entries:
+            if not entry.filename.endswith(".npy"):
+                raise CheckpointError(f"{path}: entry {entry.filename[:80]!r} is not an .npy array")
+            with archive.open(entry) as f:
+                version = numpy.lib.format.read_magic(f)
+                if version not in readers:
+                    raise CheckpointError(f"{path}: entry {entry.filename[:80]!r} has .npy format {version}")
+                shape, _, dtype = readers[version](f)
+            if dtype.hasobject:
+                raise CheckpointError(f"{path}: entry {entry.filename[:80]!r} holds Python objects (pickle); "
+                                      f"refusing to load it")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > entry.file_size:
+                raise CheckpointError(f"{path}: entry {entry.filename[:80]!r} declares {limits.size(nbytes)} "
+                                      f"of data but holds {limits.size(entry.file_size)}")
+            total += nbytes
+            headers[entry.filename[:-4]] = (tuple(shape), dtype)
+    if META_KEY in headers and headers[META_KEY][0] == () and headers[META_KEY][1].itemsize > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: its {META_KEY} entry is larger than {limits.size(MAX_META_BYTES)}")
+    try:
+        limits.check_allocation(total, f"{path}: its arrays")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    return headers
+
+
 def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[str, Any]]:
-    """The arrays and the JSON meta written by :func:`write_npz` (``allow_pickle=False``)."""
+    """The arrays and the JSON meta written by :func:`write_npz` (``allow_pickle=False``; the
+    headers checked first by :func:`npz_headers`)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
@@ -45,19 +90,20 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
         if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):  # an .npz file is a zip archive
             raise CheckpointError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
+        npz_headers(path)
         data = numpy.load(path, allow_pickle=False)
         if not isinstance(data, numpy.lib.npyio.NpzFile):
             raise ValueError("a single array, not an .npz archive")
         with data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError) as error:
         raise CheckpointError(f"{path}: not a readable .npz file ({error})") from error
     if META_KEY not in arrays:
         raise CheckpointError(f"{path}: has no {META_KEY} entry: not written by tiefnet")
-    try:
-        meta = json.loads(str(arrays.pop(META_KEY)))
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: its {META_KEY} entry is not valid JSON ({error})") from error
+    meta_entry = arrays.pop(META_KEY)
+    if meta_entry.shape != () or meta_entry.dtype.kind != "U":
+        raise CheckpointError(f"{path}: its {META_KEY} entry is not a JSON string")
+    meta = parse_json(str(meta_entry), f"{path}: its {META_KEY} entry", CheckpointError)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its {META_KEY} entry is not a JSON object")
     return arrays, meta
@@ -126,10 +172,21 @@ def read_model(folder: str | os.PathLike, custom: Mapping[str, type[Layer]] | No
     arrays, meta = read_npz(folder / "model.npz")
     if meta.get("format") != FORMAT or "architecture" not in meta:
         raise CheckpointError(f"{folder / 'model.npz'}: not a tiefnet model (format {meta.get('format')!r})")
+    source = folder / "model.npz"
+    try:
+        count = architecture_count(meta["architecture"], custom)
+    except CheckpointError as error:
+        raise CheckpointError(f"{source}: {error}") from None
+    numbers = sum(a.size for a in arrays.values())
+    if count is not None and count > max(2 * numbers, SMALL_MODEL):  # the file's arrays bound what is built
+        raise CheckpointError(f"{source}: its architecture has {count} parameters and buffers, its arrays "
+                              f"hold only {numbers} numbers")
     try:
         model = layer_from_config(meta["architecture"], custom)
     except MemoryError:
-        raise CheckpointError(f"{folder / 'model.npz'}: its architecture is too large to build") from None
+        raise CheckpointError(f"{source}: its architecture is too large to build") from None
+    if not any(not layer.children() for _, layer in model.walk()):
+        raise CheckpointError(f"{source}: its architecture {model.describe()} holds no layers")
     load_state(model, arrays, str(folder / "model.npz"))
     extra = sorted(set(arrays) - set(model.arrays()))
     if extra:

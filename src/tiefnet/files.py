@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,17 +73,60 @@ def open_appending(path: str | os.PathLike, initial: str) -> TextIO:
     return f
 
 
-def read_text(path: str | os.PathLike) -> str:
+MAX_TEXT_BYTES = 256 * 2**20  # a run folder's JSON and text files (metrics.jsonl of a long run: a few MB)
+MAX_NESTING = 200  # levels of JSON lists/objects in a file
+
+
+def read_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> str:
     """The UTF-8 text of ``path``, refusing a symbolic link (a run folder must not read a file from
-    elsewhere into itself)."""
+    elsewhere into itself), a file that is not a regular file (a FIFO would block), a file larger
+    than ``max_bytes`` and bytes that are not UTF-8."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
         if os.path.islink(path):
             raise ConfigError(f"{path} is a symbolic link: refusing to read it") from None
         raise error
-    with os.fdopen(fd, encoding="utf-8") as f:
-        return f.read()
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise ConfigError(f"{path} has {info.st_size} bytes, more than the {max_bytes} tiefnet reads")
+        data = f.read(max_bytes + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``, read as :func:`read_text` does and parsed by :func:`parse_json`."""
+    return parse_json(read_text(path), str(path))
+
+
+def parse_json(text: str, source: str, error: type[Exception] = ConfigError) -> Any:
+    """JSON from a file that may come from anyone: invalid or too deeply nested JSON is an
+    ``error`` naming ``source``, never a RecursionError."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as problem:
+        reason = "nested too deeply" if isinstance(problem, RecursionError) else str(problem)
+        raise error(f"{source}: not valid JSON ({reason})") from None
+    if _nesting(value) > MAX_NESTING:
+        raise error(f"{source}: JSON nested more than {MAX_NESTING} levels deep")
+    return value
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and dicts nest in ``value`` (iteratively: no recursion limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

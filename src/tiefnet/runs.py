@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from tiefnet import checkpoint
 from tiefnet.errors import CheckpointError, ConfigError
-from tiefnet.files import open_appending, read_text, replacing, write_json, write_text
+from tiefnet.files import open_appending, parse_json, read_text, replacing, write_json, write_text
 from tiefnet.progress import progress_bar
 from tiefnet.settings import check_resumable
 
@@ -57,10 +57,7 @@ class MetricsLog:
 
 
 def _parse_lines(path: Path, lines: Sequence[str]) -> list[dict[str, Any]]:
-    try:
-        entries = [json.loads(line) for line in lines]
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: a line is not JSON ({error})") from None
+    entries = [parse_json(line, f"{path}: line {i}", CheckpointError) for i, line in enumerate(lines, 1)]
     if not all(isinstance(e, dict) for e in entries):
         raise CheckpointError(f"{path}: a line is not a JSON object")
     return entries

@@ -6,12 +6,12 @@ that ``--resume`` continues with the same settings.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, field, fields
 from pathlib import Path
 from typing import Any
 
 from tiefnet.errors import ConfigError
+from tiefnet.files import read_json
 
 
 def setting(default: Any, help: str) -> Any:
@@ -47,11 +47,28 @@ def saved_settings(out: str | Path, config_class: type) -> dict[str, Any]:
     """The settings in ``out/config.json`` that ``config_class`` knows ({} if there is none)."""
     path = Path(out) / "config.json"
     try:
-        saved = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError) as error:
+        saved = read_json(path) if path.exists() or path.is_symlink() else {}
+    except (OSError, ConfigError) as error:
         raise ConfigError(f"--resume: cannot read {path} ({error})") from None
-    known = {f.name for f in fields(config_class)}
-    return {k: v for k, v in saved.items() if k in known} if isinstance(saved, dict) else {}
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--resume: {path} is not a JSON object")
+    known = {f.name: f for f in fields(config_class)}
+    settings = {k: v for k, v in saved.items() if k in known}
+    for name, value in settings.items():
+        _check_type(known[name], value, path)
+    return settings
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _check_type(f: Any, value: Any, path: Path) -> None:
+    """A saved setting has its field's type (a crafted config.json: one line, not a TypeError later)."""
+    allowed = _TYPES.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+    if allowed is None:
+        return
+    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+        raise ConfigError(f"--resume: {path}: {f.name}={value!r} is not {'an' if f.type == 'int' else 'a'} {f.type}")
 
 
 def check_resumable(out: str | Path, config: Any, may_change: set[str]) -> None:
@@ -61,9 +78,11 @@ def check_resumable(out: str | Path, config: Any, may_change: set[str]) -> None:
     if not (out / "checkpoint.npz").is_file():
         raise ConfigError(f"--resume: {out} holds no checkpoint.npz to continue from")
     try:
-        before = json.loads((out / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        before = read_json(out / "config.json")
+    except (OSError, ConfigError) as error:
         raise ConfigError(f"--resume: cannot read {out / 'config.json'} ({error})") from None
+    if not isinstance(before, dict):
+        raise ConfigError(f"--resume: {out / 'config.json'} is not a JSON object")
     # a setting that an older run folder does not name had its default then
     defaults = {f.name: f.default for f in fields(config)}
     changed = [f"--{k.replace('_', '-')} {before.get(k, defaults[k])!r} -> {v!r}" for k, v in asdict(config).items()

@@ -8,6 +8,7 @@ its transpose, (N H_out W_out) x (C Q R), because rows are samples here (row-maj
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy
@@ -15,7 +16,7 @@ import numpy
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer
+from tiefnet.nn.layer import Layer, whole_numbers
 
 
 def output_size(size: int, kernel: int, padding: int, stride: int) -> int | None:
@@ -201,6 +202,15 @@ class Conv2d(Layer):
         if P:
             dx = dx[:, P:-P, P:-P, :]
         return dx.transpose(0, 3, 1, 2)  # (N, C, H, W), channels innermost in memory
+
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        kernel = config.get("kernel", 5)
+        kernel = [kernel, kernel] if isinstance(kernel, int) else kernel
+        if not (isinstance(kernel, (list, tuple)) and len(kernel) == 2):
+            return None
+        sizes = whole_numbers({**config, "Q": kernel[0], "R": kernel[1]}, "C", "F", "Q", "R")
+        return None if sizes is None else math.prod(sizes) + sizes[1]  # W (F, C, Q, R), b (F,)
 
     def to_config(self) -> dict[str, Any]:
         return {"C": self.C, "F": self.F, "kernel": [self.Q, self.R], "padding": self.P, "stride": self.S,

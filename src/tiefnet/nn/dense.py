@@ -8,7 +8,7 @@ import numpy
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer
+from tiefnet.nn.layer import Layer, whole_numbers
 
 
 class Dense(Layer):
@@ -65,3 +65,8 @@ class Dense(Layer):
 
     def to_config(self) -> dict[str, Any]:
         return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init}
+
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        sizes = whole_numbers(config, "n_in", "n_out")
+        return None if sizes is None else sizes[1] * sizes[0] + sizes[1]  # W, b

@@ -10,7 +10,7 @@ import numpy
 from tiefnet.backend import Array, sum_rows_by_index
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer
+from tiefnet.nn.layer import Layer, whole_numbers
 
 
 class Embedding(Layer):
@@ -48,3 +48,8 @@ class Embedding(Layer):
 
     def to_config(self) -> dict[str, Any]:
         return {"V": self.V, "D": self.D}
+
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        sizes = whole_numbers(config, "V", "D")
+        return None if sizes is None else sizes[0] * sizes[1]  # W

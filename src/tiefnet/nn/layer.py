@@ -183,6 +183,14 @@ class Layer:
         return {}
 
     @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        """How many numbers (parameters and buffers) ``from_config(config)`` would allocate, computed
+        from the settings alone: a file's architecture is checked against the memory limit and its
+        arrays before it is built. None: not known (the settings are not whole numbers, or a layer type
+        of your own that does not say)."""
+        return None
+
+    @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Layer":
         """Rebuild from ``to_config()``; child layers arrive already built (see nn.registry)."""
         return cls(**config)
@@ -235,6 +243,15 @@ class Container(Layer):
         for _, layer in self.walk():
             if not layer.is_container and layer.params:
                 yield layer
+
+
+def whole_numbers(config: dict[str, Any], *names: str) -> list[int] | None:
+    """The settings ``names`` of ``config`` as ints >= 1, or None if one is not (its constructor then
+    says what is wrong): what an ``array_count`` multiplies."""
+    values = [config.get(name) for name in names]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        return None
+    return values
 
 
 def layer_to_config(layer: Layer) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from tiefnet import backend
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError, ShapeError
-from tiefnet.nn.layer import Layer
+from tiefnet.nn.layer import Layer, whole_numbers
 
 
 def _check_int(layer: str, name: str, value: Any) -> int:
@@ -183,6 +183,11 @@ class BatchNorm(Normalization):
     def to_config(self) -> dict[str, Any]:
         return {self.size_name: self.C, "eps": self.eps, "momentum": self.momentum}
 
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        C = whole_numbers(config, cls.size_name)
+        return None if C is None else 4 * C[0]  # gamma, beta, running_mean, running_var
+
 
 class BatchNorm1d(BatchNorm):
     """Batch normalisation of D features: mu and var over the N samples of each feature.
@@ -228,6 +233,11 @@ class InstanceNorm2d(Normalization):
 
     def to_config(self) -> dict[str, Any]:
         return {self.size_name: self.C, "eps": self.eps, "affine": self.affine}
+
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        C = whole_numbers(config, cls.size_name)
+        return None if C is None else 2 * C[0] if config.get("affine", True) else 0  # gamma, beta
 
 
 __all__ = ["BatchNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm2d", "Normalization"]

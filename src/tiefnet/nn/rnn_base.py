@@ -12,7 +12,7 @@ import numpy
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
-from tiefnet.nn.layer import Layer
+from tiefnet.nn.layer import Layer, whole_numbers
 
 
 def _sigmoid_(z: Array) -> None:
@@ -87,6 +87,15 @@ class _RecurrentParams(Layer):
     def _settings(self) -> dict[str, Any]:
         """Constructor arguments beyond D, H and init (the fused layers' return_sequences, stateful)."""
         return {}
+
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        sizes = whole_numbers(config, "D", "H")
+        if sizes is None:
+            return None
+        D, H = sizes
+        G = cls.gates * H
+        return G * H + G * D + G  # W, U, b
 
     def to_config(self) -> dict[str, Any]:
         config = {"D": self.D, "H": self.H, "init": self.init, **self._settings()}

@@ -19,7 +19,8 @@ import numpy
 
 from tiefnet.errors import CheckpointError, ConfigError, ShapeError
 from tiefnet.nn import Conv2d, Dense, Flatten, ReLU, Sequential
-from tiefnet.rl.replay import Transitions
+from tiefnet.rl.limits import check_fits
+from tiefnet.rl.replay import Transitions, check_stored
 
 SCREEN = 84  # side of phi's frames (5.3: "skaliere auf 84 x 84 Pixel")
 
@@ -173,6 +174,8 @@ class FrameReplayMemory:
             raise ConfigError(f"FrameReplayMemory: obs_shape={tuple(obs_shape)} must be (stack, H, W)")
         self.capacity = int(capacity)
         self.obs_shape = tuple(int(n) for n in obs_shape)
+        check_fits({"the replay memory": self.bytes_needed(self.capacity, self.obs_shape, obs_dtype)},
+                   f"a frame replay memory of {self.capacity} transitions of shape {self.obs_shape}")
         self.stack = self.obs_shape[0]  # m
         self.frames = numpy.zeros((self.capacity + self.stack, *self.obs_shape[1:]), dtype=obs_dtype)
         self.newest_frame = numpy.zeros(self.capacity, dtype=numpy.int64)  # p: frames pushed before it
@@ -232,6 +235,12 @@ class FrameReplayMemory:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.frames, self.newest_frame, self.action, self.reward, self.terminated))
 
+    @staticmethod
+    def bytes_needed(capacity: int, obs_shape: tuple[int, ...], obs_dtype=numpy.uint8) -> int:
+        """:attr:`nbytes` of a memory of these settings, known before it is allocated."""
+        frame = int(numpy.prod(obs_shape[1:], dtype=object)) * numpy.dtype(obs_dtype).itemsize
+        return (int(capacity) + int(obs_shape[0])) * frame + int(capacity) * (8 + 8 + 4 + 4)
+
     # --- checkpoints: the live frames and transitions, oldest first --------------------------
     def state_arrays(self) -> dict[str, numpy.ndarray]:
         """Everything needed to restore D: the frames still in use and the transitions, oldest first."""
@@ -264,6 +273,11 @@ class FrameReplayMemory:
                 or any(c.shape != (n,) for c in columns)
                 or (n and (newest.min() < self.stack or newest.max() >= count))):
             raise CheckpointError("frame replay memory: saved arrays have inconsistent shapes or frame numbers")
+        for name, values in (("frames", head), ("frames_wrapped", wrapped)):
+            check_stored(f"frame replay memory: {name}", values, integer=True, high=255)
+        for name, values in zip(("action", "reward", "terminated"), columns):
+            check_stored(f"frame replay memory: {name}", values, integer=name == "action",
+                         binary=name == "terminated")
         self.frames[: len(head)] = head  # frame numbers restart at 0, oldest first
         self.frames[len(head) : count] = wrapped
         self.newest_frame[:n], self.action[:n], self.reward[:n], self.terminated[:n] = newest, *columns

@@ -21,7 +21,7 @@ This module holds the settings (:class:`DQNConfig`) and the pieces: the Q-networ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy
 
@@ -34,7 +34,7 @@ from tiefnet.nn.losses import TDError
 from tiefnet.optim import Adam, Optimizer, RMSProp
 from tiefnet.train import train_step as gradient_step
 from tiefnet.rl.replay import Transitions
-from tiefnet.settings import layer_sizes, setting
+from tiefnet.settings import check_seed, layer_sizes, setting
 
 OPTIMIZERS = {"adam": Adam, "rmsprop": RMSProp}
 
@@ -74,6 +74,8 @@ class DQNConfig:
     threads: int = setting(1, "CPU threads for the layers.")
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_seed(self.seed)
         for name, low in (("steps", 1), ("memory", 1), ("batch_size", 1), ("target_every", 1), ("epsilon_steps", 1),
                           ("learning_starts", 0), ("train_every", 1), ("check_every", 0), ("check_episodes", 1),
                           ("eval_episodes", 0),
@@ -95,6 +97,20 @@ class DQNConfig:
         hidden_sizes(self.hidden)
         if not self.env:
             raise ConfigError("env must name a gymnasium environment, e.g. CartPole-v1")
+
+
+def check_types(config) -> None:
+    """Each field of a Config has the type of its default (a config.json may hold anything): an int
+    field a whole number, a float field a number, a str field text."""
+    for f in fields(config):
+        value, kind = getattr(config, f.name), type(f.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue  # 1 for 1.0
+        if type(value) is not kind:
+            raise ConfigError(f"{f.name}={value!r} must be {TYPE_NAMES.get(kind, kind.__name__)}")
+
+
+TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 
 def hidden_sizes(hidden: str) -> list[int]:

@@ -7,11 +7,13 @@ oldest. Mini-batches are host arrays; the agent moves them to the device (``xp``
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy
 
 from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.rl.limits import check_fits
 
 
 @dataclass
@@ -47,6 +49,8 @@ class ReplayMemory:
             raise ConfigError(f"ReplayMemory: capacity={capacity} must be at least 1")
         self.capacity = int(capacity)
         self.obs_shape = tuple(int(n) for n in obs_shape)
+        check_fits({"the replay memory": self.bytes_needed(self.capacity, self.obs_shape, obs_dtype)},
+                   f"a replay memory of {self.capacity} transitions of shape {self.obs_shape}")
         self.obs = numpy.zeros((self.capacity, *self.obs_shape), dtype=obs_dtype)  # phi_t
         self.next_obs = numpy.zeros_like(self.obs)  # phi_{t+1}
         self.action = numpy.zeros(self.capacity, dtype=numpy.int64)  # a_t
@@ -80,6 +84,12 @@ class ReplayMemory:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.obs, self.next_obs, self.action, self.reward, self.terminated))
 
+    @staticmethod
+    def bytes_needed(capacity: int, obs_shape: tuple[int, ...], obs_dtype=numpy.float32) -> int:
+        """:attr:`nbytes` of a memory of these settings, known before it is allocated."""
+        obs = math.prod(obs_shape) * numpy.dtype(obs_dtype).itemsize
+        return int(capacity) * (2 * obs + 8 + 4 + 4)  # phi_t, phi_{t+1}, a_t, r_t, terminated
+
     # --- checkpoints: plain arrays, written to .npz -------------------------------------------
     def state_arrays(self) -> dict[str, numpy.ndarray]:
         """Everything needed to restore the memory (only the filled part of the storage)."""
@@ -102,5 +112,24 @@ class ReplayMemory:
             if values.shape != (size, *target.shape[1:]):
                 raise CheckpointError(f"replay memory: {name} has shape {values.shape}, "
                                       f"expected {(size, *target.shape[1:])}")
-            target[:size] = values
+            check_stored(f"replay memory: {name}", values, integer=name == "action",
+                         binary=name == "terminated")
+        for name, values in stored.items():
+            getattr(self, name)[:size] = values
         self.position, self.size = position, size
+
+
+def check_stored(name: str, values: numpy.ndarray, integer: bool = False, binary: bool = False,
+                 high: float | None = None) -> None:
+    """A stored column of a checkpoint: numbers, finite; whole numbers >= 0 (actions); 0 or 1 (terminated);
+    at most ``high``."""
+    if values.dtype == bool or not numpy.issubdtype(values.dtype, numpy.number):
+        raise CheckpointError(f"{name} holds {values.dtype} values, not numbers")
+    if not numpy.isfinite(values).all():
+        raise CheckpointError(f"{name} holds NaN or infinite values")
+    if values.size and integer and ((values != numpy.round(values)).any() or values.min() < 0):
+        raise CheckpointError(f"{name} holds values that are not whole numbers >= 0")
+    if values.size and binary and not numpy.isin(values, (0, 1)).all():
+        raise CheckpointError(f"{name} holds values other than 0 and 1")
+    if values.size and high is not None and values.max() > high:
+        raise CheckpointError(f"{name} holds values above {high:g}")

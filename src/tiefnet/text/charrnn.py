@@ -7,12 +7,27 @@ streams; every step takes the next ``seq_length`` characters of each stream, and
 layers carry h (and c) from one block to the next (``stateful=True``) while the gradients stop at
 the block boundary. The cost is the log-likelihood (2.7.2) averaged over all N T predicted
 characters, i.e. nats per character; bits per character = nats / ln 2.
+
+Checkpoint and resume: at every evaluation and every ``checkpoint_every`` steps the run writes
+``checkpoint.npz`` (atomic; arrays + JSON, no pickle): the model's arrays, Adam's m and v, the
+carried states h (and c) of the training streams, the generator's state, the step, the streams'
+position, the pending training losses and the metrics entries so far. ``run(..., resume=True)``
+checks every value of it and continues bit-identically (same --threads): a run killed at any moment
+and resumed ends with the same metrics.jsonl (apart from "seconds") and model.npz.
+
+Warm-up: training carries the state from block to block, so the model has hardly ever seen a zero
+state; a prime read from zeros gives junk. The model folder keeps the first few hundred characters
+of the training text (model.json "warmup"); a sample reads them first, then the prime, and starts
+from a state like those of training. Older folders have none: their samples start from "\\n".
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,17 +35,25 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.backend import Array, to_numpy, xp
-from tiefnet.checkpoint import load_model
+from tiefnet.checkpoint import load_model, load_state, read_npz, write_npz
 from tiefnet.data.text import Vocabulary, load_text, split
-from tiefnet.errors import CheckpointError, ConfigError, TrainingDiverged
+from tiefnet.errors import CheckpointError, ConfigError, ShapeError, TrainingDiverged
 from tiefnet.nn import Dense, Embedding, Layer, LogLikelihood, Sequential, Softmax, TimeFlatten
 from tiefnet.nn.recurrent import LSTM, RNN
 from tiefnet.optim import Adam
-from tiefnet.runs import RunFolder
-from tiefnet.settings import setting
+from tiefnet.runs import MetricsLog, RunFolder
+from tiefnet.settings import check_seed, setting
 from tiefnet.train import train_step
 
 CELLS = {"lstm": LSTM, "rnn": RNN}
+CHECKPOINT_FORMAT = "tiefnet-charrnn-checkpoint/1"
+# Settings that may change when a run is resumed: none of them changes the training itself
+# (other --threads split the batch otherwise: the run goes on, but no longer bit-identically).
+RESUMABLE_CHANGES = {"steps", "threads", "eval_every", "checkpoint_every", "temperature", "sample_length"}
+MAX_SAMPLE_LENGTH = 10**6  # characters per sample: one model call each
+WARMUP_LENGTH = 500  # characters of training text a model folder keeps for the warm-up
+MAX_WARMUP = 10_000  # the longest warm-up a model folder may hold
+METRIC_KEYS = ("step", "train_loss", "validation_loss", "validation_bpc", "seconds")
 
 
 @dataclass(frozen=True)
@@ -47,7 +70,8 @@ class Config:
     steps: int = setting(2000, "Training steps (one block of every stream each).")
     eta: float = setting(2e-3, "Adam learning rate eta.")
     clip: float = setting(5.0, "Clip the gradients to this global norm.")
-    eval_every: int = setting(200, "Measure the validation loss every this many steps.")
+    eval_every: int = setting(200, "Measure the validation loss every this many steps (and checkpoint).")
+    checkpoint_every: int = setting(50, "Also write checkpoint.npz every this many steps (0: at evaluations only).")
     held_out: float = setting(0.1, "Share of the text (its end) held out for validation.")
     seed: int = setting(0, "Seed of every random choice (weights, samples).")
     threads: int = setting(1, "BLAS threads.")
@@ -58,7 +82,8 @@ class Config:
         if self.cell not in CELLS:
             raise ConfigError(f"cell={self.cell!r} is not one of {', '.join(CELLS)}")
         for name, low in (("layers", 1), ("hidden", 1), ("embed", 0), ("seq_length", 1), ("batch_size", 1),
-                          ("steps", 1), ("eval_every", 1), ("threads", 1), ("sample_length", 0)):
+                          ("steps", 1), ("eval_every", 1), ("checkpoint_every", 0), ("threads", 1),
+                          ("sample_length", 0)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least {low}")
         for name in ("eta", "clip", "temperature"):
@@ -66,6 +91,9 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)} must be a positive number")
         if not 0.0 < self.held_out < 1.0:
             raise ConfigError(f"held_out={self.held_out} must be in (0, 1)")
+        if self.sample_length > MAX_SAMPLE_LENGTH:
+            raise ConfigError(f"sample_length={self.sample_length} must be at most {MAX_SAMPLE_LENGTH:,}")
+        check_seed(self.seed)
 
 
 def build_model(V: int, config: Config, rng: numpy.random.Generator) -> Sequential:
@@ -130,46 +158,98 @@ def evaluate(model: Sequential, ids: numpy.ndarray, N: int, T: int) -> float:
     return total / count
 
 
+# --- sampling -------------------------------------------------------------------------------------
 def sample(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 300, temperature: float = 1.0,
-           rng: numpy.random.Generator | None = None) -> str:
-    """prime + ``length`` characters, each drawn from softmax(z / temperature) = p^(1/T), normalised."""
+           rng: numpy.random.Generator | None = None, warmup: str = "") -> str:
+    """prime + ``length`` characters, each drawn from softmax(z / temperature) = p^(1/T), normalised.
+    The model first reads ``warmup`` (a stretch of its training text, see the module docstring)."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"temperature={temperature} must be a positive number")
-    if length < 0:
-        raise ConfigError(f"length={length} must be at least 0")
+    if not 0 <= length <= MAX_SAMPLE_LENGTH:
+        raise ConfigError(f"length={length} must be from 0 to {MAX_SAMPLE_LENGTH:,}")
+    unknown = sorted(set(prime) - set(vocab.chars))
+    if unknown:
+        raise ConfigError(f"the prime's characters {''.join(unknown)!r} are not in the vocabulary of the model "
+                          f"({len(vocab)} characters)")
     rng = numpy.random.default_rng() if rng is None else rng
-    if not prime:  # nothing to condition on: start from a random character of the vocabulary
+    if not prime and not warmup:  # nothing to condition on: start from a random character of the vocabulary
         prime = vocab.chars[int(rng.integers(len(vocab)))]
-    # Training carries the state from block to block, so it rarely sees a zero state meet a
-    # capital letter: start as at a line break of the text (if the vocabulary has one).
-    context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
-    ids = vocab.encode(context)
-    p, states = predict_from(model, xp.asarray(ids[None, :]))  # batch size 1, a new sequence
-    p = p[-1]  # (V,): after the last prime character
+    if warmup:
+        context = warmup + prime
+    else:  # an older folder: start as at a line break of the text (if the vocabulary has one)
+        context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
+    p, states = predict_from(model, xp.asarray(vocab.encode(context)[None, :]))  # batch size 1, a new sequence
     out = []
     for _ in range(length):
-        logp = numpy.log(numpy.maximum(to_numpy(p).astype(numpy.float64), 1e-300)) / temperature
-        q = numpy.exp(logp - logp.max())  # p^(1/T), shifted: no underflow
-        k = int(rng.choice(len(q), p=q / q.sum()))
+        k = _draw(p[-1], temperature, rng)  # p[-1] (V,): after the last character read
         out.append(k)
         p, states = predict_from(model, xp.asarray([[k]]), states)
-        p = p[-1]
     return prime + vocab.decode(out)
 
 
-def load_sampler(folder: str | Path) -> tuple[Sequential, Vocabulary]:
-    """A trained char-rnn and its vocabulary from a run folder."""
+def _draw(p: Array, temperature: float, rng: numpy.random.Generator) -> int:
+    """One index drawn from p^(1/temperature), normalised."""
+    p = to_numpy(p).astype(numpy.float64)
+    if not numpy.isfinite(p).all():
+        raise TrainingDiverged("the model's next-character probabilities are NaN or infinite: it has diverged")
+    logp = numpy.log(numpy.maximum(p, 1e-300))
+    with numpy.errstate(over="ignore", under="ignore"):
+        q = numpy.exp((logp - logp.max()) / temperature)  # p^(1/T), shifted first: no overflow, no inf - inf
+    return int(rng.choice(len(q), p=q / q.sum()))
+
+
+def load_sampler(folder: str | Path) -> tuple[Sequential, Vocabulary, str]:
+    """A trained char-rnn, its vocabulary and its warm-up text ("" in older folders) from a run
+    folder, checked: the vocabulary fits the model's input and output, the warm-up the vocabulary."""
     model, info = load_model(folder)
-    chars = info.get("chars") if isinstance(info, dict) else None
-    if not isinstance(chars, str) or not chars or not isinstance(model, Sequential) or not recurrent_layers(model):
+    info = info if isinstance(info, dict) else {}
+    chars, warmup = info.get("chars"), info.get("warmup", "")
+    if not isinstance(model, Sequential) or not recurrent_layers(model) or not isinstance(chars, str):
         raise CheckpointError(f"{folder}: not a char-rnn model (no vocabulary in model.json)")
-    return model, Vocabulary(chars)
+    repeated = sorted(c for c, n in Counter(chars).items() if n > 1)
+    if not chars or repeated:
+        raise CheckpointError(f"{folder}: the vocabulary in model.json is empty or repeats {''.join(repeated)!r}")
+    _check_vocabulary_size(model, len(chars), folder)
+    if not isinstance(warmup, str) or len(warmup) > MAX_WARMUP or not set(warmup) <= set(chars):
+        raise CheckpointError(f"{folder}: the warm-up text in model.json is not a text of at most {MAX_WARMUP:,} "
+                              f"characters of its vocabulary")
+    return model, Vocabulary(chars), warmup
 
 
-def run(config: Config, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train as ``config`` says and write the run folder ``out``: config.json, metrics.jsonl,
-    model.npz + model.json, summary.json, loss.png, samples.txt. Returns the summary."""
-    folder = RunFolder(out, app="charrnn", progress=progress)
+def _check_vocabulary_size(model: Sequential, V: int, folder: str | Path) -> None:
+    """The model reads (Embedding) and predicts (its output p) as many characters as the vocabulary has."""
+    first = model.layers[0]
+    try:
+        p, _ = predict_from(model, xp.zeros((1, 1), dtype=xp.int64))
+    except (ShapeError, ValueError, IndexError) as error:
+        raise CheckpointError(f"{folder}: its layers do not make a char-rnn ({error})") from None
+    if not isinstance(first, Embedding) or first.V != V or tuple(p.shape) != (1, V):
+        reads = first.V if isinstance(first, Embedding) else "no"
+        raise CheckpointError(f"{folder}: the vocabulary in model.json has {V} characters, but the model reads "
+                              f"{reads} and predicts {p.shape[-1]} characters")
+
+
+# --- training -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Corpus:
+    """The text of a run, ready to train on: ids (N, L) of the training streams, T, the warm-up."""
+
+    vocab: Vocabulary
+    train_ids: numpy.ndarray
+    val_ids: numpy.ndarray
+    data: numpy.ndarray  # (N, L): the training streams
+    T: int  # characters per block
+    warmup: str  # the first characters of the training text (model.json "warmup")
+    sha256: str  # of the text: a resumed run must learn the same one
+
+    def position_after(self, step: int) -> int:
+        """Where the streams' next block starts after ``step`` steps: the data holds (L - 1) // T blocks."""
+        blocks = (self.data.shape[1] - 1) // self.T
+        return ((step - 1) % blocks + 1) * self.T
+
+
+def prepare(config: Config) -> Corpus:
+    """The text of ``config`` as training streams and validation ids; a clear error if it cannot train."""
     text = load_text(config.text or None)
     vocab = Vocabulary.of(text)
     train_ids, val_ids = split(vocab.encode(text), config.held_out)
@@ -179,56 +259,250 @@ def run(config: Config, out: str | Path, progress: bool = True, log: Callable[[s
         raise ConfigError(f"the text ({len(text)} characters) is too short for batch_size={N} "
                           f"and held_out={config.held_out}")
     T = min(config.seq_length, data.shape[1] - 1)
+    check_memory(config, len(vocab), T)
+    return Corpus(vocab, train_ids, val_ids, data, T, warmup_text(text[:len(train_ids)]),
+                  hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def warmup_text(text: str, length: int = WARMUP_LENGTH) -> str:
+    """The first ``length`` characters of ``text``, cut after the last paragraph break, line break or
+    space in their second half (if any): what a sample reads before its prime."""
+    head = text[:length]
+    for separator in ("\n\n", "\n", " "):
+        cut = head.rfind(separator)
+        if cut >= len(head) // 2:
+            return head[:cut + len(separator)]
+    return head
+
+
+def check_memory(config: Config, V: int, T: int) -> None:
+    """Refuse a model that cannot train in this machine's memory, naming what it would need."""
+    E, H, gates = config.embed or V, config.hidden, 4 if config.cell == "lstm" else 1
+    P = V * E + sum(gates * H * ((E if l == 0 else H) + H + 1) for l in range(config.layers)) + H * V + V
+    cached = config.batch_size * T * (config.layers * (gates + 3) * H + E + 3 * V)  # per block: gates, h, c; p
+    need = numpy.dtype(backend.dtype()).itemsize * (4 * P + 2 * cached)  # w, dC/dw, Adam's m, v; forward+backward
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no limit known
+        return
+    if need > have:
+        raise ConfigError(f"a {config.layers} x {config.cell} {H} model (embedding {E}, {P:,} parameters) with "
+                          f"batch_size={config.batch_size}, T={T} needs about {need / 2**30:,.1f} GiB to train; "
+                          f"this machine has {have / 2**30:,.1f} GiB")
+
+
+@dataclass
+class Progress:
+    """The counters of a run: everything besides arrays that a checkpoint restores."""
+
+    step: int = 0  # training steps done
+    position: int = 0  # where the streams' next block starts
+    train_losses: list[float] = field(default_factory=list)  # of the steps since the last evaluation
+    train_seconds: float = 0.0  # time spent in training steps
+    chars: int = 0  # characters predicted in training
+    seconds: float = 0.0  # wall time of the run so far
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # the metrics.jsonl entries so far
+
+
+def run(config: Config, out: str | Path, progress: bool = True, resume: bool = False,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train as ``config`` says (with ``resume``: from ``out``'s checkpoint.npz) and write the run folder
+    ``out``: config.json, metrics.jsonl, checkpoint.npz, model.npz + model.json, summary.json, loss.png,
+    samples.txt. Returns the summary."""
+    folder = RunFolder(out, app="charrnn", resume_command="tiefnet charrnn train --resume", progress=progress)
+    corpus = prepare(config)
     rng = numpy.random.default_rng(config.seed)
-    started = time.perf_counter()
-    metrics: list[dict[str, Any]] = []
-    with folder.start(config), backend.thread_limit(config.threads):
-        metrics_log = folder.metrics()
-        model = build_model(len(vocab), config, rng)
-        loss = LogLikelihood()
-        optimizer = Adam(config.eta).bind(model, len(train_ids))
-        eye = xp.eye(len(vocab), dtype=backend.dtype())
-        log(f"tiefnet charrnn: {config.layers} x {config.cell} {config.hidden}, V = {len(vocab)}, "
-            f"{len(train_ids)} training / {len(val_ids)} validation characters, N = {N}, T = {T}, "
-            f"{config.steps} steps -> {folder.path}")
-        position, train_losses, train_seconds, chars = 0, [], 0.0, 0
-        for step in range(1, config.steps + 1):
-            tick = time.perf_counter()
-            if position + T >= data.shape[1]:  # end of the data: start the streams again
-                position = 0
-                reset_state(model)
-            block = data[:, position:position + T + 1]  # (N, T + 1)
-            position += T
-            x, y = xp.asarray(block[:, :-1]), xp.asarray(block[:, 1:].reshape(-1))  # (N, T), (N T,)
-            p = train_step(model, loss, optimizer, x, eye[y], clip=config.clip)  # (N T, V); delta^L = (p - y) / (N T)
-            train_losses.append(nll(p, y) / len(y))
-            train_seconds += time.perf_counter() - tick
-            chars += block[:, 1:].size
-            if not math.isfinite(train_losses[-1]):
-                raise TrainingDiverged(f"training diverged at step {step} (loss {train_losses[-1]}); try a smaller --eta")
-            if step % config.eval_every == 0 or step == config.steps:
-                val = evaluate(model, val_ids, N, T)
-                entry = {"step": step, "train_loss": float(numpy.mean(train_losses)), "validation_loss": val,
-                         "validation_bpc": val / math.log(2), "seconds": time.perf_counter() - started}
-                metrics.append(entry)
-                metrics_log.append(entry)
-                train_losses = []
-                folder.save_model(model, {"chars": vocab.chars, "step": step, "validation_loss": val})
-                if folder.progress:
-                    log(f"step {step:5d}  train {entry['train_loss']:.3f}  validation {val:.3f} nats/char "
-                        f"({entry['validation_bpc']:.3f} bpc)  {chars / train_seconds:,.0f} chars/s")
-        samples = [sample(model, vocab, prime, config.sample_length, config.temperature, rng)
-                   for prime in ("", text[:1], "\n") if set(prime) <= set(vocab.chars)]
+    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
+        model = build_model(len(corpus.vocab), config, rng)
+        optimizer = Adam(config.eta).bind(model, len(corpus.train_ids))
+        state = Progress()
+        if resume:
+            restore(folder.path / "checkpoint.npz", model, optimizer, rng, state, corpus, config)
+        metrics = folder.metrics(entries=state.metrics)  # what was written after the checkpoint is dropped
+        log(f"tiefnet charrnn: {config.layers} x {config.cell} {config.hidden}, V = {len(corpus.vocab)}, "
+            f"{len(corpus.train_ids)} training / {len(corpus.val_ids)} validation characters, "
+            f"N = {config.batch_size}, T = {corpus.T}, steps {state.step} -> {config.steps} -> {folder.path}")
+        train(config, corpus, model, optimizer, rng, state, folder, metrics, log)
+        vocab, first = corpus.vocab, corpus.vocab.decode(corpus.train_ids[:1])
+        samples = [sample(model, vocab, prime, config.sample_length, config.temperature, rng, corpus.warmup)
+                   for prime in ("", first, "\n")]
     folder.write_text("samples.txt", f"# temperature {config.temperature}\n" + "\n\n----\n\n".join(samples) + "\n")
-    summary = {"best_validation_loss": min(m["validation_loss"] for m in metrics),
-               "final_validation_loss": metrics[-1]["validation_loss"],
-               "final_validation_bpc": metrics[-1]["validation_bpc"], "steps": config.steps,
-               "vocabulary_size": len(vocab), "seconds": time.perf_counter() - started,
-               "chars_per_second": chars / train_seconds, "device": backend.DEVICE, "options": asdict(config)}
+    summary = {"best_validation_loss": min(m["validation_loss"] for m in state.metrics),
+               "final_validation_loss": state.metrics[-1]["validation_loss"],
+               "final_validation_bpc": state.metrics[-1]["validation_bpc"], "steps": config.steps,
+               "vocabulary_size": len(vocab), "seconds": state.seconds,
+               "chars_per_second": state.chars / state.train_seconds, "device": backend.DEVICE,
+               "options": asdict(config)}
     folder.write_json("summary.json", summary)
     with folder.replacing("loss.png") as path:
-        _plot(metrics, path, f"{config.layers} x {config.cell} {config.hidden}, T={T}, N={N}")
+        _plot(state.metrics, path, f"{config.layers} x {config.cell} {config.hidden}, T={corpus.T}, "
+                                   f"N={config.batch_size}")
     return summary
+
+
+def train(config: Config, corpus: Corpus, model: Sequential, optimizer: Adam, rng: numpy.random.Generator,
+          state: Progress, folder: RunFolder, metrics: MetricsLog, log: Callable[[str], None]) -> None:
+    """Truncated BPTT from ``state.step`` to ``config.steps``; evaluate and checkpoint on the way."""
+    loss, eye = LogLikelihood(), xp.eye(len(corpus.vocab), dtype=backend.dtype())
+    data, T, started = corpus.data, corpus.T, time.perf_counter() - state.seconds
+    while state.step < config.steps:
+        tick = time.perf_counter()
+        if state.position + T >= data.shape[1]:  # end of the data: start the streams again
+            state.position = 0
+            reset_state(model)
+        block = data[:, state.position:state.position + T + 1]  # (N, T + 1)
+        state.position += T
+        x, y = xp.asarray(block[:, :-1]), xp.asarray(block[:, 1:].reshape(-1))  # (N, T), (N T,)
+        p = train_step(model, loss, optimizer, x, eye[y], clip=config.clip)  # (N T, V); delta^L = (p - y) / (N T)
+        state.train_losses.append(nll(p, y) / len(y))
+        state.train_seconds += time.perf_counter() - tick
+        state.chars += block[:, 1:].size
+        state.step += 1
+        state.seconds = time.perf_counter() - started
+        if not math.isfinite(state.train_losses[-1]):
+            _diverged(state, f"loss {state.train_losses[-1]}")
+        evaluating = state.step % config.eval_every == 0 or state.step == config.steps
+        if evaluating:
+            _evaluate(config, corpus, model, state, folder, metrics, log)
+        if evaluating or (config.checkpoint_every and state.step % config.checkpoint_every == 0):
+            if not _finite_parameters(model):
+                _diverged(state, "parameters NaN or infinite")
+            save_checkpoint(folder.path / "checkpoint.npz", model, optimizer, rng, state, corpus)
+
+
+def _evaluate(config: Config, corpus: Corpus, model: Sequential, state: Progress, folder: RunFolder,
+              metrics: MetricsLog, log: Callable[[str], None]) -> None:
+    """The validation loss: a metrics entry and model.npz, unless the model has diverged."""
+    val = evaluate(model, corpus.val_ids, config.batch_size, corpus.T)
+    if not (math.isfinite(val) and _finite_parameters(model)):
+        _diverged(state, f"validation loss {val}")
+    entry = {"step": state.step, "train_loss": float(numpy.mean(state.train_losses)), "validation_loss": val,
+             "validation_bpc": val / math.log(2), "seconds": state.seconds}
+    state.metrics.append(entry)
+    metrics.append(entry)
+    state.train_losses = []
+    folder.save_model(model, {"chars": corpus.vocab.chars, "warmup": corpus.warmup, "step": state.step,
+                              "validation_loss": val})
+    if folder.progress:
+        log(f"step {state.step:5d}  train {entry['train_loss']:.3f}  validation {val:.3f} nats/char "
+            f"({entry['validation_bpc']:.3f} bpc)  {state.chars / state.train_seconds:,.0f} chars/s")
+
+
+def _finite_parameters(model: Sequential) -> bool:
+    return all(bool(xp.isfinite(p.value).all()) for p in model.parameters())
+
+
+def _diverged(state: Progress, what: str) -> None:
+    kept = f"model.npz keeps step {state.metrics[-1]['step']}" if state.metrics else "no model was saved"
+    raise TrainingDiverged(f"training diverged at step {state.step} ({what}); {kept}; try a smaller --eta")
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+def save_checkpoint(path: Path, model: Sequential, optimizer: Adam, rng: numpy.random.Generator,
+                    state: Progress, corpus: Corpus) -> None:
+    """checkpoint.npz (atomic): the model's arrays, Adam's state, the streams' carried states, the
+    generator's state and the counters: all that the next step depends on."""
+    opt_meta, opt_arrays = optimizer.state_dict()
+    arrays: dict[str, Any] = {f"model.{k}": v for k, v in model.arrays().items()}  # parameters and buffers
+    arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
+    for i, layer in enumerate(recurrent_layers(model)):
+        arrays.update({f"state.{i}.{k}": s for k, s in enumerate(layer.state)})  # h (and c), each (N, H)
+    meta = {"format": CHECKPOINT_FORMAT, "progress": asdict(state), "rng": rng.bit_generator.state,
+            "optimizer": {"name": optimizer.name, **opt_meta}, "text_sha256": corpus.sha256}
+    write_npz(path, arrays, meta)
+
+
+def restore(path: Path, model: Sequential, optimizer: Adam, rng: numpy.random.Generator, state: Progress,
+            corpus: Corpus, config: Config) -> None:
+    """Load checkpoint.npz into the model, optimizer, generator, carried states and ``state``; every
+    value is checked first (the file may come from anyone), each problem a one-line CheckpointError."""
+    arrays, meta = read_npz(path)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a tiefnet char-rnn checkpoint")
+    if meta.get("text_sha256") != corpus.sha256:
+        raise CheckpointError(f"{path}: written while learning another text (the text file has changed)")
+    progress = _checked_progress(path, meta.get("progress"), config, corpus)
+    opt = meta.get("optimizer")
+    if not isinstance(opt, dict) or opt.get("name") != optimizer.name or opt.get("t") != progress.step:
+        raise CheckpointError(f"{path}: its optimizer state is not Adam's after step {progress.step}")
+    expected: dict[str, Any] = {f"model.{k}": v for k, v in model.arrays().items()}
+    expected.update({f"opt.{k}": v for k, v in optimizer.state_dict()[1].items()})
+    for i, layer in enumerate(recurrent_layers(model)):
+        expected.update({f"state.{i}.{k}": xp.empty((config.batch_size, layer.H), dtype=backend.dtype())
+                         for k in range(len(layer.state_names))})
+    arrays = _checked_arrays(path, arrays, expected)
+    try:
+        rng.bit_generator.state = meta.get("rng")
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        raise CheckpointError(f"{path}: its random generator state does not load ({error})") from None
+    load_state(model, {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, str(path))
+    optimizer.load_state_dict({"eta": config.eta, "t": progress.step},
+                              {k[4:]: backend.asarray(v) for k, v in arrays.items() if k.startswith("opt.")})
+    for i, layer in enumerate(recurrent_layers(model)):
+        layer.state = tuple(backend.asarray(arrays[f"state.{i}.{k}"]) for k in range(len(layer.state_names)))
+    for f in fields(Progress):
+        setattr(state, f.name, getattr(progress, f.name))
+
+
+def _checked_arrays(path: Path, arrays: dict[str, numpy.ndarray], expected: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's arrays, exactly those of ``expected`` with their shapes, cast to their dtypes,
+    finite; Adam's v (a mean of squares) not negative."""
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{path}: " + "; ".join(f"{what} arrays {', '.join(names[:5])}" for what, names in
+                                                      (("missing", missing), ("unexpected", extra)) if names))
+    checked = {}
+    for name, like in expected.items():
+        a = arrays[name]
+        if a.shape != tuple(like.shape) or a.dtype.kind not in "iuf":
+            raise CheckpointError(f"{path}: array {name} is {a.dtype} {a.shape}, expected numbers of shape "
+                                  f"{tuple(like.shape)}")
+        with numpy.errstate(over="ignore"):
+            a = a.astype(like.dtype)
+        if not numpy.isfinite(a).all() or (name.startswith("opt.v") and (a < 0).any()):
+            raise CheckpointError(f"{path}: array {name} holds NaN, infinite or impossible values")
+        checked[name] = a
+    return checked
+
+
+def _checked_progress(path: Path, progress: Any, config: Config, corpus: Corpus) -> Progress:
+    """The checkpoint's counters, each of the right type and range and consistent with each other."""
+    names = {f.name for f in fields(Progress)}
+    if not isinstance(progress, dict) or set(progress) != names:
+        raise CheckpointError(f"{path}: its progress entry does not hold {', '.join(sorted(names))}")
+    step = progress["step"]
+    if not _is_int(step) or not 1 <= step <= config.steps:
+        raise CheckpointError(f"{path}: step {step!r} is not in [1, {config.steps}] (--steps)")
+    metrics, losses = progress["metrics"], progress["train_losses"]
+    if not isinstance(metrics, list) or not all(_is_entry(e) for e in metrics) or \
+            [e["step"] for e in metrics] != sorted({e["step"] for e in metrics}) or \
+            (metrics and metrics[-1]["step"] > step):
+        raise CheckpointError(f"{path}: its metrics entries are not those of a char-rnn run up to step {step}")
+    pending = step - (metrics[-1]["step"] if metrics else 0)
+    if not isinstance(losses, list) or len(losses) != pending or not all(_is_number(v) for v in losses):
+        raise CheckpointError(f"{path}: train_losses must be the {pending} losses since the last evaluation")
+    if progress["position"] != corpus.position_after(step) or \
+            progress["chars"] != step * config.batch_size * corpus.T:
+        raise CheckpointError(f"{path}: position {progress['position']!r} or chars {progress['chars']!r} "
+                              f"is not where step {step} leaves the streams")
+    if not (_is_number(progress["seconds"]) and _is_number(progress["train_seconds"])):
+        raise CheckpointError(f"{path}: seconds and train_seconds must be numbers at least 0")
+    return Progress(**progress)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite number at least 0 (a loss, a time)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _is_entry(entry: Any) -> bool:
+    """A metrics entry as :func:`_evaluate` writes it."""
+    return isinstance(entry, dict) and tuple(sorted(entry)) == tuple(sorted(METRIC_KEYS)) and \
+        _is_int(entry["step"]) and entry["step"] >= 1 and all(_is_number(entry[k]) for k in METRIC_KEYS)
 
 
 def _plot(metrics: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -7,9 +7,12 @@ settings in :data:`MODEL_DEFAULTS` (ReLU, softmax + log-likelihood, eta = 0.03, 
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,14 +21,15 @@ import numpy
 from tiefnet import backend
 from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset, load_mnist
-from tiefnet.errors import ConfigError
+from tiefnet.errors import ConfigError, TiefnetError
+from tiefnet.files import read_text
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
 from tiefnet.runs import RunFolder
-from tiefnet.settings import layer_sizes, setting
-from tiefnet.train import History, checkpoint_history, fit
-from tiefnet.vision.cnn import POOLS, build_cnn, map_sides, topology
+from tiefnet.settings import check_seed, check_resumable, layer_sizes, setting
+from tiefnet.train import History, check_checkpoint, fit
+from tiefnet.vision.cnn import IMAGE, POOLS, build_cnn, flat_size, map_sides, topology
 
 
 # Settings whose default depends on the model: "dense" is the lecture's first network (2.4/2.5),
@@ -81,6 +85,7 @@ class Config:
     verify: bool = setting(True, "Check the data files' SHA-256 against the original MNIST.")
 
     def __post_init__(self) -> None:
+        _check_types(self)  # a run folder's config.json may hold anything
         _choice("model", self.model, MODEL_DEFAULTS)
         for name, value in MODEL_DEFAULTS[self.model].items():
             if getattr(self, name) is None:
@@ -97,7 +102,8 @@ class Config:
             if not features:
                 raise ConfigError("features='': --model cnn needs at least one conv layer, e.g. 20,40")
             map_sides(features, self.kernel)  # raises if the maps become too small for the filters
-        for name, low in (("kernel", 1), ("epochs", 0), ("batch_size", 1), ("expand", 0), ("train_size", 1),
+        check_seed(self.seed)
+        for name, low in (("kernel", 1), ("epochs", 1), ("batch_size", 1), ("expand", 0), ("train_size", 1),
                           ("patience", 0), ("early_stop", 0), ("threads", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least {low}")
@@ -119,6 +125,21 @@ class Config:
         if self.model == "cnn":
             return topology(self.feature_sizes(), self.kernel, self.pool, self.hidden_sizes())
         return "-".join(str(n) for n in [784, *self.hidden_sizes(), 10])
+
+
+def _check_types(config: Config) -> None:
+    """Each setting of the type of its default (a whole number for an int; an int is a fine float)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        default = MODEL_DEFAULTS["dense"][f.name] if f.metadata.get("by_model") else f.default
+        if value is None and f.metadata.get("by_model"):
+            continue
+        kind = type(default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(config, f.name, float(value))
+        elif type(value) is not kind:
+            what = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[kind]
+            raise ConfigError(f"{f.name}={value!r} must be {what}")
 
 
 def _choice(name: str, value: str, allowed) -> None:
@@ -155,40 +176,71 @@ def build_optimizer(config: Config) -> Optimizer:
 
 
 def prepare_data(config: Config) -> tuple[Dataset, Dataset, Dataset]:
+    """(train, validation, test); refuses a --train-size, --batch-size or network that does not fit the data
+    or this machine's memory, before the expanded copies or the network are made."""
     splits = load_mnist(config.data or None, verify=config.verify)
-    train = splits.train.subset(min(config.train_size, len(splits.train)))
+    if config.train_size > len(splits.train):
+        raise ConfigError(f"train_size={config.train_size}: the training set holds only {len(splits.train)} images "
+                          f"(the {len(splits.validation)} after them are the validation set)")
+    images = config.train_size * (config.expand + 1)
+    if config.batch_size > images:
+        raise ConfigError(f"batch_size={config.batch_size} is larger than the {images} training images: "
+                          f"choose at most {images} (that many is one step per epoch)")
+    check_memory(config, images)
+    train = splits.train.subset(config.train_size)
     if config.expand:  # its own random stream: with or without --expand, the same initial weights
         x, y = expand(train.x, train.y, config.expand, numpy.random.default_rng([config.seed, 1]))
         train = Dataset(x, y)
     return train, splits.validation, splits.test
 
 
+def _warn(message: str) -> None:
+    print(f"tiefnet: warning: {message}", file=sys.stderr)
+
+
 def run(config: Config, out: str | Path, progress: bool = True, resume: bool = False,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+        log: Callable[[str], None] = print, warn: Callable[[str], None] = _warn) -> dict[str, Any]:
     """Train as ``config`` says and write the run folder ``out``:
     config.json, metrics.jsonl (one line per epoch), model.npz + model.json (after every epoch),
-    checkpoint.npz (resumable), summary.json and curves.png. Returns the summary."""
+    checkpoint.npz (resumable), summary.json and curves.png. Returns the summary.
+    ``warn`` gets one line when the network learns nothing (see :func:`stuck`).
+
+    With ``resume``, the folder and its checkpoint are checked before anything is written."""
     folder = RunFolder(out, app="mnist", resume_command="tiefnet mnist --resume", progress=progress)
+    if resume:
+        check_run_folder(folder.path)
+        check_resumable(folder.path, config, RESUMABLE_CHANGES)
     rng = numpy.random.default_rng(config.seed)
     started = time.perf_counter()
-    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
+    with backend.thread_limit(config.threads):
         train, validation, test = prepare_data(config)
         net = build_network(config, rng)
         optimizer = build_optimizer(config)
+        schedule = ReduceOnPlateau(config.patience) if config.patience else None
+        checkpoint = folder.path / "checkpoint.npz"
+        if resume:  # a resumed run starts from the epochs its checkpoint holds, whatever the file had after them
+            history_before = check_checkpoint(checkpoint, net, optimizer.bind(net, len(train)), rng, schedule,
+                                              config.epochs)
+    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
         network = net.describe() if config.model == "dense" else f"{config.describe()}, {config.activation}"
         log(f"tiefnet mnist: {network}\n  {len(train)} training images, cost {config.cost}, "
             f"eta {config.eta}, mini-batch {config.batch_size}, {config.epochs} epochs -> {folder.path}")
-        checkpoint = folder.path / "checkpoint.npz"
-        # a resumed run starts from the epochs its checkpoint holds, whatever the file had after them
-        metrics = folder.metrics(entries=checkpoint_history(checkpoint) if resume else [])
+        metrics = folder.metrics(entries=history_before if resume else [])
+        previous = [history_before[-1] if resume else None]
+        warned = [False]
 
         def record(epoch: dict[str, float]) -> None:
             metrics.append(epoch)
             folder.save_model(net, {"epoch": epoch["epoch"], "cost": config.cost})
+            if not warned[0] and stuck(epoch, previous[0]):
+                warned[0] = True
+                warn(f"after epoch {epoch['epoch']} the training accuracy is {100 * epoch['train_accuracy']:.1f}%, "
+                     f"no better than chance ({100 / CLASSES:.0f}%), and the cost is not falling: the network "
+                     f"learns nothing (eta={config.eta:g} may be too large, saturating the neurons, or too small)")
+            previous[0] = epoch
 
         history = fit(net, LOSSES[config.cost](), optimizer, train, config.epochs, config.batch_size,
-                      validation=validation, test=test, rng=rng,
-                      schedule=ReduceOnPlateau(config.patience) if config.patience else None,
+                      validation=validation, test=test, rng=rng, schedule=schedule,
                       early_stopping=config.early_stop or None, callbacks=[record],
                       checkpoint=checkpoint, resume=resume, progress=folder.progress)
     summary = summarize(config, history, time.perf_counter() - started)
@@ -202,6 +254,81 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
         with folder.replacing("curves.png") as path:
             training_curves(history.epochs, path, title=title)
     return summary
+
+
+CLASSES = 10
+CHANCE_FACTOR = 1.5  # "no better than chance": a training accuracy of at most 1.5 x 1/10
+
+
+def stuck(epoch: dict[str, float], previous: dict[str, float] | None) -> bool:
+    """Whether the network learns nothing: after ``epoch`` the training accuracy is at most 1.5 times
+    chance (15%) and the training cost is not below that of the ``previous`` epoch (None at epoch 1:
+    the accuracy alone decides)."""
+    if "train_accuracy" not in epoch or epoch["train_accuracy"] > CHANCE_FACTOR / CLASSES:
+        return False
+    return previous is None or "train_cost" not in previous or epoch["train_cost"] >= previous["train_cost"]
+
+
+def check_run_folder(out: str | Path) -> None:
+    """--resume: refuse a run folder that another application wrote (its model.json names it, or its
+    config.json holds settings that tiefnet mnist does not have)."""
+    out = Path(out)
+    for name in ("model.json", "config.json"):
+        try:
+            saved = json.loads(read_text(out / name)) if (out / name).is_file() else None
+        except (OSError, ValueError, TiefnetError):  # unreadable: the checks of the checkpoint follow
+            saved = None
+        if not isinstance(saved, dict):
+            continue
+        if name == "model.json" and isinstance(saved.get("app"), str) and saved["app"] != "mnist":
+            raise ConfigError(f"--resume: {out} holds a run of tiefnet {saved['app']}, not of tiefnet mnist")
+        unknown = sorted(set(saved) - {f.name for f in fields(Config)}) if name == "config.json" else []
+        if unknown:
+            raise ConfigError(f"--resume: {out} is not a run folder of tiefnet mnist (its config.json has the "
+                              f"settings {', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''})")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: Config, images: int, memory: int | None = None) -> None:
+    """Refuse a run whose float32 arrays would not fit in ``memory`` bytes (default: this machine's), before
+    any of them is allocated: the parameters 4 times (values, gradients, two optimizer moments), the
+    (expanded) training images, and the activations of one mini-batch (or of the evaluation's 500)."""
+    memory = _physical_memory() if memory is None else memory
+    if memory is None:
+        return
+    parameters, per_image, channels, n_in = 0, 0, IMAGE[0], 784
+    if config.model == "cnn":
+        features = config.feature_sizes()
+        for F, (conv_side, pool_side) in zip(features, map_sides(features, config.kernel)):
+            parameters += F * (channels * config.kernel ** 2 + 1)
+            # the conv's output and its pooled maps, and the patches of its input (im2col)
+            per_image += F * (conv_side ** 2 + pool_side ** 2) + channels * config.kernel ** 2 * conv_side ** 2
+            channels = F
+        n_in = flat_size(features, config.kernel)
+    sizes = [n_in, *config.hidden_sizes(), CLASSES]
+    parameters += sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    per_image += sum(sizes)
+    parts = {"parameters": 4 * 4 * parameters, "training images": 4 * 784 * (images + 2 * 10_000),
+             "activations of a mini-batch": 4 * 3 * max(min(config.batch_size, images), 500) * per_image}
+    needed = sum(parts.values())
+    if needed > memory:
+        biggest = max(parts, key=parts.get)
+        raise ConfigError(f"the run would need about {_size(needed)} of memory ({_size(parts[biggest])} for the "
+                          f"{biggest}; the network has {parameters:,} parameters), more than this machine's "
+                          f"{_size(memory)}: choose a smaller --hidden, --features, --batch-size or --expand")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
 
 
 # Settings that may change when a run is resumed; any other change would mix two experiments.
