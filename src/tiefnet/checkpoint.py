@@ -20,7 +20,7 @@ import numpy
 from tiefnet import backend, limits
 from tiefnet.errors import CheckpointError, ConfigError
 from tiefnet.files import parse_json, write_bytes, write_text
-from tiefnet.nn.layer import Layer
+from tiefnet.nn.layer import Container, Layer
 from tiefnet.nn.registry import architecture_count, layer_from_config, layer_to_config
 
 META_KEY = "__meta__"
@@ -185,7 +185,7 @@ def read_model(folder: str | os.PathLike, custom: Mapping[str, type[Layer]] | No
         model = layer_from_config(meta["architecture"], custom)
     except MemoryError:
         raise CheckpointError(f"{source}: its architecture is too large to build") from None
-    if not any(not layer.children() for _, layer in model.walk()):
+    if all(isinstance(layer, Container) for _, layer in model.walk()):  # containers of nothing
         raise CheckpointError(f"{source}: its architecture {model.describe()} holds no layers")
     load_state(model, arrays, str(folder / "model.npz"))
     extra = sorted(set(arrays) - set(model.arrays()))

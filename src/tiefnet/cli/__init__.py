@@ -94,3 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"tiefnet: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError:  # the last line of defence: sizes are checked against tiefnet.limits before allocating
+        print("tiefnet: error: out of memory (a setting or a model too large for this machine)", file=sys.stderr)
+        return EXIT_ERROR
