@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:  # a RunInterrupted says where the run's files are
         print("tiefnet: interrupted" + (f"; {interrupt}" if str(interrupt) else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (tiefnet gridworld | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except OSError as error:
         print(f"tiefnet: error: {error}", file=sys.stderr)
         return EXIT_ERROR
