@@ -7,6 +7,7 @@ from tiefnet import experiments
 from tiefnet.backend import thread_limit
 from tiefnet.cli.common import add_run_options, default_out
 from tiefnet.errors import TiefnetError
+from tiefnet.settings import check_seed
 
 
 def add_commands(sub) -> None:
@@ -27,6 +28,9 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.name)
     if args.epochs is not None and args.epochs < 1:
         raise TiefnetError(f"--epochs {args.epochs} must be at least 1")
+    if args.threads < 1:
+        raise TiefnetError(f"--threads {args.threads} must be at least 1")
+    check_seed(args.seed, "--seed")
     with thread_limit(args.threads):
         experiments.run(args.name, out, epochs=args.epochs, seed=args.seed, quick=args.quick,
                         progress=not args.no_progress)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
 from tiefnet.backend import thread_limit, to_numpy, xp
-from tiefnet.checkpoint import load_model
-from tiefnet.cli.common import add_config_options, add_run_options, config_from, default_out
+from tiefnet.cli.common import EXIT_ERROR, add_config_options, add_run_options, config_from, default_out
 from tiefnet.data.image import load_digit
 from tiefnet.data.mnist import load_mnist
-from tiefnet.errors import TiefnetError
+from tiefnet.errors import DataError, TiefnetError
 from tiefnet.files import write_json
-from tiefnet.vision.ensemble import check_digit_model, evaluate_ensemble, load_members, probabilities
-from tiefnet.vision.mnist import MODEL_DEFAULTS, Config, run
+from tiefnet.vision.ensemble import evaluate_ensemble, load_digit_model, load_members, probabilities
+from tiefnet.vision.mnist import MODEL_DEFAULTS, Config, check_run_folder, run
 
 
 def add_commands(sub) -> None:
@@ -45,6 +46,8 @@ def _add_mnist(sub) -> None:
 
 
 def _cmd_mnist(args: argparse.Namespace) -> int:
+    if args.resume and args.out is not None:  # before its config.json is read as mnist settings
+        check_run_folder(args.out)
     config = config_from(args, Config, **({"verify": False} if args.no_verify else {}))
     out = args.out or default_out("mnist")
     summary = run(config, out, progress=not args.no_progress, resume=args.resume)
@@ -65,14 +68,21 @@ def _add_predict(sub) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    model, _ = load_model(args.model)
-    check_digit_model(model, args.model)
+    """Each image that cannot be read is one error line; the others are still classified."""
+    model = load_digit_model(args.model)
+    failed = 0
     for path in args.images:
-        p = to_numpy(probabilities(model, xp.asarray(load_digit(path)[None, :])))[0]
+        try:
+            x = load_digit(path)
+        except DataError as error:
+            print(f"tiefnet: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        p = to_numpy(probabilities(model, xp.asarray(x[None, :])))[0]
         ranked = sorted(range(len(p)), key=lambda k: -p[k])
         probs = "  ".join(f"{k}: {p[k]:.3f}" for k in ranked[:3])
         print(f"{path}: {ranked[0]}  ({probs})")
-    return 0
+    return EXIT_ERROR if failed else 0
 
 
 def _add_ensemble(sub) -> None:
@@ -90,9 +100,22 @@ def _add_ensemble(sub) -> None:
     p.set_defaults(handler=_cmd_ensemble)
 
 
+def _check_out_file(out: Path) -> None:
+    """--out must be a file that can be written: its folder exists, and it is not a folder or a link."""
+    if out.is_symlink() or out.is_dir():
+        raise TiefnetError(f"--out {out} is {'a symbolic link' if out.is_symlink() else 'a folder'}, not a file")
+    folder = out.parent
+    if not folder.is_dir():
+        raise TiefnetError(f"--out {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TiefnetError(f"--out {out}: the folder {folder} is not writable")
+
+
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise TiefnetError(f"--threads {args.threads} must be at least 1")
+    if args.out is not None:  # before any work
+        _check_out_file(args.out)
     members = load_members(args.models)
     splits = load_mnist(args.data or None, verify=not args.no_verify)
     with thread_limit(args.threads):

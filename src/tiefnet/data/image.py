@@ -8,6 +8,9 @@ field so that its centre of mass lies at the centre. The network expects white i
 
 from __future__ import annotations
 
+import re
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,10 @@ BOX = 20  # the digit's longer side after scaling
 CENTRE = 14.0  # where MNIST's centres of mass lie (mean over the training set: 14.0, 14.0)
 MIN_CONTRAST = 0.1  # darkest-to-lightest difference below this: no ink at all
 INK_LEVEL = 0.1  # pixels above this (of the ink's maximum) define the bounding box
+MAX_PIXELS = 40_000_000  # larger pictures are refused before they are decoded (a decompression bomb?)
+# what Pillow's decoders raise for a broken or crafted file, besides OSError
+_BROKEN = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError, KeyError,
+           ZeroDivisionError, MemoryError)
 
 
 def load_digit(path: str | Path) -> np.ndarray:
@@ -39,25 +46,79 @@ def load_digit(path: str | Path) -> np.ndarray:
 
 
 def _read_grayscale(path: Path) -> np.ndarray:
-    """Pixel intensities in [0, 1]; a transparent background counts as white.
+    """Pixel intensities in [0, 1]; a transparent background counts as white. The first frame of
+    an animation; 16-bit and float pictures keep their grey levels (see :func:`_grey_levels`).
 
     Shapes:
         returns (H, W) float32
     """
-    if not path.is_file():
-        raise DataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'file not found'}")
+    _check_file(path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            gray = img.convert("L")
+        with warnings.catch_warnings():  # Pillow's own bomb check: an error here, not a warning on stderr
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise DataError(_too_large(path, width * height, f" ({width}x{height})"))
+                img.load()
+                return _grey_levels(img, path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        raise DataError(_too_large(path, int(pixels.group(1)) if pixels else None, "")) from None
     except UnidentifiedImageError as exc:
         raise DataError(f"{path}: not an image Pillow can read (use PNG or JPEG)") from exc
-    except OSError as exc:  # truncated or otherwise broken image data
+    except _BROKEN as exc:  # truncated or otherwise broken image data
         raise DataError(f"{path}: cannot read image ({exc})") from exc
+
+
+def _check_file(path: Path) -> None:
+    """A clear error for a path that is no readable image file: missing, a folder, a pipe, empty."""
+    if not path.exists():
+        raise DataError(f"{path}: {'a broken symbolic link' if path.is_symlink() else 'file not found'}")
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not a file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a pipe or a device?)")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: an empty file, not an image")
+
+
+def _too_large(path: Path, pixels: int | None, size: str) -> str:
+    count = f"{pixels:,} pixels{size}" if pixels else "too many pixels"
+    return f"{path}: the image has {count}, more than the {MAX_PIXELS:,} tiefnet reads (a decompression bomb?)"
+
+
+def _grey_levels(img: Image.Image, path: Path) -> np.ndarray:
+    """The picture's grey levels in [0, 1]: 16-bit ("I;16", "I") scaled from 0..65535, float ("F")
+    as it is if it lies in [0, 1] and stretched from its minimum..maximum otherwise, any other mode
+    by Pillow's conversion to 8-bit "L" (which would clip 16-bit values to 255)."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        levels = np.asarray(img).astype(np.float64)
+        gray = levels / 65535.0 if levels.min() >= 0 and levels.max() <= 65535 else _stretch(levels)
+        transparent = img.info.get("transparency")
+        if isinstance(transparent, int):
+            gray[levels == transparent] = 1.0
+        return gray.astype(np.float32)
+    if img.mode == "F":
+        levels = np.asarray(img).astype(np.float64)
+        if not np.isfinite(levels).all():
+            raise DataError(f"{path}: holds NaN or infinite pixel values")
+        gray = levels if levels.min() >= 0 and levels.max() <= 1 else _stretch(levels)
+        return gray.astype(np.float32)
+    try:
+        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+            rgba = img.convert("RGBA")
+            img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+        gray = img.convert("L")
+    except ValueError as exc:
+        raise DataError(f"{path}: cannot turn its {img.mode} pixels into grey levels ({exc})") from None
     return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def _stretch(levels: np.ndarray) -> np.ndarray:
+    """minimum..maximum -> 0..1 (a picture of one grey level becomes all 0: blank)."""
+    low, high = float(levels.min()), float(levels.max())
+    return (levels - low) / (high - low) if high > low else np.zeros_like(levels)
 
 
 def _ink(gray: np.ndarray, path: Path) -> np.ndarray:

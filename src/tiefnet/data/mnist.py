@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (n, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (n,)
 GZIP_MAGIC = b"\x1f\x8b"
 VALIDATION_SIZE = 10_000  # the last 10,000 training images (lecture 2.7.3, Nielsen ch. 3)
+MAX_BYTES = 2**30  # an IDX file (after gunzip) larger than this is refused: 1.3 million 28x28 images
 SHIPPED_DIR = Path(__file__).parent / "mnist"
 
 
@@ -175,19 +177,27 @@ def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'file not found'}")
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_BYTES:,} of an IDX file "
+                            f"tiefnet reads")
         return path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
 
 
 def _decompress(raw: bytes, name: str) -> bytes:
-    """Gunzip raw if it starts with the gzip magic bytes, else return it unchanged."""
+    """Gunzip raw if it starts with the gzip magic bytes, else return it unchanged; at most MAX_BYTES
+    come out (a small file that unpacks to gigabytes is refused, not unpacked)."""
     if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            data = f.read(MAX_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{name}: corrupt gzip data ({exc})") from exc
+    if len(data) > MAX_BYTES:
+        raise DataError(f"{name}: unpacks to more than {MAX_BYTES:,} bytes: not an MNIST IDX file")
+    return data
 
 
 def _parse_idx(data: bytes, name: str) -> np.ndarray:

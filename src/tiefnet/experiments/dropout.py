@@ -50,7 +50,7 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
 
 
 def _figure(runs: dict[str, dict], train_size: int, path: Path) -> None:
-    from tiefnet.plot import plt, save
+    from tiefnet.plot import epoch_axis, plt, points, save
 
     fig, ax = plt.subplots(figsize=(8, 4.8))
     colours = {"no dropout": "tab:red", "dropout": "tab:blue"}
@@ -58,11 +58,12 @@ def _figure(runs: dict[str, dict], train_size: int, path: Path) -> None:
         epochs = range(1, len(r["test_accuracy"]) + 1)
         label = "without dropout" if r["p"] == 0 else f"dropout p = {r['p']:g} (hidden neurons)"
         ax.plot(epochs, [100 * a for a in r["test_accuracy"]], color=colours[name],
-                label=f"{label}: final {100 * r['final_test_accuracy']:.2f}%")
+                label=f"{label}: final {100 * r['final_test_accuracy']:.2f}%", **points(len(epochs)))
     bottom = min(70, min(100 * r["final_test_accuracy"] for r in runs.values()) - 5)
     ax.set(xlabel="epoch", ylabel="test accuracy [%]", ylim=(bottom, 95),
            title=f"2.7.3 dropout: 784-100-10, cross-entropy, η = 0.5, w ~ N(0,1), first {train_size} training images")
     ax.title.set_fontsize(10)
+    epoch_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     save(fig, path)

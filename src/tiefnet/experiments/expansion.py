@@ -55,7 +55,7 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
 
 
 def _figure(runs: dict[str, dict], x: numpy.ndarray, n: int, path: Path) -> None:
-    from tiefnet.plot import plt, save
+    from tiefnet.plot import plt, points, save
 
     shown = min(SHOWN, n)
     fig = plt.figure(figsize=(13, 5.5))
@@ -65,7 +65,7 @@ def _figure(runs: dict[str, dict], x: numpy.ndarray, n: int, path: Path) -> None
     for name, r in runs.items():
         ax.plot([s / 1000 for s in r["images_seen"]], [100 * a for a in r["test_accuracy"]], color=colours[name],
                 label=f"{name}: {r['train_size']} images, {r['epochs']} epochs, "
-                      f"final {100 * r['final_test_accuracy']:.2f}%")
+                      f"final {100 * r['final_test_accuracy']:.2f}%", **points(len(r["images_seen"])))
     bottom = min(80, min(100 * r["final_test_accuracy"] for r in runs.values()) - 5)
     ax.set(xlabel="training images processed (thousands) = SGD steps × 10", ylabel="test accuracy [%]",
            ylim=(bottom, 100), title="784-100-10, cross-entropy, η = 0.5")

@@ -47,7 +47,7 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
 
 
 def _figure(result: dict[str, Any], train_size: int, path: Path) -> None:
-    from tiefnet.plot import plt, save
+    from tiefnet.plot import epoch_axis, plt, save
 
     fig, ax = plt.subplots(figsize=(8, 4.8))
     epochs = range(1, len(result["train_accuracy"]) + 1)
@@ -59,6 +59,7 @@ def _figure(result: dict[str, Any], train_size: int, path: Path) -> None:
     ax.text(last + 0.5, (top + bottom) / 2, f"gap\n{100 * result['gap']:.2f}%", ha="left", va="center")
     ax.set(xlabel="epoch", ylabel="accuracy [%]", xlim=(0, 1.15 * last + 1),
            title="2.7.3 all training images: 784-30-10, cross-entropy, η = 0.5, no regularisation")
+    epoch_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     save(fig, path)

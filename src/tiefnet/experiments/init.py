@@ -71,7 +71,7 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
 
 
 def _figure(runs: dict[str, dict], z: dict[str, numpy.ndarray], path: Path) -> None:
-    from tiefnet.plot import plt, save
+    from tiefnet.plot import epoch_axis, plt, save
 
     fig, (ax_acc, ax_z) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     colours = {"large": "tab:red", "scaled": "tab:blue"}
@@ -83,6 +83,7 @@ def _figure(runs: dict[str, dict], z: dict[str, numpy.ndarray], path: Path) -> N
                   label=f"{init}: measured var(z) = {r['var_z_measured_on_mnist']:.1f}")
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy [%]",
                title="784-30-10, cross-entropy, η = 0.1, L2 λ = 5.0, 50,000 images")
+    epoch_axis(ax_acc)
     ax_z.axvspan(-60, -SATURATED, color="grey", alpha=0.15, label=f"|z| > {SATURATED:g}: σ saturated")
     ax_z.axvspan(SATURATED, 60, color="grey", alpha=0.15)
     ax_z.set(xlabel="z of the hidden neurons before training (1000 images)", ylabel="density", yscale="log",

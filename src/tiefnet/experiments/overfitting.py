@@ -53,24 +53,26 @@ def run(out: str | Path, epochs: int | None = None, seed: int = 0, quick: bool =
 
 
 def _figure(runs: dict[str, dict], train_size: int, path: Path) -> None:
-    from tiefnet.plot import plt, save
+    from tiefnet.plot import epoch_axis, plt, points, save
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     for column, (name, r) in enumerate(runs.items()):
         label = "no regularisation" if r["lmbda"] == 0 else f"L2, λ = {r['lmbda']:g}"
         epochs = range(1, len(r["train_cost"]) + 1)
         ax_cost, ax_acc = axes[0, column], axes[1, column]
+        style = points(len(epochs))
         ax_cost.plot(epochs, r["train_cost"], color="tab:blue",
-                     label="training cost C" if r["lmbda"] == 0 else "training cost C = C0 + λ/(2n) Σ w²")
+                     label="training cost C" if r["lmbda"] == 0 else "training cost C = C0 + λ/(2n) Σ w²", **style)
         ax_cost.set(ylabel="cost", yscale="log", title=f"{label}: training cost")
-        ax_acc.plot(epochs, [100 * a for a in r["test_accuracy"]], color="tab:red", label="test data")
+        ax_acc.plot(epochs, [100 * a for a in r["test_accuracy"]], color="tab:red", label="test data", **style)
         ax_acc.plot(epochs, [100 * a for a in r["train_accuracy"]], color="tab:green", alpha=0.6,
-                    label=f"training data ({train_size} images)")
+                    label=f"training data ({train_size} images)", **style)
         ax_acc.axhline(100 * r["best_test_accuracy"], color="tab:red", ls=":", lw=1,
                        label=f"best test: {100 * r['best_test_accuracy']:.2f}%")
         ax_acc.set(xlabel="epoch", ylabel="accuracy [%]", ylim=(min(70, 100 * r["final_test_accuracy"] - 5), 100.5),
                    title=f"{label}: accuracy")
         for ax in (ax_cost, ax_acc):
+            epoch_axis(ax)
             ax.grid(alpha=0.3)
             ax.legend(loc="best")
     fig.suptitle(f"2.7.3 overfitting: 784-30-10, cross-entropy, η = 0.5, first {train_size} training images")

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tiefnet.backend import Array, xp
-from tiefnet.checkpoint import load_model
-from tiefnet.errors import ConfigError
-from tiefnet.nn import Layer, Softmax
+from tiefnet.checkpoint import read_model
+from tiefnet.errors import ConfigError, TiefnetError
+from tiefnet.nn import Layer, Sigmoid, Softmax
 from tiefnet.train import as_data, predict
 
 PIXELS = 784  # a 28 x 28 MNIST image as one row
+CLASSES = 10
 
 
 def probabilities(model: Layer, x: Array, batch_size: int = 500) -> Array:
@@ -58,22 +59,40 @@ def ties(outputs: Sequence[Array]) -> int:
 
 
 def check_digit_model(model: Layer, source: Any) -> None:
-    """Refuse a model that does not take 28 x 28 images as rows of 784 pixels."""
+    """Refuse a model that does not take 28 x 28 images as rows of 784 pixels, or does not answer with
+    sigmoid or softmax outputs for the 10 digits (one image is tried)."""
     n_in = getattr(model, "input_features", None)
     if n_in not in (None, PIXELS):
         raise ConfigError(f"{source}: model takes {n_in} inputs, not a 28x28 image")
+    output_layer = getattr(model, "layers", [model])[-1]
+    if not isinstance(output_layer, (Sigmoid, Softmax)):
+        raise ConfigError(f"{source}: the model's output layer is {type(output_layer).__name__}, not the sigmoid "
+                          f"or softmax of a digit classifier")
+    try:
+        a = predict(model, xp.zeros((1, PIXELS), dtype=xp.float32))
+    except (TiefnetError, ValueError, TypeError, IndexError) as error:
+        raise ConfigError(f"{source}: the model does not take a 28x28 image as 784 pixels ({error})") from None
+    if tuple(a.shape) != (1, CLASSES):
+        raise ConfigError(f"{source}: the model gives {tuple(a.shape)[1:] or 'no'} outputs per image, not one "
+                          f"for each of the {CLASSES} digits")
+
+
+def load_digit_model(folder: str | Path) -> Layer:
+    """The model of a run folder of ``tiefnet mnist`` (model.npz + model.json), checked to classify digits;
+    a model of another application is refused by its name."""
+    model, meta = read_model(folder)
+    if meta["app"] not in (None, "mnist"):
+        raise ConfigError(f"{folder}: holds a model of tiefnet {meta['app']}, not an MNIST digit classifier "
+                          f"(tiefnet mnist)")
+    check_digit_model(model, folder)
+    return model
 
 
 def load_members(folders: Sequence[str | Path]) -> list[Layer]:
     """The models saved in the run folders (model.npz + model.json), checked to classify MNIST digits."""
     if not folders:
         raise ConfigError("an ensemble needs at least one model folder")
-    members = []
-    for folder in folders:
-        model, _ = load_model(folder)
-        check_digit_model(model, folder)
-        members.append(model)
-    return members
+    return [load_digit_model(folder) for folder in folders]
 
 
 def evaluate_ensemble(members: Sequence[Layer], data: Any, batch_size: int = 500) -> dict[str, Any]:

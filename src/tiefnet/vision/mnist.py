@@ -75,7 +75,8 @@ class Config:
     epochs: int = setting(30, "Training epochs.")
     batch_size: int = setting(10, "Mini-batch size m (1 = online learning).")
     expand: int = setting(0, "Add this many rotated/shifted/skewed copies of each training image (2.7.3).")
-    train_size: int = setting(50000, "Use the first N of the 50,000 training images.")
+    train_size: int = setting(50000, "Use the first N of the 50,000 training images (at most as many as --data "
+                              "holds).")
     patience: int = setting(0, "Halve eta after this many epochs without a better validation accuracy "
                             "(0 = never).")
     early_stop: int = setting(0, "Stop after this many epochs without a better validation accuracy (0 = never).")
@@ -181,7 +182,8 @@ def prepare_data(config: Config) -> tuple[Dataset, Dataset, Dataset]:
     splits = load_mnist(config.data or None, verify=config.verify)
     if config.train_size > len(splits.train):
         raise ConfigError(f"train_size={config.train_size}: the training set holds only {len(splits.train)} images "
-                          f"(the {len(splits.validation)} after them are the validation set)")
+                          f"(the {len(splits.validation)} after them are the validation set): give --train-size "
+                          f"{len(splits.train)} or less")
     images = config.train_size * (config.expand + 1)
     if config.batch_size > images:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the {images} training images: "
@@ -226,18 +228,19 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
         log(f"tiefnet mnist: {network}\n  {len(train)} training images, cost {config.cost}, "
             f"eta {config.eta}, mini-batch {config.batch_size}, {config.epochs} epochs -> {folder.path}")
         metrics = folder.metrics(entries=history_before if resume else [])
-        previous = [history_before[-1] if resume else None]
-        warned = [False]
+        previous, warned = (history_before[-1] if resume else None), False
 
         def record(epoch: dict[str, float]) -> None:
+            nonlocal previous, warned
             metrics.append(epoch)
             folder.save_model(net, {"epoch": epoch["epoch"], "cost": config.cost})
-            if not warned[0] and stuck(epoch, previous[0]):
-                warned[0] = True
+            if not warned and stuck(epoch, previous):  # once per run
+                warned = True
+                falling = "" if previous is None else ", and the cost is not falling"
                 warn(f"after epoch {epoch['epoch']} the training accuracy is {100 * epoch['train_accuracy']:.1f}%, "
-                     f"no better than chance ({100 / CLASSES:.0f}%), and the cost is not falling: the network "
-                     f"learns nothing (eta={config.eta:g} may be too large, saturating the neurons, or too small)")
-            previous[0] = epoch
+                     f"no better than chance ({100 / CLASSES:.0f}%){falling}: the network learns nothing "
+                     f"(eta={config.eta:g} may be too large, saturating the neurons, or too small)")
+            previous = epoch
 
         history = fit(net, LOSSES[config.cost](), optimizer, train, config.epochs, config.batch_size,
                       validation=validation, test=test, rng=rng, schedule=schedule,
@@ -327,7 +330,7 @@ def check_memory(config: Config, images: int, memory: int | None = None) -> None
 def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
         n /= 1000
 
 
