@@ -474,6 +474,15 @@ def test_the_memory_refusal_names_the_size(small_data, tmp_path, capsys):
     one_line_error(capsys, code, "TB", "795,000,000,010 parameters")
 
 
+def test_the_memory_limit_is_tiefnets(small_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TIEFNET_MEMORY_LIMIT", "100M")  # the default net fits, one of 100,000 hidden neurons not
+    assert main(mnist(small_data, "--epochs", "1", "--out", str(tmp_path / "a"))) == 0
+    capsys.readouterr()
+    code = main(mnist(small_data, "--epochs", "1", "--hidden", "100000", "--out", str(tmp_path / "b")))
+    one_line_error(capsys, code, "79,500,010 parameters", "memory limit of 105 MB")
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_gzip_bomb_in_the_data_folder_is_not_unpacked(small_data, tmp_path, capsys, monkeypatch):
     import gzip
 

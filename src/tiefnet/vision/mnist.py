@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -23,6 +22,7 @@ from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset, load_mnist
 from tiefnet.errors import ConfigError, TiefnetError
 from tiefnet.files import read_text
+from tiefnet.limits import memory_limit, size
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
@@ -291,20 +291,12 @@ def check_run_folder(out: str | Path) -> None:
                               f"settings {', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''})")
 
 
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def check_memory(config: Config, images: int, memory: int | None = None) -> None:
-    """Refuse a run whose float32 arrays would not fit in ``memory`` bytes (default: this machine's), before
-    any of them is allocated: the parameters 4 times (values, gradients, two optimizer moments), the
-    (expanded) training images, and the activations of one mini-batch (or of the evaluation's 500)."""
-    memory = _physical_memory() if memory is None else memory
-    if memory is None:
-        return
+    """Refuse a run whose float32 arrays would not fit in ``memory`` bytes (default: tiefnet's memory limit,
+    :func:`tiefnet.limits.memory_limit`), before any of them is allocated: the parameters 4 times (values,
+    gradients, two optimizer moments), the (expanded) training images, and the activations of one
+    mini-batch (or of the evaluation's 500)."""
+    memory = memory_limit() if memory is None else memory
     parameters, per_image, channels, n_in = 0, 0, IMAGE[0], 784
     if config.model == "cnn":
         features = config.feature_sizes()
@@ -322,16 +314,10 @@ def check_memory(config: Config, images: int, memory: int | None = None) -> None
     needed = sum(parts.values())
     if needed > memory:
         biggest = max(parts, key=parts.get)
-        raise ConfigError(f"the run would need about {_size(needed)} of memory ({_size(parts[biggest])} for the "
-                          f"{biggest}; the network has {parameters:,} parameters), more than this machine's "
-                          f"{_size(memory)}: choose a smaller --hidden, --features, --batch-size or --expand")
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
-        n /= 1000
+        raise ConfigError(f"the run would need about {size(needed)} of memory ({size(parts[biggest])} for the "
+                          f"{biggest}; the network has {parameters:,} parameters), more than tiefnet's memory limit "
+                          f"of {size(memory)} (TIEFNET_MEMORY_LIMIT sets it): choose a smaller --hidden, --features, "
+                          f"--batch-size or --expand")
 
 
 # Settings that may change when a run is resumed; any other change would mix two experiments.
