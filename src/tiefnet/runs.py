@@ -27,7 +27,7 @@ from tiefnet import checkpoint
 from tiefnet.errors import CheckpointError, ConfigError
 from tiefnet.files import open_appending, parse_json, read_text, replacing, write_json, write_text
 from tiefnet.progress import progress_bar
-from tiefnet.settings import check_resumable
+from tiefnet.settings import check_app, check_resumable
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -93,6 +93,7 @@ class RunFolder:
         ``resume``, first refuse a folder without a checkpoint or with settings other than ``config``'s
         (apart from ``may_change``), before anything is written."""
         if resume:
+            check_app(self.path, self.app)
             check_resumable(self.path, config, may_change)
         self.resume = resume
         self._old_checkpoint = None if resume else _mtime(self.path / "checkpoint.npz")  # another run's

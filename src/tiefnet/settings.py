@@ -43,8 +43,24 @@ def check_seed(seed: Any, name: str = "seed") -> None:
         raise ConfigError(f"{name}={seed!r} must be a whole number from 0 to 2^63 - 1")
 
 
+def check_app(out: str | Path, app: str | None) -> None:
+    """--resume: refuse a run folder whose model.json says another application wrote it."""
+    path = Path(out) / "model.json"
+    if app is None or not path.is_file():
+        return
+    try:
+        saved = read_json(path)
+    except (OSError, ConfigError):  # unreadable: the checks of the checkpoint follow
+        return
+    writer = saved.get("app") if isinstance(saved, dict) else None
+    if isinstance(writer, str) and writer != app:
+        raise ConfigError(f"--resume: {out} holds a run of tiefnet {writer[:40]}, not of tiefnet {app}")
+
+
 def saved_settings(out: str | Path, config_class: type) -> dict[str, Any]:
-    """The settings in ``out/config.json`` that ``config_class`` knows ({} if there is none)."""
+    """The settings in ``out/config.json`` that ``config_class`` knows ({} if there is none); first
+    :func:`check_app` with the application that ``config_class.APP`` names."""
+    check_app(out, getattr(config_class, "APP", None))
     path = Path(out) / "config.json"
     try:
         saved = read_json(path) if path.exists() or path.is_symlink() else {}

@@ -7,7 +7,6 @@ settings in :data:`MODEL_DEFAULTS` (ReLU, softmax + log-likelihood, eta = 0.03, 
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -21,7 +20,7 @@ from tiefnet import backend
 from tiefnet.data.augment import expand
 from tiefnet.data.mnist import Dataset, load_mnist
 from tiefnet.errors import ConfigError, TiefnetError
-from tiefnet.files import read_text
+from tiefnet.files import read_json
 from tiefnet.limits import memory_limit, size
 from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequential, Sigmoid, Softmax
 from tiefnet.nn.init import INITS
@@ -51,6 +50,8 @@ def model_setting(help: str) -> Any:
 @dataclass(frozen=True)
 class Config:
     """Settings of one MNIST run; the CLI builds its options from these fields."""
+
+    APP = "mnist"  # the application whose run folders --resume continues (not a setting)
 
     model: str = setting("dense", "dense (784-hidden-10, lecture 2.4) or cnn (Nielsen's chapter-6 network, 3.1-3.3: "
                          "conv 5x5x20 -> pool -> conv 5x5x40 -> pool -> FC -> softmax).")
@@ -278,7 +279,7 @@ def check_run_folder(out: str | Path) -> None:
     out = Path(out)
     for name in ("model.json", "config.json"):
         try:
-            saved = json.loads(read_text(out / name)) if (out / name).is_file() else None
+            saved = read_json(out / name) if (out / name).is_file() else None
         except (OSError, ValueError, TiefnetError):  # unreadable: the checks of the checkpoint follow
             saved = None
         if not isinstance(saved, dict):
