@@ -13,8 +13,11 @@ import math
 import numbers
 from typing import Any, Iterable, Sequence
 
+import numpy
+
+from tiefnet import backend
 from tiefnet.backend import Array, xp
-from tiefnet.errors import ConfigError
+from tiefnet.errors import CheckpointError, ConfigError
 from tiefnet.nn import layer as tree
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.regularizers import Regularizer
@@ -209,7 +212,26 @@ class Optimizer:
         return {"eta": self.eta}, {}
 
     def load_state_dict(self, meta: dict[str, Any], arrays: dict[str, Array]) -> None:
-        self.eta = float(meta["eta"])
+        """Restore what :meth:`state_dict` saved; a saved state may be crafted: a missing entry, an
+        array of the wrong shape or with NaN, or a step size that is not a positive number is a
+        CheckpointError (no broadcasting into the state)."""
+        eta = meta.get("eta") if isinstance(meta, dict) else None
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not (math.isfinite(eta) and eta > 0):
+            raise CheckpointError(f"optimizer state: eta={eta!r} is not a positive number")
+        self.eta = float(eta)
+
+    @staticmethod
+    def _restore(target: Array, arrays: dict[str, Array], key: str) -> None:
+        """target[...] = arrays[key], checked first (present, same shape, finite)."""
+        if key not in arrays:
+            raise CheckpointError(f"optimizer state: array {key} is missing")
+        saved = arrays[key]
+        if tuple(saved.shape) != tuple(target.shape):
+            raise CheckpointError(f"optimizer state: array {key} has shape {tuple(saved.shape)}, "
+                                  f"the model needs {tuple(target.shape)}")
+        if not (numpy.issubdtype(saved.dtype, numpy.number) and numpy.all(numpy.isfinite(backend.to_numpy(saved)))):
+            raise CheckpointError(f"optimizer state: array {key} holds values that are not finite numbers")
+        target[...] = saved
 
 
 class SGD(Optimizer):
@@ -253,7 +275,7 @@ class Momentum(Optimizer):
     def load_state_dict(self, meta, arrays) -> None:
         super().load_state_dict(meta, arrays)
         for i, v in enumerate(self.velocity):
-            v[...] = arrays[f"v{i}"]
+            self._restore(v, arrays, f"v{i}")
 
 
 class Adam(Optimizer):
@@ -298,10 +320,13 @@ class Adam(Optimizer):
 
     def load_state_dict(self, meta, arrays) -> None:
         super().load_state_dict(meta, arrays)
-        self.t = int(meta["t"])
+        t = meta.get("t")
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise CheckpointError(f"optimizer state: Adam's step count t={t!r} is not a whole number >= 0")
+        self.t = t
         for i, (m, v) in enumerate(zip(self.m, self.v)):
-            m[...] = arrays[f"m{i}"]
-            v[...] = arrays[f"v{i}"]
+            self._restore(m, arrays, f"m{i}")
+            self._restore(v, arrays, f"v{i}")
 
 
 class RMSProp(Optimizer):
@@ -339,7 +364,7 @@ class RMSProp(Optimizer):
     def load_state_dict(self, meta, arrays) -> None:
         super().load_state_dict(meta, arrays)
         for i, v in enumerate(self.v):
-            v[...] = arrays[f"v{i}"]
+            self._restore(v, arrays, f"v{i}")
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam)}
