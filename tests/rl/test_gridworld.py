@@ -14,7 +14,7 @@ UP, DOWN, RIGHT, LEFT = (ARROWS.index(a) for a in "↑↓→←")
 
 
 def successors(world, cell, action) -> dict:
-    P = world.mdp.P[action, world.state(*cell)]
+    P = world.mdp.dense()[action, world.state(*cell)]
     return {world.cells[s]: round(float(p), 12) for s, p in enumerate(P) if p > 0}
 
 
@@ -36,7 +36,7 @@ def test_transitions_as_in_the_lecture():
     assert successors(world, (3, 2), UP) == {(3, 3): 0.8, (4, 2): 0.1, (3, 2): 0.1}
     assert successors(world, (3, 1), LEFT) == {(2, 1): 0.8, (3, 2): 0.1, (3, 1): 0.1}
     assert successors(world, (2, 3), DOWN) == {(2, 3): 0.8, (1, 3): 0.1, (3, 3): 0.1}  # down: the wall
-    assert (world.mdp.P[:, world.state(4, 3)] == 0).all()  # an exit has no successor
+    assert (world.mdp.dense()[:, world.state(4, 3)] == 0).all()  # an exit has no successor
 
 
 def test_options_reward_gamma_and_slip():

@@ -88,7 +88,7 @@ def test_policy_evaluation_matches_iterated_evaluation():
     pi = np.random.default_rng(1).integers(0, 3, size=8)
     U = policy_evaluation(mdp, pi)
     V = np.zeros(8)
-    P_pi = mdp.P[pi, np.arange(8)]  # (S, S)
+    P_pi = mdp.dense()[pi, np.arange(8)]  # (S, S)
     for _ in range(2000):
         V = mdp.R + mdp.gamma * P_pi @ V
     np.testing.assert_allclose(U, V, atol=1e-10)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import fields
 from pathlib import Path
 
 from tiefnet.cli.common import add_actions, add_config_options, add_run_options, config_from, default_out
+from tiefnet.errors import ConfigError
 from tiefnet.rl import dqn_play, dqn_run, qlearning_run
 from tiefnet.rl.dqn import DQNConfig
 from tiefnet.rl.gridworld import lecture_gridworld, load_map
@@ -86,7 +88,10 @@ def _add_qlearn(sub) -> None:
                                    "compare max_a Q with the U of value iteration.")
     p.add_argument("env", nargs="?", default="gridworld", metavar="ENV",
                    help="'gridworld' or a gymnasium id with Discrete spaces, e.g. FrozenLake-v1, Taxi-v4")
-    add_config_options(p, qlearning_run.Config, skip=("env",))
+    add_config_options(p, qlearning_run.Config, skip=("env", "gamma"))
+    p.add_argument("--gamma", type=float, default=None, metavar="GAMMA",
+                   help=fields_help(qlearning_run.Config, 'gamma'))
+    _add_allow_env_module(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_run_options(p, "qlearn", out_help="write Q.npz, config.json and summary.json to this folder")
     p.set_defaults(handler=_cmd_qlearn)
@@ -94,7 +99,8 @@ def _add_qlearn(sub) -> None:
 
 def _cmd_qlearn(args: argparse.Namespace) -> int:
     config = config_from(args, qlearning_run.Config)
-    summary = qlearning_run.run(config, args.out, progress=not (args.no_progress or args.json))
+    summary = qlearning_run.run(config, args.out, progress=not (args.no_progress or args.json),
+                                allow_env_module=args.allow_env_module)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
@@ -131,6 +137,7 @@ def _add_dqn(sub) -> None:
     train.add_argument("env", nargs="?", default=argparse.SUPPRESS, metavar="ENV",
                        help="a gymnasium id with a discrete action space (default: CartPole-v1)")
     add_config_options(train, DQNConfig, skip=("env",), resumable=True)
+    _add_allow_env_module(train)
     add_run_options(train, "dqn", resume_example="--steps")
     train.set_defaults(handler=_cmd_dqn_train)
     play = actions.add_parser("play", help="play a trained agent greedily, optionally into a GIF",
@@ -146,13 +153,29 @@ def _add_dqn(sub) -> None:
 def _cmd_dqn_train(args: argparse.Namespace) -> int:
     config = config_from(args, DQNConfig)
     out = args.out or default_out("dqn")
-    summary = dqn_run.run(config, out, progress=not args.no_progress, resume=args.resume)
+    # a module:Env id only as ENV of this command line, never from the folder of --resume
+    allow = args.allow_env_module and hasattr(args, "env")
+    if args.resume and not hasattr(args, "env") and ":" in config.env:
+        raise ConfigError(f"--resume: {out}/config.json names the environment {config.env!r}, a Python module to "
+                          f"import; a folder's environment id is never imported (give ENV and --allow-env-module "
+                          f"to import it)")
+    summary = dqn_run.run(config, out, progress=not args.no_progress, resume=args.resume, allow_env_module=allow)
     mean = summary["eval_mean_return"]
     evaluation = (f"mean return {mean:.1f} over {summary['eval_episodes']} greedy episodes"
                   if mean is not None else "no evaluation")
     print(f"{config.env}: {summary['steps']} steps, {summary['episodes']} episodes, "
           f"{summary['train_seconds']:.1f} s; {evaluation}; results in {out}")
     return 0
+
+
+def _add_allow_env_module(p) -> None:
+    p.add_argument("--allow-env-module", action="store_true",
+                   help="allow an ENV of the form module:Env-v0, which imports that Python module (from the "
+                        "current folder too) to register the environment")
+
+
+def fields_help(config_class: type, name: str) -> str:
+    return next(f.metadata.get("help", "") for f in fields(config_class) if f.name == name)
 
 
 def _cmd_dqn_play(args: argparse.Namespace) -> int:

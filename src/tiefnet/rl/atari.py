@@ -19,7 +19,7 @@ import numpy
 
 from tiefnet.errors import CheckpointError, ConfigError, ShapeError
 from tiefnet.nn import Conv2d, Dense, Flatten, ReLU, Sequential
-from tiefnet.rl.limits import check_fits
+from tiefnet.rl.checks import check_fits
 from tiefnet.rl.replay import Transitions, check_stored
 
 SCREEN = 84  # side of phi's frames (5.3: "skaliere auf 84 x 84 Pixel")

@@ -21,7 +21,7 @@ This module holds the settings (:class:`DQNConfig`) and the pieces: the Q-networ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy
 
@@ -33,6 +33,7 @@ from tiefnet.nn import Dense, Layer, ReLU, Sequential, layer_from_config, layer_
 from tiefnet.nn.losses import TDError
 from tiefnet.optim import Adam, Optimizer, RMSProp
 from tiefnet.train import train_step as gradient_step
+from tiefnet.rl.checks import check_types
 from tiefnet.rl.replay import Transitions
 from tiefnet.settings import check_seed, layer_sizes, setting
 
@@ -83,6 +84,9 @@ class DQNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name}={value!r} must be an integer of at least {low}")
+        if self.batch_size > self.memory:
+            raise ConfigError(f"batch_size={self.batch_size} is larger than the replay memory (memory={self.memory}): "
+                              f"no mini-batch could be drawn")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if not (math.isfinite(self.eta) and self.eta > 0):
@@ -97,20 +101,6 @@ class DQNConfig:
         hidden_sizes(self.hidden)
         if not self.env:
             raise ConfigError("env must name a gymnasium environment, e.g. CartPole-v1")
-
-
-def check_types(config) -> None:
-    """Each field of a Config has the type of its default (a config.json may hold anything): an int
-    field a whole number, a float field a number, a str field text."""
-    for f in fields(config):
-        value, kind = getattr(config, f.name), type(f.default)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            continue  # 1 for 1.0
-        if type(value) is not kind:
-            raise ConfigError(f"{f.name}={value!r} must be {TYPE_NAMES.get(kind, kind.__name__)}")
-
-
-TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 
 def hidden_sizes(hidden: str) -> list[int]:

@@ -9,10 +9,13 @@ from typing import Any, Callable
 
 import numpy
 
-from tiefnet.checkpoint import load_model
-from tiefnet.errors import CheckpointError, ConfigError
-from tiefnet.rl.dqn import greedy_action
+from tiefnet.checkpoint import read_model
+from tiefnet.errors import CheckpointError, ConfigError, TiefnetError
+from tiefnet.files import write_bytes
+from tiefnet.rl.dqn import as_input, greedy_action
 from tiefnet.rl.environments import make_env
+from tiefnet.rl.checks import check_fits
+from tiefnet.settings import check_seed
 
 
 def evaluate(q_net, env, episodes: int, seed) -> list[float]:
@@ -70,18 +73,54 @@ def draw_cartpole(state, width: int = 600, height: int = 400) -> numpy.ndarray:
 
 def load_player(folder: str | Path) -> tuple[Any, str]:
     """The Q-network of a DQN run folder and its environment id."""
-    model, info = load_model(folder)
-    if not isinstance(info, dict) or info.get("kind") != "dqn" or not isinstance(info.get("env"), str):
+    try:
+        model, meta = read_model(folder)
+    except MemoryError:
+        raise CheckpointError(f"{folder}: its arrays are too large to load") from None
+    info = meta["info"]
+    if (meta["app"] not in ("dqn", None) or not isinstance(info, dict) or info.get("kind") != "dqn"
+            or not isinstance(info.get("env"), str)):
         raise CheckpointError(f"{folder}: not a DQN model (model.json names no environment)")
     return model, info["env"]
 
 
+def check_player(q_net, env, folder: str | Path, env_id: str) -> None:
+    """The network takes ``env``'s observations and gives one Q(phi, a) per action: (1, *obs) -> (1, |A|)."""
+    obs = numpy.zeros(env.observation_space.shape, dtype=env.observation_space.dtype)
+    try:
+        Q = q_net.forward(as_input(obs[None]))
+    except (TiefnetError, ValueError, TypeError, IndexError) as error:
+        raise CheckpointError(f"{folder}: its network does not take {env_id}'s observations of shape "
+                              f"{obs.shape} ({' '.join(str(error).split())})") from None
+    n_actions = int(env.action_space.n)
+    if tuple(Q.shape) != (1, n_actions):
+        raise CheckpointError(f"{folder}: its network gives outputs of shape {tuple(Q.shape[1:])} for one "
+                              f"observation; a Q-network of {env_id} gives one Q-value per action ({n_actions},)")
+
+
+def check_gif(gif: str | Path) -> Path:
+    """--gif: a file name in an existing folder, not a folder or a symbolic link (checked before playing)."""
+    path = Path(gif)
+    if path.is_symlink():
+        raise ConfigError(f"--gif {path} is a symbolic link; give the name of a new or a regular file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"--gif {path} exists and is not a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--gif {path}: the folder {path.parent} does not exist")
+    return path
+
+
 def play(folder: str | Path, episodes: int = 1, gif: str | Path | None = None, seed: int = 0) -> list[float]:
     """Play ``episodes`` greedy episodes with the model in ``folder``; the first one goes to ``gif`` if given."""
-    if episodes < 1:
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"--episodes {episodes} must be at least 1")
+    check_seed(seed, "--seed")
+    check_fits({"the episodes' seeds and returns": episodes * (8 + 32)}, f"--episodes {episodes}")
+    if gif is not None:
+        gif = check_gif(gif)
     q_net, env_id = load_player(folder)
-    env = make_env(env_id, render_mode="rgb_array" if gif else None)
+    env = make_env(env_id, render_mode="rgb_array" if gif else None, source=f"{folder}/model.json")
+    check_player(q_net, env, folder, env_id)
     seeds = numpy.random.default_rng([seed, 2]).integers(2**31, size=episodes)
     returns = []
     for i, s in enumerate(seeds):
@@ -98,7 +137,6 @@ def write_gif(frames: list[numpy.ndarray], path: str | Path, fps: int = 30, max_
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(numpy.asarray(f, dtype=numpy.uint8)) for f in frames if f is not None]
     if not images:
         raise ConfigError("--gif: the environment rendered no frames")
@@ -106,5 +144,6 @@ def write_gif(frames: list[numpy.ndarray], path: str | Path, fps: int = 30, max_
     if scale < 1.0:
         size = (max(1, round(images[0].width * scale)), max(1, round(images[0].height * scale)))
         images = [im.resize(size, Image.BILINEAR) for im in images]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    write_bytes(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                               duration=round(1000 / fps), loop=0))  # never through a symlink
     return path

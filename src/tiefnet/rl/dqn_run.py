@@ -12,6 +12,7 @@ same environment state, so that it continues exactly as the uninterrupted run wo
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
@@ -26,7 +27,8 @@ from tiefnet.errors import CheckpointError, TrainingDiverged
 from tiefnet.rl.dqn import (DQNConfig, clone, epsilon_at, hidden_sizes, make_loss, make_optimizer, select_action,
                             sync_target, train_step)
 from tiefnet.rl.dqn_play import evaluate
-from tiefnet.rl.environments import make_env, make_memory, make_q_network
+from tiefnet.rl.replay import check_stored
+from tiefnet.rl.environments import check_memory, make_env, make_memory, make_q_network
 from tiefnet.runs import MetricsLog, RunFolder
 
 CHECKPOINT_FORMAT = "tiefnet-dqn-checkpoint/1"
@@ -64,24 +66,27 @@ class Agent:
 
 
 def run(config: DQNConfig, out: str | Path, progress: bool = True, resume: bool = False,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train DQN as ``config`` says, write the run folder ``out`` (see the module docstring), return the summary."""
+        log: Callable[[str], None] = print, allow_env_module: bool = False) -> dict[str, Any]:
+    """Train DQN as ``config`` says, write the run folder ``out`` (see the module docstring), return the summary.
+    ``allow_env_module``: config.env may be a ``module:Env`` id (see :func:`~tiefnet.rl.environments.check_env_id`)."""
     folder = RunFolder(out, app="dqn", resume_command="tiefnet dqn train --resume", progress=progress)
-    env = make_env(config.env)
+    env = make_env(config.env, allow_module=allow_env_module)
     obs_shape, n_actions = tuple(env.observation_space.shape), int(env.action_space.n)
+    check_memory(config.env, obs_shape, n_actions, hidden_sizes(config.hidden), config.memory, config.batch_size,
+                 max(config.eval_episodes, config.check_episodes))
     rng = numpy.random.default_rng(config.seed)
     with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
         agent = Agent(config, obs_shape, n_actions, rng)
         state = Progress()
         if resume:
-            obs = restore(folder.path / "checkpoint.npz", agent, state, rng, env)
+            obs = restore(folder.path / "checkpoint.npz", agent, state, rng, env, config)
         else:
             obs = start_episode(env, state, rng)
         # what was written after the checkpoint is dropped
         metrics = folder.metrics(keep_lines=state.metrics_lines)
         log(f"tiefnet dqn: {config.env}, {agent.q_net.describe()}, {n_actions} actions, "
             f"steps {state.step} -> {config.steps}, replay memory {config.memory} -> {folder.path}")
-        train(config, agent, env, state, obs, rng, folder, metrics)
+        train(config, agent, env, state, obs, rng, folder, metrics, allow_env_module)
         started = time.perf_counter()
         returns = evaluate(agent.best_net, env, config.eval_episodes, seed=[config.seed, 1])
         kept_final = state.best_return is None or state.best_step == state.step
@@ -106,7 +111,7 @@ def start_episode(env, state: Progress, rng: numpy.random.Generator) -> numpy.nd
 
 
 def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, folder: RunFolder,
-          metrics: MetricsLog) -> None:
+          metrics: MetricsLog, allow_env_module: bool = False) -> None:
     """The loop of 5.3 from ``state.step`` to ``config.steps``: act, store, learn, refresh theta^-."""
     recent: deque[float] = deque((e["return"] for e in metrics.entries() if "return" in e), maxlen=100)
     bar = folder.progress_bar(config.steps, "dqn", initial=state.step)
@@ -143,7 +148,7 @@ def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, folde
                        state)
                 state.losses = []
             if config.check_every and state.step % config.check_every == 0:
-                check(config, agent, state, metrics)
+                check(config, agent, state, metrics, allow_env_module)
             if bar is not None and state.step % 100 == 0:
                 bar.update(100)
             if state.step % config.checkpoint_every == 0 or state.step == config.steps:
@@ -155,9 +160,10 @@ def train(config: DQNConfig, agent: Agent, env, state: Progress, obs, rng, folde
             bar.close()
 
 
-def check(config: DQNConfig, agent: Agent, state: Progress, metrics: MetricsLog) -> None:
+def check(config: DQNConfig, agent: Agent, state: Progress, metrics: MetricsLog,
+          allow_env_module: bool = False) -> None:
     """A greedy check in an environment of its own; keep the network if it is the best so far."""
-    env = make_env(config.env)
+    env = make_env(config.env, allow_module=allow_env_module)
     mean = float(numpy.mean(evaluate(agent.q_net, env, config.check_episodes, seed=[config.seed, 2, state.step])))
     env.close()
     _write(metrics, {"step": state.step, "check_mean_return": mean}, state)
@@ -195,26 +201,94 @@ def save_checkpoint(folder: RunFolder, agent: Agent, state: Progress, rng, confi
                                      "check_mean_return": state.best_return})
 
 
-def restore(path: Path, agent: Agent, state: Progress, rng, env) -> numpy.ndarray:
-    """Load a checkpoint into ``agent``, ``state`` and ``rng``; replay the current episode; returns phi_t."""
-    arrays, meta = read_npz(path)
+def restore(path: Path, agent: Agent, state: Progress, rng, env, config: DQNConfig | None = None) -> numpy.ndarray:
+    """Load a checkpoint into ``agent``, ``state`` and ``rng``, every value checked first; replay the current
+    episode; returns phi_t."""
+    try:
+        arrays, meta = read_npz(path)
+    except MemoryError:
+        raise CheckpointError(f"{path}: its arrays are too large to load") from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a tiefnet DQN checkpoint")
     try:
+        saved = check_progress(meta["progress"], agent.n_actions, config)
+        check_optimizer(meta["optimizer"], {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
+                        agent.optimizer, saved.step)
         for prefix, model in (("q.", agent.q_net), ("target.", agent.target_net), ("best.", agent.best_net)):
             load_state(model, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, str(path))
         agent.optimizer.load_state_dict(meta["optimizer"], {k[4:]: backend.asarray(v) for k, v in arrays.items()
                                                              if k.startswith("opt.")})
         agent.memory.load_state_arrays({k[7:]: v for k, v in arrays.items() if k.startswith("memory.")})
+        if len(agent.memory) and int(agent.memory.action[:len(agent.memory)].max()) >= agent.n_actions:
+            raise CheckpointError(f"replay memory: actions beyond the environment's {agent.n_actions}")
         rng.bit_generator.state = meta["rng"]
-        for f in fields(Progress):
-            setattr(state, f.name, meta["progress"][f.name])
-    except (KeyError, TypeError, ValueError) as error:
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as error:
         raise CheckpointError(f"{path}: not a complete DQN checkpoint ({error!r})") from None
+    for f in fields(Progress):
+        setattr(state, f.name, getattr(saved, f.name))
     obs, _ = env.reset(seed=state.episode_seed)
-    for action in state.episode_actions:  # the same seed and actions: the same environment state
-        obs, *_ = env.step(action)
+    for i, action in enumerate(state.episode_actions):  # the same seed and actions: the same environment state
+        obs, _, terminated, truncated, _ = env.step(action)
+        if (terminated or truncated) and i + 1 < len(state.episode_actions):
+            raise CheckpointError(f"{path}: progress.episode_actions: the episode ends after {i + 1} of its "
+                                  f"{len(state.episode_actions)} actions")
     return obs
+
+
+def _whole(value: Any, low: int = 0, high: float = 2**63 - 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_progress(saved: Any, n_actions: int, config: DQNConfig | None = None) -> Progress:
+    """The checkpoint's counters as a :class:`Progress`, each of its type and range (CheckpointError if not)."""
+    if not isinstance(saved, dict) or set(saved) != {f.name for f in fields(Progress)}:
+        raise CheckpointError(f"progress must name exactly {', '.join(f.name for f in fields(Progress))}")
+    step = saved["step"]
+    log_every = config.log_every if config is not None else 2**63 - 1
+    checks = {
+        "step": _whole(step),
+        "episode": _whole(saved["episode"]) and _whole(step) and saved["episode"] <= step,
+        "episode_seed": _whole(saved["episode_seed"], 0, 2**31 - 1),
+        "episode_actions": isinstance(saved["episode_actions"], list) and _whole(step)
+        and len(saved["episode_actions"]) <= step and all(_whole(a, 0, n_actions - 1) for a in saved["episode_actions"]),
+        "episode_return": _number(saved["episode_return"]),
+        "losses": isinstance(saved["losses"], list) and len(saved["losses"]) <= log_every
+        and all(_number(v) for v in saved["losses"]),
+        "metrics_lines": _whole(saved["metrics_lines"]),
+        "seconds": _number(saved["seconds"]) and saved["seconds"] >= 0,
+        "best_return": saved["best_return"] is None or _number(saved["best_return"]),
+        "best_step": _whole(saved["best_step"]) and _whole(step) and saved["best_step"] <= step,
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        shown = repr(saved[bad[0]])
+        raise CheckpointError(f"progress.{bad[0]}={shown[:60] + '...' if len(shown) > 60 else shown} is of the "
+                              f"wrong type or out of range" + (f" (and {', '.join(bad[1:])})" if bad[1:] else ""))
+    return Progress(**saved)
+
+
+def check_optimizer(meta: Any, arrays: dict[str, numpy.ndarray], optimizer, step: int) -> None:
+    """The optimizer state of a checkpoint: this optimizer's name, numbers for its counters, arrays of
+    its own shapes with finite numbers (what load_state_dict copies without looking)."""
+    own_meta, own_arrays = optimizer.state_dict()
+    if not isinstance(meta, dict) or meta.get("name") != optimizer.name or set(meta) != {"name", *own_meta}:
+        raise CheckpointError(f"optimizer: not the state of {optimizer.name} (keys {', '.join(own_meta)})")
+    if meta["eta"] != own_meta["eta"] or ("t" in own_meta and not _whole(meta["t"], 0, step)):
+        raise CheckpointError(f"optimizer: eta={meta['eta']!r} (the run's: {own_meta['eta']!r}), "
+                              f"t={meta.get('t')!r} (at most the step, {step}) out of range")
+    if set(arrays) != set(own_arrays):
+        raise CheckpointError(f"optimizer: arrays {', '.join(sorted(arrays))} are not {', '.join(sorted(own_arrays))}")
+    for name, own in own_arrays.items():
+        if tuple(arrays[name].shape) != tuple(own.shape):
+            raise CheckpointError(f"optimizer: array {name} has shape {tuple(arrays[name].shape)}, "
+                                  f"expected {tuple(own.shape)}")
+        check_stored(f"optimizer: array {name}", arrays[name])
 
 
 def summarize(config: DQNConfig, state: Progress, returns: list[float], final: list[float], eval_seconds: float,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy
 
-from tiefnet.errors import ConfigError
-from tiefnet.rl.limits import check_fits
+from tiefnet.errors import ConfigError, TiefnetError
+from tiefnet.rl.checks import check_fits
 
 NATURE_CNN_PARAMS = 32 * (8 * 8 + 1) + 64 * (32 * 4 * 4 + 1) + 64 * (64 * 3 * 3 + 1) + 512 * (3136 + 1)  # + stack, A
 NATURE_CNN_UNITS = 4 * 84 * 84 + 32 * 20 * 20 + 64 * 9 * 9 + 64 * 7 * 7 + 512  # activations of one sample
@@ -96,8 +96,11 @@ def make_env(env_id: str, *, seed: int | None = None, render_mode: str | None = 
             env = _atari().make_atari_env(env_id, seed=seed, render_mode=render_mode)
         else:
             env = gymnasium.make(env_id, render_mode=render_mode)
-    except gymnasium.error.Error as error:
-        raise ConfigError(f"unknown environment {env_id!r}: {error}") from None
+    except TiefnetError:
+        raise
+    except Exception as error:  # gymnasium's errors, and any of a --allow-env-module module
+        message = " ".join(str(error).split())
+        raise ConfigError(f"environment {env_id!r}: {type(error).__name__}: {message}") from None
     if not isinstance(env.action_space, gymnasium.spaces.Discrete):
         env.close()
         raise ConfigError(f"{env_id}: DQN needs a discrete action space, this one is {env.action_space}")

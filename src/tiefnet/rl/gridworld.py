@@ -15,12 +15,15 @@ with that reward. Lines starting with ``;`` are comments.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy
+import scipy.sparse
 
 from tiefnet.errors import ConfigError
+from tiefnet.rl.checks import check_fits
 from tiefnet.rl.mdp import MDP, NO_ACTION
 
 LECTURE_MAP = """\
@@ -32,6 +35,8 @@ S . . .
 ARROWS = ("↑", "↓", "→", "←")  # the lecture's order of the actions
 MOVES = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (dx, dy) of each action
 SIDEWAYS = ((2, 3), (2, 3), (0, 1), (0, 1))  # the two perpendicular actions of each action
+MAX_MAP_BYTES = 64 * 2**20  # a map file of two bytes a field: about 33 million fields
+BYTES_PER_FIELD = 1500  # what one field costs: its P entries, its cell, the solvers' vectors, the printed tables
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,13 @@ def parse_map(text: str) -> tuple[list[list[str]], int, int]:
         for token in row:
             if token not in (".", "S", "#"):
                 try:
-                    float(token)
+                    reward = float(token)
                 except ValueError:
-                    raise ConfigError(f"map field {token!r} in row {number} is none of . S # or an exit reward "
-                                      f"like +1") from None
+                    reward = None
+                if reward is None or not math.isfinite(reward):
+                    shown = repr(token[:20]) + ("..." if len(token) > 20 else "")
+                    raise ConfigError(f"map field {shown} in row {number} is none of . S # or a finite exit "
+                                      f"reward like +1") from None
     starts = sum(row.count("S") for row in rows)
     if starts != 1:
         raise ConfigError(f"the map needs exactly one start field S, it has {starts}")
@@ -93,31 +101,55 @@ def parse_map(text: str) -> tuple[list[list[str]], int, int]:
 
 def from_map(text: str, reward: float = -0.04, gamma: float = 1.0, p_intended: float = 0.8) -> GridWorld:
     """The grid world of a text map: R = ``reward`` on every free field, the exits' own rewards, moves
-    that succeed with ``p_intended`` and slip to each side with (1 - p_intended) / 2."""
+    that succeed with ``p_intended`` and slip to each side with (1 - p_intended) / 2. P is built sparse,
+    at most 3 successors per (s, a), so maps of millions of fields fit."""
     if not 0.0 <= p_intended <= 1.0:
         raise ConfigError(f"p_intended={p_intended} must be in [0, 1]")
     if not numpy.isfinite(reward):
         raise ConfigError(f"reward={reward} must be a finite number")
     rows, width, height = parse_map(text)
-    fields = {(x + 1, height - r): token for r, row in enumerate(rows) for x, token in enumerate(row)}
-    cells = tuple(sorted((c for c, t in fields.items() if t != "#"), key=lambda c: (c[1], c[0])))
-    if not any(fields[c] not in (".", "S") for c in cells):
+    check_fits({"the grid world": BYTES_PER_FIELD * width * height}, f"a grid-world map of {width} x {height} fields")
+    tokens = numpy.array(rows[::-1], dtype=object).reshape(height, width)  # [y - 1, x - 1]: bottom row first
+    open_ = (tokens != "#").ravel()
+    free = ((tokens == ".") | (tokens == "S")).ravel()
+    if not (open_ & ~free).any():
         raise ConfigError("the map has no exit (a field with a reward such as +1): the episodes could never end")
-    index = {c: s for s, c in enumerate(cells)}
-    S, A = len(cells), len(MOVES)
-    P = numpy.zeros((A, S, S))
+    number = numpy.full(height * width, -1)
+    number[open_] = numpy.arange(int(open_.sum()))  # state numbers in the order of (y, x)
+    y0, x0 = numpy.divmod(numpy.flatnonzero(open_), width)  # (S,): 0-based row from the bottom, column
+    S, A = len(y0), len(MOVES)
     R = numpy.full(S, float(reward))
-    for s, (x, y) in enumerate(cells):
-        if fields[(x, y)] not in (".", "S"):
-            R[s] = float(fields[(x, y)])  # an exit: terminal, P(.|s, a) = 0
-            continue
-        for a in range(A):
-            slip = (1.0 - p_intended) / 2
-            for b, p in ((a, p_intended), (SIDEWAYS[a][0], slip), (SIDEWAYS[a][1], slip)):
-                target = (x + MOVES[b][0], y + MOVES[b][1])
-                P[a, s, index.get(target, s)] += p  # a wall or the edge: stay
-    start = index[next(c for c, t in fields.items() if t == "S")]
-    walls = frozenset(c for c, t in fields.items() if t == "#")
+    exits = ~free[open_]
+    R[exits] = tokens.ravel()[open_][exits].astype(float)  # an exit: terminal, P(.|s, a) = 0
+    moving = numpy.flatnonzero(~exits)
+    slip = (1.0 - p_intended) / 2
+    rows_, cols, values = [], [], []
+    for a in range(A):
+        moves = ((a, p_intended), (SIDEWAYS[a][0], slip), (SIDEWAYS[a][1], slip))
+        targets = []
+        for b, _ in moves:
+            x, y = x0[moving] + MOVES[b][0], y0[moving] + MOVES[b][1]
+            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+            target = numpy.where(inside, number[numpy.where(inside, y * width + x, 0)], -1)
+            targets.append(numpy.where(target < 0, moving, target))  # a wall or the edge: stay
+        sums = [numpy.zeros(len(moving)) for _ in moves]
+        for k, (_, p) in enumerate(moves):  # P(s'|s, a) += p in the order of the moves, onto its first slot
+            first = numpy.full(len(moving), k)
+            for j in range(k - 1, -1, -1):
+                first = numpy.where(targets[j] == targets[k], j, first)
+            for j in range(len(moves)):
+                sums[j] += numpy.where(first == j, p, 0.0)
+        for j in range(len(moves)):
+            keep = sums[j] > 0
+            rows_.append(a * S + moving[keep])
+            cols.append(targets[j][keep])
+            values.append(sums[j][keep])
+    P = scipy.sparse.csr_array((numpy.concatenate(values), (numpy.concatenate(rows_), numpy.concatenate(cols))),
+                               shape=(A * S, S))
+    cells = tuple(zip((x0 + 1).tolist(), (y0 + 1).tolist()))
+    start = int(number[numpy.flatnonzero((tokens == "S").ravel())[0]])
+    wall = numpy.flatnonzero(~open_)
+    walls = frozenset(zip((wall % width + 1).tolist(), (wall // width + 1).tolist()))
     return GridWorld(MDP(P, R, gamma, actions=ARROWS), cells, width, height, start, walls)
 
 
@@ -127,11 +159,22 @@ def lecture_gridworld(reward: float = -0.04, gamma: float = 1.0) -> GridWorld:
 
 
 def load_map(path: str | Path, reward: float = -0.04, gamma: float = 1.0) -> GridWorld:
-    """A grid world from a map file (see the module docstring for the format)."""
+    """A grid world from a map file (see the module docstring for the format): a regular UTF-8 text
+    file of at most MAX_MAP_BYTES."""
+    path = Path(path)
+    if not path.is_file():  # a folder, a device, a FIFO; a name with a NUL byte
+        raise ConfigError(f"cannot read the map {path}: {'not a file' if path.exists() else 'no such file'}")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_MAP_BYTES + 1)
+        text = data.decode("utf-8") if len(data) <= MAX_MAP_BYTES else ""
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read the map {path}: {error}") from None
+        raise ConfigError(f"cannot read the map {path}: {' '.join(str(error).split())[:200]}") from None
+    if len(data) > MAX_MAP_BYTES:
+        raise ConfigError(f"the map {path} is larger than {MAX_MAP_BYTES // 2**20} MiB (about "
+                          f"{MAX_MAP_BYTES // 2 // 10**6} million fields), the largest map read")
+    if "\x00" in text:
+        raise ConfigError(f"the map {path} is not a text file (it holds NUL bytes)")
     return from_map(text, reward=reward, gamma=gamma)
 
 
@@ -154,12 +197,17 @@ class GridWorldEnv:
         self._starts = numpy.flatnonzero(~world.mdp.terminal)
         self.n_states, self.n_actions = world.mdp.n_states, world.mdp.n_actions
         self.max_episode_steps = max_episode_steps
-        P = world.mdp.P
+        P, S = world.mdp.P, self.n_states  # (A S, S) sparse, row a S + s = P(.|s, a)
+        check_fits({"the successor lists": 2 * 40.0 * P.nnz + 200.0 * S * self.n_actions},
+                   f"the grid world of {S} states as an environment")
         # per (s, a): the possible successors and their cumulative probabilities (plain lists: fast)
-        self._next = [[numpy.flatnonzero(P[a, s]).tolist() for a in range(self.n_actions)]
-                      for s in range(self.n_states)]
-        self._cumulative = [[numpy.cumsum(P[a, s][P[a, s] > 0]).tolist() for a in range(self.n_actions)]
-                            for s in range(self.n_states)]
+        successors, cumulative = [], []
+        for row in range(P.shape[0]):
+            start, end = P.indptr[row], P.indptr[row + 1]
+            successors.append(P.indices[start:end].tolist())
+            cumulative.append(numpy.cumsum(P.data[start:end]).tolist())
+        self._next = [[successors[a * S + s] for a in range(self.n_actions)] for s in range(S)]
+        self._cumulative = [[cumulative[a * S + s] for a in range(self.n_actions)] for s in range(S)]
         self._terminal = world.mdp.terminal.tolist()
         self._R = world.mdp.R.tolist()
         self._uniform: list[float] = []

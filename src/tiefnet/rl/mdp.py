@@ -3,30 +3,38 @@ the Bellman equation, value iteration with the lecture's stopping rule, policy i
 policy evaluation, modified policy iteration, and the greedy policy pi(s) = argmax_a sum_s' P(s'|s,a) U(s').
 
 Notation (the lecture's):
-    P[a, s, s'] = P(s'|s, a), shape (|A|, |S|, |S|); R[s] = R(s), shape (|S|,); 0 < gamma <= 1.
-    A terminal state s has no successor: P[:, s, :] = 0, so its utility is U(s) = R(s) (the exits of
-    the grid world). The Bellman step of a whole sweep is one matrix product, (A, S, S) @ (S,) -> (A, S).
+    P(s'|s, a), |A| x |S| x |S| numbers; R[s] = R(s), shape (|S|,); 0 < gamma <= 1.
+    A terminal state s has no successor: P(.|s, a) = 0, so its utility is U(s) = R(s) (the exits of
+    the grid world). The Bellman step of a whole sweep is one matrix product, (A S, S) @ (S,) -> (A, S).
 
-Tabular MDPs are host bookkeeping, so this module computes with NumPy in float64.
+P is stored sparse (a scipy CSR matrix of shape (A S, S), row a S + s = P(.|s, a)): a grid world has at
+most 3 successors per (s, a), so a map of 10^6 fields needs about 10^7 numbers, not 4 10^12.
+Tabular MDPs are host bookkeeping, so this module computes with NumPy/SciPy in float64.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy
+import scipy.sparse
+import scipy.sparse.csgraph
+import scipy.sparse.linalg
 
 from tiefnet.errors import ConfigError
 
 NO_ACTION = -1  # pi(s) of a terminal state: nothing to choose
+DENSE_STATES = 2000  # up to this many states policy evaluation solves densely (and checks the condition)
 
 
 @dataclass(frozen=True)
 class MDP:
     """The tuple (S, A, R, P, gamma) of 5.1; states and actions are numbered 0..|S|-1, 0..|A|-1.
 
-    Shapes: P (A, S, S) with P[a, s, s'] = P(s'|s, a); R (S,); terminal (S,) bool, derived from P
-    (a state whose rows are all zero). Every other row of P sums to 1.
+    Shapes: P given as a dense (A, S, S) array with P[a, s, s'] = P(s'|s, a) or a sparse (A S, S) matrix,
+    stored as the sparse one (:meth:`dense` gives the array back); R (S,); terminal (S,) bool, derived
+    from P (a state whose rows are all zero). Every other row of P sums to 1.
     """
 
     P: numpy.ndarray
@@ -36,16 +44,15 @@ class MDP:
     terminal: numpy.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        P = numpy.array(self.P, dtype=numpy.float64)
+        P = _sparse(self.P)  # (A S, S)
         R = numpy.array(self.R, dtype=numpy.float64)
-        if P.ndim != 3 or P.shape[1] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
-            raise ConfigError(f"P has shape {P.shape}; an MDP needs P of shape (A, S, S) with P[a, s, s'] = P(s'|s,a)")
-        A, S, _ = P.shape
+        S = P.shape[1]
+        A = P.shape[0] // S
         if R.shape != (S,):
             raise ConfigError(f"R has shape {R.shape}; the MDP has S = {S} states, so R needs shape ({S},)")
-        if not (numpy.isfinite(P).all() and numpy.isfinite(R).all()) or (P < 0).any():
+        if not (numpy.isfinite(P.data).all() and numpy.isfinite(R).all()) or (P.data < 0).any():
             raise ConfigError("P and R must be finite and P non-negative")
-        rows = P.sum(axis=2)  # (A, S)
+        rows = P.sum(axis=1).reshape(A, S)  # (A, S)
         terminal = (rows == 0).all(axis=0)  # (S,)
         bad = ~numpy.isclose(rows, 1.0, atol=1e-9) & ~terminal[None, :]
         if bad.any():
@@ -55,8 +62,8 @@ class MDP:
             raise ConfigError(f"gamma={self.gamma} must be in (0, 1]")
         if self.actions and len(self.actions) != A:
             raise ConfigError(f"{len(self.actions)} action names for A = {A} actions")
-        P.setflags(write=False)
-        R.setflags(write=False)
+        for part in (P.data, P.indices, P.indptr, R):
+            part.setflags(write=False)
         terminal.setflags(write=False)
         object.__setattr__(self, "P", P)
         object.__setattr__(self, "R", R)
@@ -70,7 +77,34 @@ class MDP:
 
     @property
     def n_actions(self) -> int:
-        return self.P.shape[0]
+        return self.P.shape[0] // self.P.shape[1]
+
+    def dense(self) -> numpy.ndarray:
+        """P as the dense (A, S, S) array, P[a, s, s'] = P(s'|s, a) (for small MDPs: tests, printing)."""
+        return self.P.toarray().reshape(self.n_actions, self.n_states, self.n_states)
+
+    def policy_matrix(self, pi: numpy.ndarray):
+        """P_pi, sparse (S, S): row s is P(.|s, pi(s)); zero at terminal states."""
+        S = self.n_states
+        return self.P[numpy.clip(pi, 0, None) * S + numpy.arange(S)]
+
+
+def _sparse(P):
+    """P as a CSR matrix (A S, S) of float64, sorted, without stored zeros; from (A, S, S) or (A S, S)."""
+    if scipy.sparse.issparse(P):
+        if P.ndim != 2 or P.shape[1] < 1 or P.shape[0] < P.shape[1] or P.shape[0] % P.shape[1]:
+            raise ConfigError(f"sparse P has shape {P.shape}; an MDP needs (A S, S) with row a S + s = P(.|s,a)")
+        P = scipy.sparse.csr_array(P, dtype=numpy.float64, copy=True)
+    else:
+        P = numpy.array(P, dtype=numpy.float64)
+        if P.ndim != 3 or P.shape[1] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
+            raise ConfigError(f"P has shape {P.shape}; an MDP needs P of shape (A, S, S) with P[a, s, s'] = P(s'|s,a)")
+        A, S, _ = P.shape
+        P = scipy.sparse.csr_array(P.reshape(A * S, S))
+    P.sum_duplicates()
+    P.eliminate_zeros()
+    P.sort_indices()
+    return P
 
 
 @dataclass
@@ -89,8 +123,8 @@ class Solution:
 
 
 def expected_utility(mdp: MDP, U: numpy.ndarray) -> numpy.ndarray:
-    """sum_s' P(s'|s, a) U(s') for every (a, s): (A, S, S) @ (S,) -> (A, S)."""
-    return mdp.P @ U
+    """sum_s' P(s'|s, a) U(s') for every (a, s): (A S, S) @ (S,) -> (A, S)."""
+    return (mdp.P @ U).reshape(mdp.n_actions, mdp.n_states)
 
 
 def bellman(mdp: MDP, U: numpy.ndarray) -> numpy.ndarray:
@@ -175,16 +209,30 @@ def value_iteration(mdp: MDP, epsilon: float = 1e-6, max_sweeps: int = 100_000,
 
 
 def policy_evaluation(mdp: MDP, pi: numpy.ndarray) -> numpy.ndarray:
-    """U^pi(s) = R(s) + gamma sum_s' P(s'|s, pi(s)) U^pi(s'): solve (I - gamma P_pi) U = R, O(|S|^3)."""
+    """U^pi(s) = R(s) + gamma sum_s' P(s'|s, pi(s)) U^pi(s'): solve (I - gamma P_pi) U = R (dense up to
+    DENSE_STATES states, O(|S|^3); sparse LU above)."""
     S = mdp.n_states
-    P_pi = mdp.P[numpy.clip(pi, 0, None), numpy.arange(S)]  # (S, S): row s is P(.|s, pi(s))
-    P_pi[mdp.terminal] = 0.0  # terminal states: U(s) = R(s)
-    M = numpy.eye(S) - mdp.gamma * P_pi
-    try:
-        U = numpy.linalg.solve(M, mdp.R)
-    except numpy.linalg.LinAlgError:
-        U = None
-    if U is None or not numpy.isfinite(U).all() or numpy.linalg.cond(M) > 1e12:
+    P_pi = mdp.policy_matrix(pi)  # (S, S): row s is P(.|s, pi(s)), zero at terminal states: U(s) = R(s)
+    if S <= DENSE_STATES:
+        M = numpy.eye(S) - mdp.gamma * P_pi.toarray()
+        try:
+            U = numpy.linalg.solve(M, mdp.R)
+        except numpy.linalg.LinAlgError:
+            U = None
+        singular = U is None or not numpy.isfinite(U).all() or numpy.linalg.cond(M) > 1e12
+    else:
+        M = (scipy.sparse.identity(S, format="csc") - mdp.gamma * P_pi).tocsc()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", scipy.sparse.linalg.MatrixRankWarning)
+                U = scipy.sparse.linalg.spsolve(M, mdp.R)
+        except (RuntimeError, scipy.sparse.linalg.MatrixRankWarning):
+            U = None
+        except MemoryError:
+            raise ConfigError(f"policy evaluation: the linear solve for {S} states needs more memory than there "
+                              f"is; use --method value or modified") from None
+        singular = U is None or not numpy.isfinite(U).all() or max_norm(M @ U - mdp.R) > 1e-8 * max(1, max_norm(U))
+    if singular:
         raise ConfigError("policy evaluation: I - gamma P_pi is singular: the policy never reaches a terminal "
                           "state from some state (gamma = 1); use gamma < 1 or a policy that ends the episodes")
     return U
@@ -197,15 +245,19 @@ def proper_policy(mdp: MDP) -> numpy.ndarray:
     state that has already joined, and takes that action. For gamma = 1 its U^pi is finite, so policy
     iteration can start from it (the lecture's "e.g. random" pi_0 may circle forever, e.g. into a wall).
     """
-    reached = mdp.terminal.copy()
-    pi = numpy.zeros(mdp.n_states, dtype=numpy.int64)
-    while True:
-        into = (mdp.P[:, :, reached] > 0).any(axis=2) & ~reached[None, :]  # (A, S): can step into the set
-        new = into.any(axis=0)
-        if not new.any():
-            break
-        pi[new] = into.argmax(axis=0)[new]
-        reached |= new
+    A, S = mdp.n_actions, mdp.n_states
+    P = mdp.P.tocoo()
+    s_of, s_next = P.row % S, P.col  # one entry per P(s'|s, a) > 0; its action is P.row // S
+    # the steps a state joins at: the shortest path s -> s' -> ... into a terminal state (node S: all of them)
+    steps = scipy.sparse.csr_array((numpy.ones(len(s_of)), (s_next, s_of)), shape=(S + 1, S + 1))
+    steps += scipy.sparse.csr_array((numpy.ones(int(mdp.terminal.sum())), (numpy.full(int(mdp.terminal.sum()), S),
+                                     numpy.flatnonzero(mdp.terminal))), shape=(S + 1, S + 1))
+    joins = scipy.sparse.csgraph.dijkstra(steps, indices=S, unweighted=True)[:S] - 1  # (S,): 0 for terminal
+    # the first action that can step into the states that joined one step earlier (as the sweeps of 5.1 find it)
+    into = numpy.zeros(A * S, dtype=bool)
+    into[P.row[numpy.isfinite(joins[s_of]) & (joins[s_next] == joins[s_of] - 1)]] = True
+    into = into.reshape(A, S)
+    pi = numpy.where(into.any(axis=0), into.argmax(axis=0), 0)
     return numpy.where(mdp.terminal, NO_ACTION, pi)
 
 
@@ -246,7 +298,7 @@ def modified_policy_iteration(mdp: MDP, k: int = 10, epsilon: float = 1e-6, max_
     pi, sweeps, delta = greedy_policy(mdp, U), 0, math.inf
     for i in range(1, max_iterations + 1):
         pi = greedy_policy(mdp, U, pi)  # policy improvement
-        P_pi = mdp.P[numpy.clip(pi, 0, None), numpy.arange(S)]  # (S, S), zero rows at terminal states
+        P_pi = mdp.policy_matrix(pi)  # (S, S), zero rows at terminal states
         for j in range(k):  # k evaluation sweeps; j = 0 is B(U_i)
             U_next = mdp.R + mdp.gamma * (P_pi @ U)
             sweeps += 1

@@ -135,10 +135,18 @@ def q_learning(env: TabularEnv, steps: int, *, gamma: float, epsilon: float = 0.
 def check_settings(**settings: float) -> None:
     if "steps" in settings and settings["steps"] < 1:
         raise ConfigError(f"steps={settings['steps']} must be at least 1")
-    if "gamma" in settings and not 0.0 < settings["gamma"] <= 1.0:
-        raise ConfigError(f"gamma={settings['gamma']} must be in (0, 1]")
+    if "gamma" in settings and not 0.0 <= settings["gamma"] <= 1.0:  # gamma = 0: a myopic agent, target r_t
+        raise ConfigError(f"gamma={settings['gamma']} must be in [0, 1]")
     if "epsilon" in settings and not 0.0 <= settings["epsilon"] <= 1.0:
         raise ConfigError(f"epsilon={settings['epsilon']} must be in [0, 1]")
+
+
+def check_table(n_states: int, n_actions: int, name: str) -> None:
+    """Refuse a Q-table (and n(s, a)) that cannot fit in memory: Python lists, about 40 bytes an entry."""
+    from tiefnet.rl.checks import check_fits
+
+    check_fits({"the Q-table and n(s, a)": 2 * 40.0 * n_states * n_actions},
+               f"tabular Q-learning on {name} ({n_states} states x {n_actions} actions)")
 
 
 def greedy(Q: numpy.ndarray) -> numpy.ndarray:
@@ -168,16 +176,21 @@ class GymEnv:
     of its own is cut after ``max_episode_steps`` steps (truncated).
     """
 
-    def __init__(self, env_id: str, rng: numpy.random.Generator, max_episode_steps: int = 1000, **kwargs):
+    def __init__(self, env_id: str, rng: numpy.random.Generator, max_episode_steps: int = 1000,
+                 allow_module: bool = False, **kwargs):
         import gymnasium
         from gymnasium.spaces import Discrete
 
+        from tiefnet.rl.environments import check_env_id
+
+        check_env_id(env_id, allow_module)  # a registered id; module:Env only if allowed
         try:
             with warnings.catch_warnings():  # e.g. gymnasium's deprecation notice, raised as the error below
                 warnings.simplefilter("ignore")
                 self.env = gymnasium.make(env_id, **kwargs)
-        except (gymnasium.error.Error, TypeError) as error:
-            raise ConfigError(f"gymnasium environment {env_id!r}: {error}") from None
+        except Exception as error:  # gymnasium's errors, and any of a --allow-env-module module
+            message = " ".join(str(error).split())
+            raise ConfigError(f"gymnasium environment {env_id!r}: {type(error).__name__}: {message}") from None
         spaces = {"observation": self.env.observation_space, "action": self.env.action_space}
         for name, space in spaces.items():
             if not isinstance(space, Discrete):
@@ -187,6 +200,7 @@ class GymEnv:
                                   f"needs Discrete observations and actions (e.g. FrozenLake-v1, Taxi-v4, "
                                   f"CliffWalking-v1)")
         self.n_states, self.n_actions = int(spaces["observation"].n), int(spaces["action"].n)
+        check_table(self.n_states, self.n_actions, env_id)
         self._obs_start, self._action_start = int(spaces["observation"].start), int(spaces["action"].start)
         spec = self.env.spec
         own_limit = spec is not None and spec.max_episode_steps is not None

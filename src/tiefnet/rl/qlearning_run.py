@@ -19,7 +19,8 @@ from tiefnet.rl.mdp import NO_ACTION, max_norm, value_iteration
 from tiefnet.rl.qlearning import ETA_SCHEDULES, EtaSchedule, GymEnv, check_settings, evaluate, greedy, q_learning
 from tiefnet.progress import progress_bar
 from tiefnet.runs import RunFolder
-from tiefnet.settings import setting
+from tiefnet.rl.checks import check_types
+from tiefnet.settings import check_seed, setting
 
 GRIDWORLD = "gridworld"
 GYM_ARROWS = {"FrozenLakeEnv": "←↓→↑", "CliffWalkingEnv": "↑→↓←"}  # gymnasium's action numbers, as arrows
@@ -32,7 +33,8 @@ class Config:
     env: str = setting(GRIDWORLD, "'gridworld' (lecture 5.1) or a gymnasium id with Discrete spaces, e.g. "
                                   "FrozenLake-v1, Taxi-v4, CliffWalking-v1.")
     steps: int = setting(200_000, "Environment steps of training (every step is one Q update).")
-    gamma: float = setting(0.0, "Discount gamma in (0, 1] (0: the default, 1 for the grid world, 0.99 otherwise).")
+    gamma: float | None = setting(None, "Discount gamma in [0, 1] (0: a myopic agent; the default: 1 for the grid "
+                                        "world, 0.99 otherwise).")
     epsilon: float = setting(0.2, "epsilon-greedy exploration: a random action with this probability.")
     eta_schedule: str = setting("visits", "Learning rate: 'visits' eta = c / (c + n(s,a)), or 'constant' eta.")
     eta_c: float = setting(5.0, "c of the 'visits' schedule.")
@@ -47,22 +49,31 @@ class Config:
                                            "field (evaluation starts at S).")
 
     def __post_init__(self) -> None:
+        check_types(self, {"gamma": float})
+        check_seed(self.seed)
         check_settings(steps=self.steps, epsilon=self.epsilon)
-        if self.gamma != 0.0:
+        if self.gamma is not None:
             check_settings(gamma=self.gamma)
+            if self.gamma == 0 and self.env == GRIDWORLD:
+                raise ConfigError("gamma=0 on the grid world: value iteration, which the run compares with, needs "
+                                  "gamma in (0, 1]")
         EtaSchedule(self.eta_schedule, self.eta_c, self.eta)  # validates
         for name in ("eval_episodes", "max_episode_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
         if not math.isfinite(self.q0):
             raise ConfigError(f"q0={self.q0} must be a finite number")
+        if not math.isfinite(self.reward):
+            raise ConfigError(f"reward={self.reward} must be a finite number")
         if self.env != GRIDWORLD and (self.map or self.reward != -0.04):
             raise ConfigError(f"map and reward are grid-world settings; {self.env} has its own")
 
     @property
     def discount(self) -> float:
         """gamma, with the default resolved."""
-        return self.gamma or (1.0 if self.env == GRIDWORLD else 0.99)
+        if self.gamma is not None:
+            return float(self.gamma)
+        return 1.0 if self.env == GRIDWORLD else 0.99
 
 
 def make_world(config: Config) -> GridWorld:
@@ -71,12 +82,13 @@ def make_world(config: Config) -> GridWorld:
     return lecture_gridworld(reward=config.reward, gamma=config.discount)
 
 
-def make_env(config: Config, rng: numpy.random.Generator, training: bool = True):
-    """The environment of ``config`` (the grid world simulated from P, or gymnasium's)."""
+def make_env(config: Config, rng: numpy.random.Generator, training: bool = True, allow_env_module: bool = False):
+    """The environment of ``config`` (the grid world simulated from P, or gymnasium's; a ``module:Env`` id
+    only with ``allow_env_module``)."""
     if config.env == GRIDWORLD:
         return GridWorldEnv(make_world(config), rng, config.max_episode_steps,
                             exploring_starts=config.exploring_starts and training)
-    return GymEnv(config.env, rng, config.max_episode_steps)
+    return GymEnv(config.env, rng, config.max_episode_steps, allow_module=allow_env_module)
 
 
 def policy_picture(env, pi: numpy.ndarray) -> str | None:
@@ -96,12 +108,13 @@ def policy_picture(env, pi: numpy.ndarray) -> str | None:
     return "\n".join(" ".join(cells[r * cols:(r + 1) * cols]) for r in range(rows))
 
 
-def run(config: Config, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+def run(config: Config, out: str | Path | None = None, progress: bool = False,
+        allow_env_module: bool = False) -> dict[str, Any]:
     """Train, evaluate and (grid world) compare with value iteration; write ``out`` if given
     (config.json, Q.npz with Q and n(s,a), summary.json). Returns the summary."""
     folder = RunFolder(out, app="qlearn") if out is not None else None  # --out checked before training
     rng = numpy.random.default_rng(config.seed)
-    env = make_env(config, rng)
+    env = make_env(config, rng, allow_env_module=allow_env_module)
     eta = EtaSchedule(config.eta_schedule, config.eta_c, config.eta)
     solution = value_iteration(env.world.mdp) if isinstance(env, GridWorldEnv) else None
     curve: list[list[float]] = []
@@ -122,7 +135,8 @@ def run(config: Config, out: str | Path | None = None, progress: bool = False) -
             bar.close()
     seconds = time.perf_counter() - started
     pi = greedy(learned.Q)
-    eval_env = make_env(config, numpy.random.default_rng([config.seed, 1]), training=False)
+    eval_env = make_env(config, numpy.random.default_rng([config.seed, 1]), training=False,
+                        allow_env_module=allow_env_module)
     returns = evaluate(eval_env, pi, config.eval_episodes)
     summary: dict[str, Any] = {
         "env": config.env, "gamma": config.discount, "steps": config.steps, "episodes": learned.episodes,

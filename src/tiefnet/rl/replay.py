@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy
 
 from tiefnet.errors import CheckpointError, ConfigError
-from tiefnet.rl.limits import check_fits
+from tiefnet.rl.checks import check_fits
 
 
 @dataclass
