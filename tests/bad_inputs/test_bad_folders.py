@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import time
 import zipfile
@@ -18,6 +19,24 @@ from tiefnet.errors import CheckpointError
 from tiefnet.nn import Dense, Sequential, Sigmoid
 
 MNIST = ["mnist", "--train-size", "100", "--epochs", "1", "--batch-size", "20", "--no-progress"]
+
+
+class Hung(Exception):
+    pass
+
+
+def _hung(signum, frame):
+    raise Hung("no answer within 60 s: a crafted folder made tiefnet block or work without end")
+
+
+@pytest.fixture(autouse=True)
+def within_a_minute():
+    """A crafted folder must be refused quickly; a blocked read (a FIFO) fails the test, not the suite."""
+    old = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture
