@@ -49,9 +49,16 @@ def size(nbytes: int | float) -> str:
     return f"{int(nbytes)} bytes"
 
 
-def check_allocation(nbytes: int | float, what: str) -> None:
-    """Refuse ``what`` (e.g. "a replay memory of 10^12 transitions") if it needs more than the limit."""
-    limit = memory_limit()
-    if nbytes > limit:
-        raise ConfigError(f"{what} needs {size(nbytes)}, more than tiefnet's memory limit of {size(limit)} "
-                          f"(half this machine's memory; TIEFNET_MEMORY_LIMIT sets it)")
+def check_allocation(nbytes: int | float | dict[str, float], what: str) -> None:
+    """Refuse ``what`` (e.g. "--memory 10^12") if it needs more than the limit. ``nbytes`` is a byte
+    count or {part: bytes}; the message then says "about" and names the largest parts."""
+    parts = nbytes if isinstance(nbytes, dict) else None
+    total, limit = (sum(parts.values()) if parts else nbytes), memory_limit()
+    if total <= limit:
+        return
+    needs = f"needs {size(total)}"
+    if parts:
+        largest = sorted(parts.items(), key=lambda part: -part[1])[:3]
+        needs = f"needs about {size(total)} of memory ({', '.join(f'{n} {size(b)}' for n, b in largest if b > 0)})"
+    raise ConfigError(f"{what} {needs}, more than tiefnet's memory limit of {size(limit)} "
+                      f"(half this machine's memory; TIEFNET_MEMORY_LIMIT sets it)")

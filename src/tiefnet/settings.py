@@ -76,6 +76,22 @@ def saved_settings(out: str | Path, config_class: type) -> dict[str, Any]:
 
 
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+
+
+def check_types(config: Any, optional: dict[str, type] | None = None) -> None:
+    """Each field of a Config dataclass has the type of its default (a config.json may hold
+    anything): an int field a whole number (not true/false), a float field a number (an int
+    becomes a float), a str field text; ``optional`` fields (name -> type) may also be None."""
+    optional = optional or {}
+    for f in fields(config):
+        value, kind = getattr(config, f.name), optional.get(f.name, type(f.default))
+        if f.name in optional and value is None:
+            continue
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(config, f.name, float(value))  # 1 for 1.0 (frozen dataclasses too)
+        elif type(value) is not kind:
+            raise ConfigError(f"{f.name}={value!r} must be {TYPE_NAMES.get(kind, kind.__name__)}")
 
 
 def _check_type(f: Any, value: Any, path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy
 
 from tiefnet.errors import CheckpointError, ConfigError, ShapeError
 from tiefnet.nn import Conv2d, Dense, Flatten, ReLU, Sequential
-from tiefnet.rl.checks import check_fits
+from tiefnet.limits import check_allocation
 from tiefnet.rl.replay import Transitions, check_stored
 
 SCREEN = 84  # side of phi's frames (5.3: "skaliere auf 84 x 84 Pixel")
@@ -174,7 +174,7 @@ class FrameReplayMemory:
             raise ConfigError(f"FrameReplayMemory: obs_shape={tuple(obs_shape)} must be (stack, H, W)")
         self.capacity = int(capacity)
         self.obs_shape = tuple(int(n) for n in obs_shape)
-        check_fits({"the replay memory": self.bytes_needed(self.capacity, self.obs_shape, obs_dtype)},
+        check_allocation({"the replay memory": self.bytes_needed(self.capacity, self.obs_shape, obs_dtype)},
                    f"a frame replay memory of {self.capacity} transitions of shape {self.obs_shape}")
         self.stack = self.obs_shape[0]  # m
         self.frames = numpy.zeros((self.capacity + self.stack, *self.obs_shape[1:]), dtype=obs_dtype)

@@ -33,9 +33,8 @@ from tiefnet.nn import Dense, Layer, ReLU, Sequential, layer_from_config, layer_
 from tiefnet.nn.losses import TDError
 from tiefnet.optim import Adam, Optimizer, RMSProp
 from tiefnet.train import train_step as gradient_step
-from tiefnet.rl.checks import check_types
 from tiefnet.rl.replay import Transitions
-from tiefnet.settings import check_seed, layer_sizes, setting
+from tiefnet.settings import check_seed, check_types, layer_sizes, setting
 
 OPTIMIZERS = {"adam": Adam, "rmsprop": RMSProp}
 

@@ -14,7 +14,7 @@ from tiefnet.errors import CheckpointError, ConfigError, TiefnetError
 from tiefnet.files import write_bytes
 from tiefnet.rl.dqn import as_input, greedy_action
 from tiefnet.rl.environments import make_env
-from tiefnet.rl.checks import check_fits
+from tiefnet.limits import check_allocation
 from tiefnet.settings import check_seed
 
 
@@ -115,7 +115,7 @@ def play(folder: str | Path, episodes: int = 1, gif: str | Path | None = None, s
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"--episodes {episodes} must be at least 1")
     check_seed(seed, "--seed")
-    check_fits({"the episodes' seeds and returns": episodes * (8 + 32)}, f"--episodes {episodes}")
+    check_allocation({"the episodes' seeds and returns": episodes * (8 + 32)}, f"--episodes {episodes}")
     if gif is not None:
         gif = check_gif(gif)
     q_net, env_id = load_player(folder)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy
 
 from tiefnet.errors import ConfigError, TiefnetError
-from tiefnet.rl.checks import check_fits
+from tiefnet.limits import check_allocation
 
 NATURE_CNN_PARAMS = 32 * (8 * 8 + 1) + 64 * (32 * 4 * 4 + 1) + 64 * (64 * 3 * 3 + 1) + 512 * (3136 + 1)  # + stack, A
 NATURE_CNN_UNITS = 4 * 84 * 84 + 32 * 20 * 20 + 64 * 9 * 9 + 64 * 7 * 7 + 512  # activations of one sample
@@ -158,5 +158,5 @@ def check_memory(env_id: str, obs_shape: tuple[int, ...], n_actions: int, hidden
                  batch_size: int, episodes: int = 0) -> None:
     """Refuse settings whose arrays (:func:`memory_parts`) cannot fit in this machine's memory."""
     network = "the Nature CNN" if is_atari(env_id) else f"--hidden {','.join(map(str, hidden))}"
-    check_fits(memory_parts(env_id, obs_shape, n_actions, hidden, capacity, batch_size, episodes),
+    check_allocation(memory_parts(env_id, obs_shape, n_actions, hidden, capacity, batch_size, episodes),
                f"DQN on {env_id} with --memory {capacity}, {network}, --batch-size {batch_size}")

@@ -23,7 +23,7 @@ import numpy
 import scipy.sparse
 
 from tiefnet.errors import ConfigError
-from tiefnet.rl.checks import check_fits
+from tiefnet.limits import check_allocation
 from tiefnet.rl.mdp import MDP, NO_ACTION
 
 LECTURE_MAP = """\
@@ -108,7 +108,7 @@ def from_map(text: str, reward: float = -0.04, gamma: float = 1.0, p_intended: f
     if not numpy.isfinite(reward):
         raise ConfigError(f"reward={reward} must be a finite number")
     rows, width, height = parse_map(text)
-    check_fits({"the grid world": BYTES_PER_FIELD * width * height}, f"a grid-world map of {width} x {height} fields")
+    check_allocation({"the grid world": BYTES_PER_FIELD * width * height}, f"a grid-world map of {width} x {height} fields")
     tokens = numpy.array(rows[::-1], dtype=object).reshape(height, width)  # [y - 1, x - 1]: bottom row first
     open_ = (tokens != "#").ravel()
     free = ((tokens == ".") | (tokens == "S")).ravel()
@@ -198,7 +198,7 @@ class GridWorldEnv:
         self.n_states, self.n_actions = world.mdp.n_states, world.mdp.n_actions
         self.max_episode_steps = max_episode_steps
         P, S = world.mdp.P, self.n_states  # (A S, S) sparse, row a S + s = P(.|s, a)
-        check_fits({"the successor lists": 2 * 40.0 * P.nnz + 200.0 * S * self.n_actions},
+        check_allocation({"the successor lists": 2 * 40.0 * P.nnz + 200.0 * S * self.n_actions},
                    f"the grid world of {S} states as an environment")
         # per (s, a): the possible successors and their cumulative probabilities (plain lists: fast)
         successors, cumulative = [], []

@@ -143,9 +143,9 @@ def check_settings(**settings: float) -> None:
 
 def check_table(n_states: int, n_actions: int, name: str) -> None:
     """Refuse a Q-table (and n(s, a)) that cannot fit in memory: Python lists, about 40 bytes an entry."""
-    from tiefnet.rl.checks import check_fits
+    from tiefnet.limits import check_allocation
 
-    check_fits({"the Q-table and n(s, a)": 2 * 40.0 * n_states * n_actions},
+    check_allocation({"the Q-table and n(s, a)": 2 * 40.0 * n_states * n_actions},
                f"tabular Q-learning on {name} ({n_states} states x {n_actions} actions)")
 
 

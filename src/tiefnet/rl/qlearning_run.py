@@ -19,8 +19,7 @@ from tiefnet.rl.mdp import NO_ACTION, max_norm, value_iteration
 from tiefnet.rl.qlearning import ETA_SCHEDULES, EtaSchedule, GymEnv, check_settings, evaluate, greedy, q_learning
 from tiefnet.progress import progress_bar
 from tiefnet.runs import RunFolder
-from tiefnet.rl.checks import check_types
-from tiefnet.settings import check_seed, setting
+from tiefnet.settings import check_seed, check_types, setting
 
 GRIDWORLD = "gridworld"
 GYM_ARROWS = {"FrozenLakeEnv": "←↓→↑", "CliffWalkingEnv": "↑→↓←"}  # gymnasium's action numbers, as arrows

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy
 
 from tiefnet.errors import CheckpointError, ConfigError
-from tiefnet.rl.checks import check_fits
+from tiefnet.limits import check_allocation
 
 
 @dataclass
@@ -49,7 +49,7 @@ class ReplayMemory:
             raise ConfigError(f"ReplayMemory: capacity={capacity} must be at least 1")
         self.capacity = int(capacity)
         self.obs_shape = tuple(int(n) for n in obs_shape)
-        check_fits({"the replay memory": self.bytes_needed(self.capacity, self.obs_shape, obs_dtype)},
+        check_allocation({"the replay memory": self.bytes_needed(self.capacity, self.obs_shape, obs_dtype)},
                    f"a replay memory of {self.capacity} transitions of shape {self.obs_shape}")
         self.obs = numpy.zeros((self.capacity, *self.obs_shape), dtype=obs_dtype)  # phi_t
         self.next_obs = numpy.zeros_like(self.obs)  # phi_{t+1}

@@ -26,7 +26,7 @@ from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequen
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
 from tiefnet.runs import RunFolder
-from tiefnet.settings import check_seed, check_resumable, layer_sizes, setting
+from tiefnet.settings import check_resumable, check_seed, check_types, layer_sizes, setting
 from tiefnet.train import History, check_checkpoint, fit
 from tiefnet.vision.cnn import IMAGE, POOLS, build_cnn, flat_size, map_sides, topology
 
@@ -87,7 +87,8 @@ class Config:
     verify: bool = setting(True, "Check the data files' SHA-256 against the original MNIST.")
 
     def __post_init__(self) -> None:
-        _check_types(self)  # a run folder's config.json may hold anything
+        by_model = {name: type(value) for name, value in MODEL_DEFAULTS["dense"].items()}  # None until filled in
+        check_types(self, by_model)  # a run folder's config.json may hold anything
         _choice("model", self.model, MODEL_DEFAULTS)
         for name, value in MODEL_DEFAULTS[self.model].items():
             if getattr(self, name) is None:
@@ -127,21 +128,6 @@ class Config:
         if self.model == "cnn":
             return topology(self.feature_sizes(), self.kernel, self.pool, self.hidden_sizes())
         return "-".join(str(n) for n in [784, *self.hidden_sizes(), 10])
-
-
-def _check_types(config: Config) -> None:
-    """Each setting of the type of its default (a whole number for an int; an int is a fine float)."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        default = MODEL_DEFAULTS["dense"][f.name] if f.metadata.get("by_model") else f.default
-        if value is None and f.metadata.get("by_model"):
-            continue
-        kind = type(default)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            object.__setattr__(config, f.name, float(value))
-        elif type(value) is not kind:
-            what = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}[kind]
-            raise ConfigError(f"{f.name}={value!r} must be {what}")
 
 
 def _choice(name: str, value: str, allowed) -> None:
