@@ -49,7 +49,7 @@ def test_run_folder(trained):
 
 
 def test_sample_continues_hallo(trained):
-    model, vocab = load_sampler(trained[0])
+    model, vocab, _ = load_sampler(trained[0])
     text = sample(model, vocab, "h", 4, temperature=0.1, rng=numpy.random.default_rng(0))
     assert text == "hallo"
 
@@ -86,7 +86,7 @@ def test_cli_errors(argv, fragment, capsys):
 def test_sample_errors(trained, capsys):
     assert main(["charrnn", "sample", "--model", str(trained[0]), "--prime", "xyz"]) == 1
     assert "not in the vocabulary" in capsys.readouterr().err
-    model, vocab = load_sampler(trained[0])
+    model, vocab, _ = load_sampler(trained[0])
     with pytest.raises(ConfigError, match="temperature"):
         sample(model, vocab, "h", 3, temperature=0.0)
 
@@ -105,7 +105,7 @@ def test_one_loaded_model_samples_for_many_threads_at_once(trained):
     from concurrent.futures import ThreadPoolExecutor
 
     out, _ = trained
-    model, vocab = load_sampler(out)
+    model, vocab, _ = load_sampler(out)
     alone = [sample(model, vocab, "h", 40, 1.0, numpy.random.default_rng(seed)) for seed in range(8)]
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(lambda seed: sample(model, vocab, "h", 40, 1.0, numpy.random.default_rng(seed)),

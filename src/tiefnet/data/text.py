@@ -12,6 +12,7 @@ from tiefnet.errors import ConfigError, DataError
 
 SHIPPED = Path(__file__).parent / "text"
 TINY_SHAKESPEARE = "tinyshakespeare.txt"
+MAX_BYTES = 2**28  # 256 MiB of text: its ids take 8 bytes a character
 
 
 def _shipped_sha256() -> dict[str, str]:
@@ -26,7 +27,10 @@ def load_text(path: str | Path | None = None, verify: bool = True) -> str:
     else:
         path, expected = Path(path), None
     if not path.is_file():
-        raise DataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'file not found'}")
+        what = "a folder, not a file" if path.is_dir() else "not a regular file" if path.exists() else "file not found"
+        raise DataError(f"{path}: {what}")
+    if path.stat().st_size > MAX_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_BYTES:,} a text may have")
     raw = path.read_bytes()
     if verify and expected is not None:
         digest = hashlib.sha256(raw).hexdigest()

@@ -50,6 +50,7 @@ CHECKPOINT_FORMAT = "tiefnet-charrnn-checkpoint/1"
 # Settings that may change when a run is resumed: none of them changes the training itself
 # (other --threads split the batch otherwise: the run goes on, but no longer bit-identically).
 RESUMABLE_CHANGES = {"steps", "threads", "eval_every", "checkpoint_every", "temperature", "sample_length"}
+MAX_LAYERS = 64  # stacked recurrent layers: far more than ever helps (4.3), and each is a Python call a step
 MAX_SAMPLE_LENGTH = 10**6  # characters per sample: one model call each
 WARMUP_LENGTH = 500  # characters of training text a model folder keeps for the warm-up
 MAX_WARMUP = 10_000  # the longest warm-up a model folder may hold
@@ -91,6 +92,8 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)} must be a positive number")
         if not 0.0 < self.held_out < 1.0:
             raise ConfigError(f"held_out={self.held_out} must be in (0, 1)")
+        if self.layers > MAX_LAYERS:
+            raise ConfigError(f"layers={self.layers} must be at most {MAX_LAYERS}")
         if self.sample_length > MAX_SAMPLE_LENGTH:
             raise ConfigError(f"sample_length={self.sample_length} must be at most {MAX_SAMPLE_LENGTH:,}")
         check_seed(self.seed)
@@ -147,12 +150,15 @@ def predict_from(model: Sequential, ids: Array, states: list | None = None) -> t
 
 def evaluate(model: Sequential, ids: numpy.ndarray, N: int, T: int) -> float:
     """Validation loss in nats per character: the held-out text in N streams, blocks of T, each block
-    starting from the state the previous one ended in (the training streams' state is untouched)."""
+    starting from the state the previous one ended in (the training streams' state is untouched);
+    NaN if any probability is NaN or infinite (a diverged model: -ln p_y alone need not show it)."""
     data = streams(ids, N) if len(ids) // N >= 2 else ids[None, :]
     total, count, states = 0.0, 0, None
     for start in range(0, data.shape[1] - 1, T):
         x = data[:, start:start + T + 1]
         p, states = predict_from(model, xp.asarray(x[:, :-1]), states)  # (N T, V)
+        if not bool(xp.isfinite(p).all()):
+            return math.nan
         total += nll(p, xp.asarray(x[:, 1:].reshape(-1)))
         count += x[:, 1:].size
     return total / count
@@ -178,12 +184,13 @@ def sample(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 
         context = warmup + prime
     else:  # an older folder: start as at a line break of the text (if the vocabulary has one)
         context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
-    p, states = predict_from(model, xp.asarray(vocab.encode(context)[None, :]))  # batch size 1, a new sequence
     out = []
-    for _ in range(length):
-        k = _draw(p[-1], temperature, rng)  # p[-1] (V,): after the last character read
-        out.append(k)
-        p, states = predict_from(model, xp.asarray([[k]]), states)
+    with numpy.errstate(over="ignore", invalid="ignore"):  # a diverged model: _draw's error, not warnings
+        p, states = predict_from(model, xp.asarray(vocab.encode(context)[None, :]))  # batch size 1, a new sequence
+        for _ in range(length):
+            k = _draw(p[-1], temperature, rng)  # p[-1] (V,): after the last character read
+            out.append(k)
+            p, states = predict_from(model, xp.asarray([[k]]), states)
     return prime + vocab.decode(out)
 
 
@@ -193,7 +200,7 @@ def _draw(p: Array, temperature: float, rng: numpy.random.Generator) -> int:
     if not numpy.isfinite(p).all():
         raise TrainingDiverged("the model's next-character probabilities are NaN or infinite: it has diverged")
     logp = numpy.log(numpy.maximum(p, 1e-300))
-    with numpy.errstate(over="ignore", under="ignore"):
+    with numpy.errstate(over="ignore", under="ignore", divide="ignore"):
         q = numpy.exp((logp - logp.max()) / temperature)  # p^(1/T), shifted first: no overflow, no inf - inf
     return int(rng.choice(len(q), p=q / q.sum()))
 
@@ -312,7 +319,9 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     folder = RunFolder(out, app="charrnn", resume_command="tiefnet charrnn train --resume", progress=progress)
     corpus = prepare(config)
     rng = numpy.random.default_rng(config.seed)
-    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
+    # overflow is no warning here: a diverged model is found by its NaN loss, parameters or probabilities
+    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads), \
+            numpy.errstate(over="ignore", invalid="ignore"):
         model = build_model(len(corpus.vocab), config, rng)
         optimizer = Adam(config.eta).bind(model, len(corpus.train_ids))
         state = Progress()
@@ -321,11 +330,16 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
         metrics = folder.metrics(entries=state.metrics)  # what was written after the checkpoint is dropped
         log(f"tiefnet charrnn: {config.layers} x {config.cell} {config.hidden}, V = {len(corpus.vocab)}, "
             f"{len(corpus.train_ids)} training / {len(corpus.val_ids)} validation characters, "
-            f"N = {config.batch_size}, T = {corpus.T}, steps {state.step} -> {config.steps} -> {folder.path}")
+            f"N = {config.batch_size}, T = {corpus.T}, {config.steps} steps"
+            f"{f' (resumed after step {state.step})' if resume else ''} -> {folder.path}")
         train(config, corpus, model, optimizer, rng, state, folder, metrics, log)
         vocab, first = corpus.vocab, corpus.vocab.decode(corpus.train_ids[:1])
-        samples = [sample(model, vocab, prime, config.sample_length, config.temperature, rng, corpus.warmup)
-                   for prime in ("", first, "\n")]
+        try:  # the final model is kept (model.npz) once it has written its samples
+            samples = [sample(model, vocab, prime, config.sample_length, config.temperature, rng, corpus.warmup)
+                       for prime in ("", first, "\n") if set(prime) <= set(vocab.chars)]
+        except TrainingDiverged as error:
+            _diverged(state, f"the samples: {error}")
+        folder.save_model(model, _model_info(corpus, state))
     folder.write_text("samples.txt", f"# temperature {config.temperature}\n" + "\n\n----\n\n".join(samples) + "\n")
     summary = {"best_validation_loss": min(m["validation_loss"] for m in state.metrics),
                "final_validation_loss": state.metrics[-1]["validation_loss"],
@@ -381,11 +395,17 @@ def _evaluate(config: Config, corpus: Corpus, model: Sequential, state: Progress
     state.metrics.append(entry)
     metrics.append(entry)
     state.train_losses = []
-    folder.save_model(model, {"chars": corpus.vocab.chars, "warmup": corpus.warmup, "step": state.step,
-                              "validation_loss": val})
+    if state.step < config.steps:  # the final model is kept after its samples (run)
+        folder.save_model(model, _model_info(corpus, state))
     if folder.progress:
         log(f"step {state.step:5d}  train {entry['train_loss']:.3f}  validation {val:.3f} nats/char "
             f"({entry['validation_bpc']:.3f} bpc)  {state.chars / state.train_seconds:,.0f} chars/s")
+
+
+def _model_info(corpus: Corpus, state: Progress) -> dict[str, Any]:
+    """model.json's info: the vocabulary, the warm-up text, the step and its validation loss."""
+    return {"chars": corpus.vocab.chars, "warmup": corpus.warmup, "step": state.metrics[-1]["step"],
+            "validation_loss": state.metrics[-1]["validation_loss"]}
 
 
 def _finite_parameters(model: Sequential) -> bool:
@@ -393,7 +413,8 @@ def _finite_parameters(model: Sequential) -> bool:
 
 
 def _diverged(state: Progress, what: str) -> None:
-    kept = f"model.npz keeps step {state.metrics[-1]['step']}" if state.metrics else "no model was saved"
+    kept = [e["step"] for e in state.metrics if e["step"] < state.step]
+    kept = f"model.npz keeps step {kept[-1]}" if kept else "no model was saved"
     raise TrainingDiverged(f"training diverged at step {state.step} ({what}); {kept}; try a smaller --eta")
 
 
