@@ -167,7 +167,8 @@ def test_ctrl_c_in_charrnn_train_names_the_folder(tmp_path, capsys, monkeypatch)
     code = main(["charrnn", "train", str(text), "--hidden", "8", "--layers", "1", "--steps", "5", "--eval-every", "2",
                  "--sample-length", "5", "--no-progress", "--out", str(out)])
     err = interrupted_line(capsys, code)
-    assert err == f"tiefnet: interrupted; what the run wrote so far is in {out}"
+    assert err == (f"tiefnet: interrupted; the last checkpoint is in {out}: "
+                   f"continue with tiefnet charrnn train --resume --out {out}")
     assert [e["step"] for e in lines(out / "metrics.jsonl")] == [2]  # the evaluation before Ctrl-C is kept
 
 

@@ -121,10 +121,12 @@ def load_state(model: Layer, arrays: Mapping[str, numpy.ndarray], source: str) -
             raise CheckpointError(
                 f"{source}: array {name} has shape {tuple(arrays[name].shape)}, the model expects {tuple(p.shape)}"
             )
-        if not numpy.issubdtype(arrays[name].dtype, numpy.number):
-            raise CheckpointError(f"{source}: array {name} holds {arrays[name].dtype} values, not numbers")
-        if not numpy.all(numpy.isfinite(arrays[name])):
-            raise CheckpointError(f"{source}: array {name} holds NaN or infinite values")
+        if not numpy.issubdtype(arrays[name].dtype, numpy.number) or numpy.iscomplexobj(arrays[name]):
+            raise CheckpointError(f"{source}: array {name} holds {arrays[name].dtype} values, not real numbers")
+        with numpy.errstate(over="ignore"):  # finite in the model's dtype: 1e300 is inf in float32
+            finite = numpy.all(numpy.isfinite(arrays[name].astype(numpy.dtype(p.dtype))))
+        if not finite:
+            raise CheckpointError(f"{source}: array {name} holds NaN or infinite values (in {p.dtype})")
     for name, p in state.items():
         p[...] = backend.asarray(arrays[name], dtype=p.dtype)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -34,6 +35,20 @@ def _temp_beside(path: Path) -> Iterator[tuple[int, Path]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[str]:
+    """Remove the temp files that writes killed midway (SIGKILL, a power cut) left in ``folder``:
+    regular files named like :func:`_temp_beside`'s, ``.NAME.XXXXXXXX.SUFFIX``. Returns their names."""
+    removed = []
+    for entry in os.scandir(folder):
+        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)  # a symlink of that name is left alone (unlink would only remove the link)
+            removed.append(entry.name)
+    return removed
+
+
+_TEMP_NAME = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.[A-Za-z0-9]+")  # tempfile.mkstemp's 8 random characters
 
 
 @contextmanager

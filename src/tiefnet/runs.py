@@ -25,7 +25,8 @@ from typing import Any, Sequence
 
 from tiefnet import checkpoint
 from tiefnet.errors import CheckpointError, ConfigError
-from tiefnet.files import open_appending, parse_json, read_text, replacing, write_json, write_text
+from tiefnet.files import open_appending, parse_json, read_text, remove_stale_temp_files, replacing, write_json, \
+    write_text
 from tiefnet.progress import progress_bar
 from tiefnet.settings import check_app, check_resumable
 
@@ -98,6 +99,7 @@ class RunFolder:
         self.resume = resume
         self._old_checkpoint = None if resume else _mtime(self.path / "checkpoint.npz")  # another run's
         self.path.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.path)  # of an earlier run killed while writing
         if config is not None:
             self.write_json("config.json", asdict(config))
         return self

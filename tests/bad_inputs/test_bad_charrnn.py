@@ -122,7 +122,7 @@ def test_a_text_of_one_character_kind_and_a_huge_seq_length_train(tmp_path, caps
                                      ["--layers", "64", "--hidden", "100000"]])
 def test_a_model_too_large_for_memory_is_refused_with_its_size(text, tmp_path, capsys, options):
     code = main(["charrnn", "train", str(text), *TINY, *options, "--out", str(tmp_path / "r")])
-    err = one_line_error(capsys, code, "GiB to train; this machine has")
+    err = one_line_error(capsys, code, "more than tiefnet's memory limit")
     assert "parameters" in err
 
 

@@ -193,3 +193,24 @@ def test_a_resumed_run_never_writes_outside_its_folder(mnist_run, tmp_path):
         assert victim.read_text() == "precious", name
         assert (mnist_run / name).is_file() and not (mnist_run / name).is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["run", *(v.name for v in victims.values())])
+
+
+def test_values_beyond_the_models_dtype_are_refused(folder):
+    """1e300 is a finite float64 but inf in the float32 model: refused, not loaded as inf."""
+    arrays, meta = read_npz(folder / "model.npz")
+    arrays["0.W"] = arrays["0.W"].astype(np.float64)
+    arrays["0.W"][0, 0] = 1e300
+    write_npz(folder / "model.npz", arrays, meta)
+    refused(folder, "array 0.W holds NaN or infinite values (in float32)")
+
+
+def test_temp_files_of_a_killed_write_are_removed_when_the_run_starts_again(mnist_run, tmp_path):
+    stale = mnist_run / ".checkpoint.k3x9_q2a.npz"  # what a write killed midway leaves
+    stale.write_bytes(b"half a checkpoint")
+    kept = mnist_run / ".notes.txt"
+    kept.write_text("mine")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (mnist_run / ".model.abcdefgh.npz").symlink_to(victim)
+    assert main([*MNIST, "--epochs", "2", "--resume", "--out", str(mnist_run)]) == 0
+    assert not stale.exists() and kept.read_text() == "mine" and victim.read_text() == "precious"

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +36,7 @@ from tiefnet import backend
 from tiefnet.backend import Array, to_numpy, xp
 from tiefnet.checkpoint import load_model, load_state, read_npz, write_npz
 from tiefnet.data.text import Vocabulary, load_text, split
+from tiefnet.limits import check_allocation
 from tiefnet.errors import CheckpointError, ConfigError, ShapeError, TrainingDiverged
 from tiefnet.nn import Dense, Embedding, Layer, LogLikelihood, Sequential, Softmax, TimeFlatten
 from tiefnet.nn.recurrent import LSTM, RNN
@@ -287,15 +287,11 @@ def check_memory(config: Config, V: int, T: int) -> None:
     E, H, gates = config.embed or V, config.hidden, 4 if config.cell == "lstm" else 1
     P = V * E + sum(gates * H * ((E if l == 0 else H) + H + 1) for l in range(config.layers)) + H * V + V
     cached = config.batch_size * T * (config.layers * (gates + 3) * H + E + 3 * V)  # per block: gates, h, c; p
-    need = numpy.dtype(backend.dtype()).itemsize * (4 * P + 2 * cached)  # w, dC/dw, Adam's m, v; forward+backward
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system: no limit known
-        return
-    if need > have:
-        raise ConfigError(f"a {config.layers} x {config.cell} {H} model (embedding {E}, {P:,} parameters) with "
-                          f"batch_size={config.batch_size}, T={T} needs about {need / 2**30:,.1f} GiB to train; "
-                          f"this machine has {have / 2**30:,.1f} GiB")
+    itemsize = numpy.dtype(backend.dtype()).itemsize
+    check_allocation({"the parameters, gradients and Adam's m, v": 4 * P * itemsize,
+                      "the activations of a block, forward and backward": 2 * cached * itemsize},
+                     f"a {config.layers} x {config.cell} {H} model (embedding {E}, {P:,} parameters) with "
+                     f"batch_size={config.batch_size}, T={T}")
 
 
 @dataclass
