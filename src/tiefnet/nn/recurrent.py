@@ -41,6 +41,7 @@ import numpy
 
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ShapeError
+from tiefnet.nn.layer import Layer
 from tiefnet.nn.rnn_base import _accumulator, _RecurrentParams, _sigmoid_
 
 
@@ -359,3 +360,10 @@ class LSTM(_Recurrent):
             dc *= f  # the part of dC/dc^{t-1} that flows through c^t = f^t c^{t-1} + ...
             xp.matmul(W.T, d, out=dh)  # W^T delta^t: the recursive part of dC/dh^{t-1}
         return delta, h[:-1].transpose(1, 0, 2), (dh, dc)
+
+
+def recurrent_layers(model: Layer) -> list[Layer]:
+    """The recurrent layers (or cells) among a Sequential's layers: those with an explicit state
+    (``forward_state``), in order."""
+    return [layer for layer in getattr(model, "layers", []) if hasattr(layer, "forward_state")]
+

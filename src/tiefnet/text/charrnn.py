@@ -26,7 +26,7 @@ import hashlib
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,19 +34,19 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.backend import Array, to_numpy, xp
-from tiefnet.checkpoint import load_model, load_state, read_npz, write_npz
+from tiefnet.checkpoint import load_model
 from tiefnet.data.text import Vocabulary, load_text, split
 from tiefnet.limits import check_allocation
 from tiefnet.errors import CheckpointError, ConfigError, ShapeError, TrainingDiverged
 from tiefnet.nn import Dense, Embedding, Layer, LogLikelihood, Sequential, Softmax, TimeFlatten
-from tiefnet.nn.recurrent import LSTM, RNN
+from tiefnet.nn.recurrent import LSTM, RNN, recurrent_layers
 from tiefnet.optim import Adam
 from tiefnet.runs import MetricsLog, RunFolder
 from tiefnet.settings import check_seed, setting
+from tiefnet.text.charrnn_checkpoint import Progress, restore, save_checkpoint
 from tiefnet.train import train_step
 
 CELLS = {"lstm": LSTM, "rnn": RNN}
-CHECKPOINT_FORMAT = "tiefnet-charrnn-checkpoint/1"
 # Settings that may change when a run is resumed: none of them changes the training itself
 # (other --threads split the batch otherwise: the run goes on, but no longer bit-identically).
 RESUMABLE_CHANGES = {"steps", "threads", "eval_every", "checkpoint_every", "temperature", "sample_length"}
@@ -54,7 +54,6 @@ MAX_LAYERS = 64  # stacked recurrent layers: far more than ever helps (4.3), and
 MAX_SAMPLE_LENGTH = 10**6  # characters per sample: one model call each
 WARMUP_LENGTH = 500  # characters of training text a model folder keeps for the warm-up
 MAX_WARMUP = 10_000  # the longest warm-up a model folder may hold
-METRIC_KEYS = ("step", "train_loss", "validation_loss", "validation_bpc", "seconds")
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,6 @@ def build_model(V: int, config: Config, rng: numpy.random.Generator) -> Sequenti
         layers.append(CELLS[config.cell](E if l == 0 else config.hidden, config.hidden, rng=rng, stateful=True))
     layers += [Dense(config.hidden, V, rng=rng), TimeFlatten(), Softmax()]
     return Sequential(*layers)
-
-
-def recurrent_layers(model: Sequential) -> list[Layer]:
-    """The recurrent layers (or cells) of the model: those with an explicit state (forward_state)."""
-    return [layer for layer in model.layers if hasattr(layer, "forward_state")]
 
 
 def reset_state(model: Sequential) -> None:
@@ -294,19 +288,6 @@ def check_memory(config: Config, V: int, T: int) -> None:
                      f"batch_size={config.batch_size}, T={T}")
 
 
-@dataclass
-class Progress:
-    """The counters of a run: everything besides arrays that a checkpoint restores."""
-
-    step: int = 0  # training steps done
-    position: int = 0  # where the streams' next block starts
-    train_losses: list[float] = field(default_factory=list)  # of the steps since the last evaluation
-    train_seconds: float = 0.0  # time spent in training steps
-    chars: int = 0  # characters predicted in training
-    seconds: float = 0.0  # wall time of the run so far
-    metrics: list[dict[str, Any]] = field(default_factory=list)  # the metrics.jsonl entries so far
-
-
 def run(config: Config, out: str | Path, progress: bool = True, resume: bool = False,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train as ``config`` says (with ``resume``: from ``out``'s checkpoint.npz) and write the run folder
@@ -412,114 +393,6 @@ def _diverged(state: Progress, what: str) -> None:
     kept = [e["step"] for e in state.metrics if e["step"] < state.step]
     kept = f"model.npz keeps step {kept[-1]}" if kept else "no model was saved"
     raise TrainingDiverged(f"training diverged at step {state.step} ({what}); {kept}; try a smaller --eta")
-
-
-# --- checkpoints ----------------------------------------------------------------------------------
-def save_checkpoint(path: Path, model: Sequential, optimizer: Adam, rng: numpy.random.Generator,
-                    state: Progress, corpus: Corpus) -> None:
-    """checkpoint.npz (atomic): the model's arrays, Adam's state, the streams' carried states, the
-    generator's state and the counters: all that the next step depends on."""
-    opt_meta, opt_arrays = optimizer.state_dict()
-    arrays: dict[str, Any] = {f"model.{k}": v for k, v in model.arrays().items()}  # parameters and buffers
-    arrays.update({f"opt.{k}": v for k, v in opt_arrays.items()})
-    for i, layer in enumerate(recurrent_layers(model)):
-        arrays.update({f"state.{i}.{k}": s for k, s in enumerate(layer.state)})  # h (and c), each (N, H)
-    meta = {"format": CHECKPOINT_FORMAT, "progress": asdict(state), "rng": rng.bit_generator.state,
-            "optimizer": {"name": optimizer.name, **opt_meta}, "text_sha256": corpus.sha256}
-    write_npz(path, arrays, meta)
-
-
-def restore(path: Path, model: Sequential, optimizer: Adam, rng: numpy.random.Generator, state: Progress,
-            corpus: Corpus, config: Config) -> None:
-    """Load checkpoint.npz into the model, optimizer, generator, carried states and ``state``; every
-    value is checked first (the file may come from anyone), each problem a one-line CheckpointError."""
-    arrays, meta = read_npz(path)
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a tiefnet char-rnn checkpoint")
-    if meta.get("text_sha256") != corpus.sha256:
-        raise CheckpointError(f"{path}: written while learning another text (the text file has changed)")
-    progress = _checked_progress(path, meta.get("progress"), config, corpus)
-    opt = meta.get("optimizer")
-    if not isinstance(opt, dict) or opt.get("name") != optimizer.name or opt.get("t") != progress.step:
-        raise CheckpointError(f"{path}: its optimizer state is not Adam's after step {progress.step}")
-    expected: dict[str, Any] = {f"model.{k}": v for k, v in model.arrays().items()}
-    expected.update({f"opt.{k}": v for k, v in optimizer.state_dict()[1].items()})
-    for i, layer in enumerate(recurrent_layers(model)):
-        expected.update({f"state.{i}.{k}": xp.empty((config.batch_size, layer.H), dtype=backend.dtype())
-                         for k in range(len(layer.state_names))})
-    arrays = _checked_arrays(path, arrays, expected)
-    try:
-        rng.bit_generator.state = meta.get("rng")
-    except (KeyError, TypeError, ValueError, OverflowError) as error:
-        raise CheckpointError(f"{path}: its random generator state does not load ({error})") from None
-    load_state(model, {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}, str(path))
-    optimizer.load_state_dict({"eta": config.eta, "t": progress.step},
-                              {k[4:]: backend.asarray(v) for k, v in arrays.items() if k.startswith("opt.")})
-    for i, layer in enumerate(recurrent_layers(model)):
-        layer.state = tuple(backend.asarray(arrays[f"state.{i}.{k}"]) for k in range(len(layer.state_names)))
-    for f in fields(Progress):
-        setattr(state, f.name, getattr(progress, f.name))
-
-
-def _checked_arrays(path: Path, arrays: dict[str, numpy.ndarray], expected: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's arrays, exactly those of ``expected`` with their shapes, cast to their dtypes,
-    finite; Adam's v (a mean of squares) not negative."""
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"{path}: " + "; ".join(f"{what} arrays {', '.join(names[:5])}" for what, names in
-                                                      (("missing", missing), ("unexpected", extra)) if names))
-    checked = {}
-    for name, like in expected.items():
-        a = arrays[name]
-        if a.shape != tuple(like.shape) or a.dtype.kind not in "iuf":
-            raise CheckpointError(f"{path}: array {name} is {a.dtype} {a.shape}, expected numbers of shape "
-                                  f"{tuple(like.shape)}")
-        with numpy.errstate(over="ignore"):
-            a = a.astype(like.dtype)
-        if not numpy.isfinite(a).all() or (name.startswith("opt.v") and (a < 0).any()):
-            raise CheckpointError(f"{path}: array {name} holds NaN, infinite or impossible values")
-        checked[name] = a
-    return checked
-
-
-def _checked_progress(path: Path, progress: Any, config: Config, corpus: Corpus) -> Progress:
-    """The checkpoint's counters, each of the right type and range and consistent with each other."""
-    names = {f.name for f in fields(Progress)}
-    if not isinstance(progress, dict) or set(progress) != names:
-        raise CheckpointError(f"{path}: its progress entry does not hold {', '.join(sorted(names))}")
-    step = progress["step"]
-    if not _is_int(step) or not 1 <= step <= config.steps:
-        raise CheckpointError(f"{path}: step {step!r} is not in [1, {config.steps}] (--steps)")
-    metrics, losses = progress["metrics"], progress["train_losses"]
-    if not isinstance(metrics, list) or not all(_is_entry(e) for e in metrics) or \
-            [e["step"] for e in metrics] != sorted({e["step"] for e in metrics}) or \
-            (metrics and metrics[-1]["step"] > step):
-        raise CheckpointError(f"{path}: its metrics entries are not those of a char-rnn run up to step {step}")
-    pending = step - (metrics[-1]["step"] if metrics else 0)
-    if not isinstance(losses, list) or len(losses) != pending or not all(_is_number(v) for v in losses):
-        raise CheckpointError(f"{path}: train_losses must be the {pending} losses since the last evaluation")
-    if progress["position"] != corpus.position_after(step) or \
-            progress["chars"] != step * config.batch_size * corpus.T:
-        raise CheckpointError(f"{path}: position {progress['position']!r} or chars {progress['chars']!r} "
-                              f"is not where step {step} leaves the streams")
-    if not (_is_number(progress["seconds"]) and _is_number(progress["train_seconds"])):
-        raise CheckpointError(f"{path}: seconds and train_seconds must be numbers at least 0")
-    return Progress(**progress)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    """A finite number at least 0 (a loss, a time)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-
-def _is_entry(entry: Any) -> bool:
-    """A metrics entry as :func:`_evaluate` writes it."""
-    return isinstance(entry, dict) and tuple(sorted(entry)) == tuple(sorted(METRIC_KEYS)) and \
-        _is_int(entry["step"]) and entry["step"] >= 1 and all(_is_number(entry[k]) for k in METRIC_KEYS)
 
 
 def _plot(metrics: list[dict[str, Any]], path: Path, title: str) -> None:
