@@ -119,3 +119,12 @@ def test_a_bad_input_is_one_line(workdir, capsys, argv):
     assert code in (1, 2), (code, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and re.match(r"^tiefnet( [a-z]+)*: error: \S", lines[0]), err
+
+
+@pytest.mark.parametrize("argv, command", [(["mnist", "--nonsense"], "tiefnet mnist"),
+                                           (["dqn", "train", "--nonsense"], "tiefnet dqn train"),
+                                           (["charrnn", "sample", "--model", "x", "--nonsense"], "tiefnet charrnn sample")])
+def test_an_unknown_option_points_to_its_own_command_help(capsys, argv, command):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"{command}: error: unrecognized arguments: --nonsense "
+                                               f"(see {command} --help)")
