@@ -6,6 +6,7 @@ that ``--resume`` continues with the same settings.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,16 @@ def layer_sizes(text: str, name: str, example: str) -> list[int]:
 
 
 SEED_MAX = 2**63 - 1
+
+
+def is_whole(value: Any, low: int = 0, high: int = SEED_MAX) -> bool:
+    """A whole number in [low, high], not true/false: a counter read from a file."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def is_number(value: Any, low: float = -math.inf) -> bool:
+    """A finite number >= low, not true/false: a loss, a time, a step size read from a file."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
 
 
 def check_seed(seed: Any, name: str = "seed") -> None:

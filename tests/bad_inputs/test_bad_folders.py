@@ -8,7 +8,6 @@ import signal
 import struct
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest

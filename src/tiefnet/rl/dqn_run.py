@@ -12,7 +12,6 @@ same environment state, so that it continues exactly as the uninterrupted run wo
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
@@ -30,6 +29,7 @@ from tiefnet.rl.dqn_play import evaluate
 from tiefnet.rl.replay import check_stored
 from tiefnet.rl.environments import check_memory, make_env, make_memory, make_q_network
 from tiefnet.runs import MetricsLog, RunFolder
+from tiefnet.settings import is_number, is_whole
 
 CHECKPOINT_FORMAT = "tiefnet-dqn-checkpoint/1"
 # Settings that may change when a run is resumed; any other change would mix two experiments.
@@ -237,14 +237,6 @@ def restore(path: Path, agent: Agent, state: Progress, rng, env, config: DQNConf
     return obs
 
 
-def _whole(value: Any, low: int = 0, high: float = 2**63 - 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_progress(saved: Any, n_actions: int, config: DQNConfig | None = None) -> Progress:
     """The checkpoint's counters as a :class:`Progress`, each of its type and range (CheckpointError if not)."""
     if not isinstance(saved, dict) or set(saved) != {f.name for f in fields(Progress)}:
@@ -252,18 +244,18 @@ def check_progress(saved: Any, n_actions: int, config: DQNConfig | None = None) 
     step = saved["step"]
     log_every = config.log_every if config is not None else 2**63 - 1
     checks = {
-        "step": _whole(step),
-        "episode": _whole(saved["episode"]) and _whole(step) and saved["episode"] <= step,
-        "episode_seed": _whole(saved["episode_seed"], 0, 2**31 - 1),
-        "episode_actions": isinstance(saved["episode_actions"], list) and _whole(step)
-        and len(saved["episode_actions"]) <= step and all(_whole(a, 0, n_actions - 1) for a in saved["episode_actions"]),
-        "episode_return": _number(saved["episode_return"]),
+        "step": is_whole(step),
+        "episode": is_whole(saved["episode"]) and is_whole(step) and saved["episode"] <= step,
+        "episode_seed": is_whole(saved["episode_seed"], 0, 2**31 - 1),
+        "episode_actions": isinstance(saved["episode_actions"], list) and is_whole(step)
+        and len(saved["episode_actions"]) <= step and all(is_whole(a, 0, n_actions - 1) for a in saved["episode_actions"]),
+        "episode_return": is_number(saved["episode_return"]),
         "losses": isinstance(saved["losses"], list) and len(saved["losses"]) <= log_every
-        and all(_number(v) for v in saved["losses"]),
-        "metrics_lines": _whole(saved["metrics_lines"]),
-        "seconds": _number(saved["seconds"]) and saved["seconds"] >= 0,
-        "best_return": saved["best_return"] is None or _number(saved["best_return"]),
-        "best_step": _whole(saved["best_step"]) and _whole(step) and saved["best_step"] <= step,
+        and all(is_number(v) for v in saved["losses"]),
+        "metrics_lines": is_whole(saved["metrics_lines"]),
+        "seconds": is_number(saved["seconds"]) and saved["seconds"] >= 0,
+        "best_return": saved["best_return"] is None or is_number(saved["best_return"]),
+        "best_step": is_whole(saved["best_step"]) and is_whole(step) and saved["best_step"] <= step,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
@@ -279,7 +271,7 @@ def check_optimizer(meta: Any, arrays: dict[str, numpy.ndarray], optimizer, step
     own_meta, own_arrays = optimizer.state_dict()
     if not isinstance(meta, dict) or meta.get("name") != optimizer.name or set(meta) != {"name", *own_meta}:
         raise CheckpointError(f"optimizer: not the state of {optimizer.name} (keys {', '.join(own_meta)})")
-    if meta["eta"] != own_meta["eta"] or ("t" in own_meta and not _whole(meta["t"], 0, step)):
+    if meta["eta"] != own_meta["eta"] or ("t" in own_meta and not is_whole(meta["t"], 0, step)):
         raise CheckpointError(f"optimizer: eta={meta['eta']!r} (the run's: {own_meta['eta']!r}), "
                               f"t={meta.get('t')!r} (at most the step, {step}) out of range")
     if set(arrays) != set(own_arrays):

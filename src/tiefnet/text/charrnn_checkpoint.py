@@ -6,7 +6,6 @@ value is checked before anything is restored, each problem one CheckpointError l
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from tiefnet.errors import CheckpointError
 from tiefnet.nn import Sequential
 from tiefnet.nn.recurrent import recurrent_layers
 from tiefnet.optim import Adam
+from tiefnet.settings import is_number, is_whole
 
 # The run's settings and text arrive as charrnn.Config and charrnn.Corpus (typed Any here: charrnn
 # imports this module, and the imports flow one way).
@@ -115,7 +115,7 @@ def _checked_progress(path: Path, progress: Any, config: Config, corpus: Corpus)
     if not isinstance(progress, dict) or set(progress) != names:
         raise CheckpointError(f"{path}: its progress entry does not hold {', '.join(sorted(names))}")
     step = progress["step"]
-    if not _is_int(step) or not 1 <= step <= config.steps:
+    if not is_whole(step) or not 1 <= step <= config.steps:
         raise CheckpointError(f"{path}: step {step!r} is not in [1, {config.steps}] (--steps)")
     metrics, losses = progress["metrics"], progress["train_losses"]
     if not isinstance(metrics, list) or not all(_is_entry(e) for e in metrics) or \
@@ -123,27 +123,23 @@ def _checked_progress(path: Path, progress: Any, config: Config, corpus: Corpus)
             (metrics and metrics[-1]["step"] > step):
         raise CheckpointError(f"{path}: its metrics entries are not those of a char-rnn run up to step {step}")
     pending = step - (metrics[-1]["step"] if metrics else 0)
-    if not isinstance(losses, list) or len(losses) != pending or not all(_is_number(v) for v in losses):
+    if not isinstance(losses, list) or len(losses) != pending or not all(_is_time(v) for v in losses):
         raise CheckpointError(f"{path}: train_losses must be the {pending} losses since the last evaluation")
     if progress["position"] != corpus.position_after(step) or \
             progress["chars"] != step * config.batch_size * corpus.T:
         raise CheckpointError(f"{path}: position {progress['position']!r} or chars {progress['chars']!r} "
                               f"is not where step {step} leaves the streams")
-    if not (_is_number(progress["seconds"]) and _is_number(progress["train_seconds"])):
+    if not (_is_time(progress["seconds"]) and _is_time(progress["train_seconds"])):
         raise CheckpointError(f"{path}: seconds and train_seconds must be numbers at least 0")
     return Progress(**progress)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
+def _is_time(value: Any) -> bool:
     """A finite number at least 0 (a loss, a time)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return is_number(value, 0)
 
 
 def _is_entry(entry: Any) -> bool:
     """A metrics entry as :func:`_evaluate` writes it."""
     return isinstance(entry, dict) and tuple(sorted(entry)) == tuple(sorted(METRIC_KEYS)) and \
-        _is_int(entry["step"]) and entry["step"] >= 1 and all(_is_number(entry[k]) for k in METRIC_KEYS)
+        is_whole(entry["step"]) and entry["step"] >= 1 and all(_is_time(entry[k]) for k in METRIC_KEYS)

@@ -27,7 +27,8 @@ from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
 from tiefnet.runs import RunFolder
 from tiefnet.settings import check_resumable, check_seed, check_types, layer_sizes, setting
-from tiefnet.train import History, check_checkpoint, fit
+from tiefnet.train import History, fit
+from tiefnet.train_checkpoint import check_checkpoint
 from tiefnet.vision.cnn import IMAGE, POOLS, build_cnn, flat_size, map_sides, topology
 
 
