@@ -26,7 +26,7 @@ from tiefnet.nn import ACTIVATIONS, LOSSES, REGULARIZERS, Dense, Dropout, Sequen
 from tiefnet.nn.init import INITS
 from tiefnet.optim import OPTIMIZERS, Adam, Momentum, Optimizer, ReduceOnPlateau
 from tiefnet.runs import RunFolder
-from tiefnet.settings import check_resumable, check_seed, check_types, layer_sizes, setting
+from tiefnet.settings import check_app, check_resumable, check_seed, check_types, layer_sizes, setting
 from tiefnet.train import History, fit
 from tiefnet.train_checkpoint import check_checkpoint
 from tiefnet.vision.cnn import IMAGE, POOLS, build_cnn, flat_size, map_sides, topology
@@ -261,22 +261,18 @@ def stuck(epoch: dict[str, float], previous: dict[str, float] | None) -> bool:
 
 
 def check_run_folder(out: str | Path) -> None:
-    """--resume: refuse a run folder that another application wrote (its model.json names it, or its
-    config.json holds settings that tiefnet mnist does not have)."""
+    """--resume: refuse a run folder that another application wrote (its model.json names it:
+    :func:`tiefnet.settings.check_app`; or its config.json holds settings that tiefnet mnist does not have)."""
     out = Path(out)
-    for name in ("model.json", "config.json"):
-        try:
-            saved = read_json(out / name) if (out / name).is_file() else None
-        except (OSError, ValueError, TiefnetError):  # unreadable: the checks of the checkpoint follow
-            saved = None
-        if not isinstance(saved, dict):
-            continue
-        if name == "model.json" and isinstance(saved.get("app"), str) and saved["app"] != "mnist":
-            raise ConfigError(f"--resume: {out} holds a run of tiefnet {saved['app']}, not of tiefnet mnist")
-        unknown = sorted(set(saved) - {f.name for f in fields(Config)}) if name == "config.json" else []
-        if unknown:
-            raise ConfigError(f"--resume: {out} is not a run folder of tiefnet mnist (its config.json has the "
-                              f"settings {', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''})")
+    check_app(out, Config.APP)
+    try:
+        saved = read_json(out / "config.json") if (out / "config.json").is_file() else None
+    except (OSError, ValueError, TiefnetError):  # unreadable: the checks of the checkpoint follow
+        saved = None
+    unknown = sorted(set(saved) - {f.name for f in fields(Config)}) if isinstance(saved, dict) else []
+    if unknown:
+        raise ConfigError(f"--resume: {out} is not a run folder of tiefnet mnist (its config.json has the "
+                          f"settings {', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''})")
 
 
 def check_memory(config: Config, images: int, memory: int | None = None) -> None:
