@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _HOMES = {
     "tiefnet.nn": ["L1", "L2", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropy", "Dense", "Dropout", "Embedding",
                    "Flatten", "InstanceNorm2d", "L2Pool2d", "Layer", "LSTM", "LSTMCell", "LogLikelihood", "Loss",
-                   "MaxPool2d", "Parallel", "Quadratic", "ReflectionPad2d", "Residual", "RNN", "RNNCell", "ReLU",
+                   "MaxPool2d", "Parallel", "PolicyValue", "Quadratic", "ReflectionPad2d", "Residual", "RNN", "RNNCell", "ReLU",
                    "Reshape", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh", "Taps", "TimeFlatten", "Upsample",
                    "ZeroPad2d"],
     "tiefnet.optim": ["SGD", "Adam", "Momentum", "RMSProp", "ReduceOnPlateau", "clip_gradients"],

@@ -7,7 +7,7 @@ from tiefnet.nn.dense import Dense
 from tiefnet.nn.dropout import Dropout
 from tiefnet.nn.embedding import Embedding
 from tiefnet.nn.layer import Container, Layer, Param
-from tiefnet.nn.losses import LOSSES, CrossEntropy, LogLikelihood, Loss, Quadratic
+from tiefnet.nn.losses import LOSSES, CrossEntropy, LogLikelihood, Loss, PolicyValue, Quadratic
 from tiefnet.nn.norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d
 from tiefnet.nn.pad import ReflectionPad2d, ZeroPad2d
 from tiefnet.nn.pool import L2Pool2d, MaxPool2d
@@ -20,7 +20,7 @@ from tiefnet.nn.upsample import Upsample
 __all__ = [
     "ACTIVATIONS", "LAYER_TYPES", "LOSSES", "REGULARIZERS", "Container", "Conv2d", "CrossEntropy", "Dense", "Dropout",
     "Embedding", "Flatten", "L1", "L2", "L2Pool2d", "LSTM", "Layer", "LogLikelihood", "Loss", "MaxPool2d", "Parallel",
-    "Param", "Quadratic", "RNN", "ReLU", "Reshape", "Residual", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh",
+    "Param", "PolicyValue", "Quadratic", "RNN", "ReLU", "Reshape", "Residual", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh",
     "Taps", "TimeFlatten", "layer_from_config", "layer_to_config", "register",
     "LSTMCell", "RNNCell",
     "BatchNorm1d", "BatchNorm2d", "InstanceNorm2d", "ReflectionPad2d", "Upsample", "ZeroPad2d",

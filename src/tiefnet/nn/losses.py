@@ -166,4 +166,63 @@ class TDError(Loss):
         return self.cost(Q, actions, y), self.grad(Q, actions, y)
 
 
+class PolicyValue(Loss):
+    """AlphaGo Zero's cost (5.4): L = (z - nu)^2 - sum_a pi_a log p_a (+ c ||theta||^2), per position,
+    averaged over the N positions of a mini-batch.
+
+    The network's two heads give ``(logits, nu)``: p = softmax(logits) over the A actions and the
+    value nu in [-1, 1] (after a tanh). The regulariser c ||theta||^2 is the optimizer's L2 with
+    lmbda = 2c and n = 1 (its gradient 2 c w), as for every other cost in tiefnet.
+
+    Gradients, from log p_a = l_a - log sum_b exp(l_b):
+        dL/dl_a = (p_a sum_b pi_b - pi_a) / N = (p_a - pi_a) / N   (pi sums to 1; 2.7.2's a - y)
+        dL/dnu  = 2 (nu - z) / N
+
+    Shapes: logits (N, A), nu (N, 1), pi (N, A), z (N,) or (N, 1).
+    """
+
+    name = "policy-value"
+
+    @staticmethod
+    def _check(outputs, pi: Array, z: Array) -> tuple[Array, Array, Array]:
+        if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+            raise ShapeError("PolicyValue: the outputs must be the pair (logits, nu) of a policy and a value head")
+        logits, nu = outputs
+        N = logits.shape[0]
+        if logits.ndim != 2 or tuple(pi.shape) != tuple(logits.shape) or tuple(nu.shape) != (N, 1) \
+                or z.size != N:
+            raise ShapeError(f"PolicyValue: logits {tuple(logits.shape)} and pi {tuple(pi.shape)} must be (N, A), "
+                             f"nu {tuple(nu.shape)} (N, 1) and z {tuple(z.shape)} (N,)")
+        return logits, nu, z.reshape(N, 1).astype(nu.dtype, copy=False)
+
+    @staticmethod
+    def log_softmax(logits: Array) -> Array:
+        shifted = logits - logits.max(axis=1, keepdims=True)  # exp without overflow
+        return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+
+    def parts(self, outputs, pi: Array, z: Array) -> tuple[float, float]:
+        """(value cost mean (z - nu)^2, policy cost mean -pi . log p), the two terms of L."""
+        logits, nu, z = self._check(outputs, pi, z)
+        N = logits.shape[0]
+        value = float(((z - nu) ** 2).sum() / N)
+        policy = float(-(pi * self.log_softmax(logits)).sum() / N)
+        return value, policy
+
+    def cost(self, outputs, pi: Array, z: Array) -> float:  # type: ignore[override]
+        value, policy = self.parts(outputs, pi, z)
+        return value + policy
+
+    def grad(self, outputs, pi: Array, z: Array) -> tuple[Array, Array]:  # type: ignore[override]
+        """(dL/dlogits (N, A), dL/dnu (N, 1)): one gradient per head, for ``Parallel.backward``."""
+        logits, nu, z = self._check(outputs, pi, z)
+        N = logits.shape[0]
+        p = xp.exp(self.log_softmax(logits))
+        dlogits = (p * pi.sum(axis=1, keepdims=True) - pi) / N  # softmax + cross-entropy: p - pi
+        dnu = 2.0 * (nu - z) / N  # the quadratic value cost
+        return dlogits, dnu
+
+    def __call__(self, outputs, pi: Array, z: Array):  # type: ignore[override]
+        return self.cost(outputs, pi, z), self.grad(outputs, pi, z)
+
+
 LOSSES = {cls.name: cls for cls in (Quadratic, CrossEntropy, LogLikelihood)}
