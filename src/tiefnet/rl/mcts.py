@@ -140,6 +140,7 @@ def search(game: Game, roots: Sequence[Node], evaluate: Evaluate, config: Search
                     _backup(path, -float(leaf.state.z))  # z is for the player to move at the leaf
                 elif leaf.pending:  # a collision: this leaf already waits in the batch
                     _undo_virtual_loss(path)
+                    remaining[id(root)] += 1  # no simulation: it runs in a later round (a round's first never collides)
                 else:
                     leaf.pending = True
                     leaves.append((leaf, path))
