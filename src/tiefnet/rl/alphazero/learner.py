@@ -52,11 +52,12 @@ class ReplayWindow:
     def sample(self, batch_size: int, rng: numpy.random.Generator) -> tuple[numpy.ndarray, ...]:
         """A mini-batch (planes float32 (B, C, H, W), pi (B, A), z (B,)), each in a random symmetry."""
         idx = rng.integers(0, self.size, batch_size)
+        k = rng.integers(0, self.game.symmetry_count, batch_size)  # a symmetry per position
         planes = numpy.empty((batch_size, *self.planes.shape[1:]), numpy.float32)
         pi = numpy.empty((batch_size, self.pi.shape[1]), numpy.float32)
-        for j, i in enumerate(idx):
-            copies = self.game.symmetries(self.planes[i], self.pi[i])
-            planes[j], pi[j] = copies[int(rng.integers(len(copies)))]
+        for s in numpy.unique(k):
+            rows = numpy.flatnonzero(k == s)
+            planes[rows], pi[rows] = self.game.transform(self.planes[idx[rows]], self.pi[idx[rows]], int(s))
         return planes, pi, self.z[idx]
 
     def state_arrays(self) -> dict[str, numpy.ndarray]:

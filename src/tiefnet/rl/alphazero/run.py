@@ -18,6 +18,7 @@ counters); curves.png; summary.json. Every random choice of generation g comes f
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -41,6 +42,7 @@ from tiefnet.runs import RunFolder
 from tiefnet.settings import is_number, is_whole
 
 CHECKPOINT_FORMAT = "tiefnet-alphazero-checkpoint/1"
+TRAIN_THREADS = max(1, min(4, os.cpu_count() or 1))
 RESUMABLE_CHANGES = {"generations", "max_minutes", "workers", "ray", "arena_games", "random_games", "judge_games",
                      "checkpoint_every"}
 
@@ -124,7 +126,7 @@ def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, 
     copy_state(previous, net)  # theta of generation g - 1, for the arena
     tock = time.perf_counter()
     rng = numpy.random.default_rng([config.seed, g, 2])
-    with backend.thread_limit(None):
+    with backend.thread_limit(TRAIN_THREADS):  # BLAS on one thread per part of the batch: no idle spinning
         losses = learner.train(net, optimizer, replay, config.train_steps if len(replay) else 0,
                                config.batch_size, rng)  # (b)
     train_seconds = time.perf_counter() - tock

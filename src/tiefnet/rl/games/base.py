@@ -132,28 +132,36 @@ class Game:
             planes[-1] = 1.0
         return planes
 
+    @property
+    def symmetry_count(self) -> int:
+        return {"none": 1, "mirror": 2, "dihedral": 8}[self.symmetry]
+
     def symmetries(self, planes: numpy.ndarray, pi: numpy.ndarray) -> list[tuple[numpy.ndarray, numpy.ndarray]]:
         """Every symmetric copy (planes', pi') of one training example, the identity first.
 
         planes: (C, H, W); pi: (A,) over the board's points row by row (then pass, which no
         symmetry moves) or, for Connect Four, over the columns.
         """
-        if self.symmetry == "none":
-            return [(planes, pi)]
+        return [self.transform(planes, pi, k) for k in range(self.symmetry_count)]
+
+    def transform(self, planes: numpy.ndarray, pi: numpy.ndarray, k: int) -> tuple[numpy.ndarray, numpy.ndarray]:
+        """Symmetry number k (0 = identity) of planes (..., C, H, W) and pi (..., A), also for batches.
+
+        Dihedral k = 2 r + f: r quarter turns, then a left-right flip if f; mirror k = 1: the flip.
+        """
+        if k == 0:
+            return planes, pi
         if self.symmetry == "mirror":
-            return [(planes, pi), (planes[:, :, ::-1].copy(), pi[::-1].copy())]
+            return numpy.ascontiguousarray(planes[..., ::-1]), numpy.ascontiguousarray(pi[..., ::-1])
         H, W = self.board_shape
-        board_pi = pi[: H * W].reshape(H, W)
-        rest = pi[H * W:]
-        out = []
-        for k in range(4):
-            for flip in (False, True):
-                p = numpy.rot90(planes, k, axes=(1, 2))
-                b = numpy.rot90(board_pi, k)
-                if flip:
-                    p, b = p[:, :, ::-1], b[:, ::-1]
-                out.append((numpy.ascontiguousarray(p), numpy.concatenate([b.reshape(-1), rest])))
-        return out
+        turns, flip = divmod(k, 2)
+        board_pi = pi[..., : H * W].reshape(*pi.shape[:-1], H, W)
+        p = numpy.rot90(planes, turns, axes=(-2, -1))
+        b = numpy.rot90(board_pi, turns, axes=(-2, -1))
+        if flip:
+            p, b = p[..., ::-1], b[..., ::-1]
+        board = b.reshape(*pi.shape[:-1], H * W)
+        return numpy.ascontiguousarray(p), numpy.concatenate([board, pi[..., H * W:]], axis=-1)
 
     def action_name(self, action: int) -> str:
         """How a person writes the action (Connect Four "4", Go "c3", tic-tac-toe "b2")."""
