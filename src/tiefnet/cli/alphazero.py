@@ -33,7 +33,8 @@ def add_commands(sub) -> None:
                     "(resumable), curves.png and summary.json.",
         epilog="Defaults differ per game where shown as 'tictactoe: ..., go: ...'. With --resume, options not "
                "given are those of the run being continued.")
-    train.add_argument("game", nargs="?", default=argparse.SUPPRESS, choices=list(GAMES), metavar="GAME",
+    # default None, not SUPPRESS: argparse checks a string default against the choices (SUPPRESS is none of them)
+    train.add_argument("game", nargs="?", default=None, choices=list(GAMES), metavar="GAME",
                        help=f"one of {', '.join(GAMES)} (default connect4)")
     add_config_options(train, AlphaZeroConfig, skip=("game",), resumable=True, default_of=_game_default)
     add_run_options(train, "alphazero", resume_example="--generations")
@@ -79,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
     saved = saved_settings(args.out, AlphaZeroConfig) if args.resume else {}
-    given = {f.name: getattr(args, f.name) for f in fields(AlphaZeroConfig) if hasattr(args, f.name)}
+    given = {f.name: getattr(args, f.name) for f in fields(AlphaZeroConfig) if getattr(args, f.name, None) is not None}
     config = make_config({**saved, **given})
     from tiefnet.rl.alphazero.run import run
 
