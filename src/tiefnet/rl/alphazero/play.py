@@ -84,9 +84,10 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
 
 
 def play_human(game: Game, net, simulations: int, human_first: bool, rng: numpy.random.Generator,
-               read: Callable[[], str] = input, out: TextIO = sys.stdout, top: int = 5) -> int:
+               read: Callable[[], str] = input, out: TextIO | None = None, top: int = 5) -> int:
     """A person against f_theta + MCTS in the terminal; the agent's visit counts are shown after
     each of its moves. Returns the result for the person (+1, 0, -1); EOF or 'quit' stops (0)."""
+    out = sys.stdout if out is None else out  # looked up now: sys.stdout may have been redirected since import
     evaluator = Evaluator(game, net)
     config = SearchConfig(simulations, noise_fraction=0.0)
     state = game.initial()
