@@ -14,7 +14,8 @@ The run folder: config.json; metrics.jsonl (one line per generation: losses, gam
 speeds, arena scores, Elo); model.npz + model.json (the latest f_theta, for ``tiefnet play`` and
 the arena); checkpoint.npz (f_theta, the previous generation's, optimizer, replay window,
 counters); curves.png; summary.json. Every random choice of generation g comes from the seed
-(seed, g, ...), so a resumed run continues exactly as the uninterrupted one.
+(seed, g, ...), so a resumed run continues exactly as the uninterrupted one (with the same number
+of workers: the games are shared out by worker, each share with its own seed).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from tiefnet.rl.alphazero.workers import Task, make_workers, split
 from tiefnet.rl.games import make_game
 from tiefnet.rl.mcts import SearchConfig
 from tiefnet.runs import RunFolder
-from tiefnet.settings import is_number, is_whole
+from tiefnet.settings import check_app, check_resumable, is_number, is_whole
 
 CHECKPOINT_FORMAT = "tiefnet-alphazero-checkpoint/1"
 TRAIN_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -72,9 +73,11 @@ def run(config: AlphaZeroConfig, out: str | Path, progress: bool = True, resume:
     optimizer = learner.make_optimizer(net, config.optimizer, config.eta, config.c)
     replay = learner.ReplayWindow(game, config.window)
     state = Progress()
+    if resume:  # every check before anything in the folder is written
+        check_app(folder.path, "alphazero")
+        check_resumable(folder.path, config, RESUMABLE_CHANGES)
+        restore(folder.path / "checkpoint.npz", net, previous, optimizer, replay, state)
     with folder.start(config, resume, RESUMABLE_CHANGES):
-        if resume:
-            restore(folder.path / "checkpoint.npz", net, previous, optimizer, replay, state)
         metrics = folder.metrics(keep_lines=state.metrics_lines)
         n_params = sum(p.value.size for p in net.parameters())
         log(f"tiefnet alphazero: {game!r}, {config.blocks} blocks x {config.filters} filters ({n_params} "
@@ -198,8 +201,8 @@ def restore(path: Path, net, previous, optimizer, replay, state: Progress) -> No
         saved = check_progress(meta["progress"])
         part = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         check_optimizer(meta["optimizer"], part("opt."), optimizer, 10**12)
-        load_state(net, part("net."), str(path))
-        load_state(previous, part("previous."), str(path))
+        load_state(net, part("net."), "the network")
+        load_state(previous, part("previous."), "the previous generation's network")
         optimizer.load_state_dict(meta["optimizer"], {k: backend.asarray(v) for k, v in part("opt.").items()})
         replay.load_state_arrays(part("replay."))
     except CheckpointError as error:

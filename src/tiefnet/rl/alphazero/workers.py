@@ -104,7 +104,8 @@ class RayWorkers:
         except ImportError:
             raise ConfigError("--ray needs Ray: pip install 'tiefnet[ray]'") from None
         self.ray, self.count = ray, count
-        if not ray.is_initialized():
+        self.started = not ray.is_initialized()  # shut down at the end only what this run started
+        if self.started:
             if address == "local":
                 ray.init(num_cpus=count, include_dashboard=False, log_to_driver=False)
             else:
@@ -119,7 +120,8 @@ class RayWorkers:
     def close(self) -> None:
         for a in self.actors:
             self.ray.kill(a)
-        self.ray.shutdown()
+        if self.started:
+            self.ray.shutdown()
 
 
 class _RayWorker:
