@@ -114,11 +114,13 @@ class RunFolder:
         """``with folder.replacing("curves.png") as path: figure(..., path)``: see :func:`replacing`."""
         return replacing(self.path / name)
 
-    def metrics(self, entries: Sequence[dict[str, Any]] | None = None, keep_lines: int = 0) -> MetricsLog:
-        """metrics.jsonl, opened for appending. A new run starts it empty; a resumed run starts it
-        with the ``entries`` its checkpoint holds, or keeps the first ``keep_lines`` lines of the
-        file (those written up to the checkpoint): what came after the checkpoint is dropped."""
-        path = self.path / "metrics.jsonl"
+    def metrics(self, entries: Sequence[dict[str, Any]] | None = None, keep_lines: int = 0,
+                name: str = "metrics.jsonl") -> MetricsLog:
+        """metrics.jsonl (or another JSON-lines file ``name``), opened for appending. A new run starts
+        it empty; a resumed run starts it with the ``entries`` its checkpoint holds, or keeps the first
+        ``keep_lines`` lines of the file (those written up to the checkpoint): what came after the
+        checkpoint is dropped."""
+        path = self.path / name
         if entries is not None:
             lines = [json.dumps(e) + "\n" for e in entries]
         elif keep_lines:

@@ -11,7 +11,7 @@ self-play, and continuous updates learned as well in AlphaZero; the arena games 
 Elo curve only, so a weaker generation shows as a dip there.
 
 The run folder: config.json; metrics.jsonl (one line per generation: losses, games, positions,
-speeds, arena scores, Elo); model.npz + model.json (the latest f_theta, for ``tiefnet play`` and
+speeds, arena scores, Elo); games.jsonl (every self-play game: generation, moves, winner 0/1/null); model.npz + model.json (the latest f_theta, for ``tiefnet play`` and
 the arena); checkpoint.npz (f_theta, the previous generation's, optimizer, replay window,
 counters); curves.png; summary.json. Every random choice of generation g comes from the seed
 (seed, g, ...), so a resumed run continues exactly as the uninterrupted one (with the same number
@@ -56,6 +56,7 @@ class Progress:
     seconds: float = 0.0  # training wall time so far
     elo: list[float] = field(default_factory=lambda: [0.0])  # Elo of generations 0..generation
     metrics_lines: int = 0
+    games_lines: int = 0  # lines of games.jsonl written up to this state
 
 
 def search_config(config: AlphaZeroConfig, simulations: int | None = None) -> SearchConfig:
@@ -79,6 +80,7 @@ def run(config: AlphaZeroConfig, out: str | Path, progress: bool = True, resume:
         restore(folder.path / "checkpoint.npz", net, previous, optimizer, replay, state)
     with folder.start(config, resume, RESUMABLE_CHANGES):
         metrics = folder.metrics(keep_lines=state.metrics_lines)
+        games_log = folder.metrics(keep_lines=state.games_lines, name="games.jsonl")
         n_params = sum(p.value.size for p in net.parameters())
         log(f"tiefnet alphazero: {game!r}, {config.blocks} blocks x {config.filters} filters ({n_params} "
             f"parameters), {config.simulations} simulations per move, generations {state.generation} -> "
@@ -90,7 +92,7 @@ def run(config: AlphaZeroConfig, out: str | Path, progress: bool = True, resume:
                 if config.max_minutes and state.seconds >= 60 * config.max_minutes:
                     log(f"tiefnet alphazero: stopped after {state.seconds / 60:.1f} minutes (--max-minutes)")
                     break
-                entry = generation(config, game, net, previous, optimizer, replay, state, workers)
+                entry = generation(config, game, net, previous, optimizer, replay, state, workers, games_log)
                 metrics.append(entry)
                 state.metrics_lines += 1
                 if bar is not None:
@@ -113,8 +115,9 @@ def run(config: AlphaZeroConfig, out: str | Path, progress: bool = True, resume:
     return summary
 
 
-def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, state: Progress, workers) -> dict:
-    """One generation: self-play, training, arena. Returns its metrics line."""
+def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, state: Progress, workers,
+               games_log) -> dict:
+    """One generation: self-play (each game's moves to games.jsonl), training, arena. Returns its metrics line."""
     g = state.generation + 1
     tick = time.perf_counter()
     selfplay = SelfPlayConfig(search_config(config), config.temperature_moves, config.parallel_games)
@@ -126,6 +129,9 @@ def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, 
     records = [r for rs, _ in results for r in rs]
     play_seconds = time.perf_counter() - tick
     replay.add(records)
+    for r in records:
+        games_log.append({"generation": g, "moves": list(r.moves), "winner": r.winner})
+    state.games_lines += len(records)
     copy_state(previous, net)  # theta of generation g - 1, for the arena
     tock = time.perf_counter()
     rng = numpy.random.default_rng([config.seed, g, 2])
@@ -214,13 +220,16 @@ def restore(path: Path, net, previous, optimizer, replay, state: Progress) -> No
 
 
 def check_progress(saved: Any) -> Progress:
+    if isinstance(saved, dict) and "games_lines" not in saved:  # a checkpoint from before games.jsonl
+        saved = {**saved, "games_lines": 0}
     if not isinstance(saved, dict) or set(saved) != {f.name for f in fields(Progress)}:
         raise CheckpointError(f"progress must name exactly {', '.join(f.name for f in fields(Progress))}")
     g = saved["generation"]
     ok = {"generation": is_whole(g, 0, 10**7), "games": is_whole(saved["games"]),
           "positions": is_whole(saved["positions"]), "seconds": is_number(saved["seconds"], 0.0),
           "elo": isinstance(saved["elo"], list) and is_whole(g, 0, 10**7) and len(saved["elo"]) == g + 1
-          and all(is_number(e) for e in saved["elo"]), "metrics_lines": is_whole(saved["metrics_lines"])}
+          and all(is_number(e) for e in saved["elo"]), "metrics_lines": is_whole(saved["metrics_lines"]),
+          "games_lines": is_whole(saved["games_lines"])}
     bad = [name for name, good in ok.items() if not good]
     if bad:
         raise CheckpointError(f"progress.{bad[0]}={str(saved[bad[0]])[:60]!s} is of the wrong type or out of range")
