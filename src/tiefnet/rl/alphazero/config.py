@@ -89,7 +89,7 @@ class AlphaZeroConfig:
 
 # Where a game needs other defaults than Connect Four's (a small net for tic-tac-toe, ...)
 GAME_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tictactoe": {"blocks": 2, "filters": 32, "simulations": 50, "temperature_moves": 3, "generations": 20,
+    "tictactoe": {"blocks": 2, "filters": 32, "simulations": 50, "temperature_moves": 3, "generations": 60,
                   "games_per_generation": 64, "train_steps": 50, "batch_size": 128, "window": 10_000,
                   "dirichlet_alpha": 1.0, "judge_games": 20},
     "connect4": {},

@@ -78,9 +78,21 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
     evaluator = Evaluator(model_game, net)
     if network_only:
         return model_game, NetPlayer(model_game, evaluator, name=f"{folder.name} (network alone)")
-    config = SearchConfig(simulations, c_puct=c_puct, noise_fraction=0.25 if noise else 0.0)
+    # the search of the agent's own self-play: its c_puct and, with --noise, its Dirichlet noise
+    c_puct = _setting(info, "c_puct", c_puct, 1e-3, 100.0)
+    alpha = _setting(info, "dirichlet_alpha", 0.3, 1e-3, 100.0)
+    fraction = _setting(info, "noise_fraction", 0.25, 0.0, 1.0)
+    config = SearchConfig(simulations, c_puct=c_puct, dirichlet_alpha=alpha, noise_fraction=fraction if noise else 0.0)
     return model_game, SearchPlayer(model_game, evaluator, config, noise=noise,
                                     name=f"{folder.name} ({simulations} simulations)")
+
+
+def _setting(info: dict, name: str, default: float, low: float, high: float) -> float:
+    """A search setting from model.json (a file: checked), or the default for older folders."""
+    value = info.get(name, default)
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high):
+        raise CheckpointError(f"model.json: info.{name}={str(value)[:40]} is not a number in {low}..{high}")
+    return float(value)
 
 
 def play_human(game: Game, net, simulations: int, human_first: bool, rng: numpy.random.Generator,

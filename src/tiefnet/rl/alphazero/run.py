@@ -191,7 +191,8 @@ def save_checkpoint(folder: RunFolder, config: AlphaZeroConfig, net, previous, o
     write_npz(folder.path / "checkpoint.npz", arrays, meta)
     folder.save_model(net, {"kind": "alphazero", "game": config.game, "game_settings": config.game_settings(),
                             "generation": state.generation, "elo": state.elo[-1],
-                            "simulations": config.simulations, "c_puct": config.c_puct})
+                            "simulations": config.simulations, "c_puct": config.c_puct,
+                            "dirichlet_alpha": config.dirichlet_alpha, "noise_fraction": config.noise_fraction})
 
 
 def restore(path: Path, net, previous, optimizer, replay, state: Progress) -> None:
