@@ -44,7 +44,9 @@ def add_commands(sub) -> None:
         "arena", help="play two players against each other",
         description="Play --games games of A against B, each moving first in half of them. A player is a model "
                     "folder (its network with MCTS), net:FOLDER (the network alone, no search), random, mcts (pure "
-                    "MCTS with random play-outs), perfect (tic-tac-toe minimax) or solver (the Connect Four solver).")
+                    "MCTS with random play-outs), perfect (tic-tac-toe minimax) or solver (Connect Four: random moves "
+                    "before ply 10, then the exact solver's best moves; the pure-Python solver is too slow for "
+                    "the opening).")
     arena.add_argument("a", metavar="A", help="the first player")
     arena.add_argument("b", metavar="B", help="the second player")
     arena.add_argument("--game", choices=list(GAMES), default=None, help="the game, if neither player is a model")

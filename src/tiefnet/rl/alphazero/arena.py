@@ -76,30 +76,43 @@ class NetPlayer(Player):
 
 
 class JudgePlayer(Player):
-    """A perfect player: tic-tac-toe by minimax, Connect Four by the exact solver (a random best move)."""
+    """A perfect player: tic-tac-toe by minimax (from the first move); Connect Four by the exact solver
+    from ply ``from_ply`` on (default 10) and random moves before — the pure-Python solver needs
+    seconds a move from ply 10, minutes or hours in the opening. Among equally good moves it picks
+    one at random."""
 
-    def __init__(self, game: Game) -> None:
-        self.game = game
+    def __init__(self, game: Game, from_ply: int = 10) -> None:
+        self.game, self.from_ply = game, int(from_ply)
         if game.name == "tictactoe":
             from tiefnet.rl.games.tictactoe_minimax import best_moves
 
             self._best = best_moves
+            self.name = "perfect"
         elif game.name == "connect4":
             from tiefnet.rl.games.connect4_solver import Solver
 
-            solver = Solver()
-            self._best = lambda moves: _best_of(solver.move_values(list(moves)))
+            self.solver = Solver()
+            self._best = self._solver_moves
+            self.name = f"solver (from ply {self.from_ply})"
         else:
             raise ConfigError(f"there is no perfect player for {game.name}")
-        self.name = "perfect" if game.name == "tictactoe" else "solver"
+
+    def _solver_moves(self, moves: list[int]) -> list[int]:
+        legal = [int(a) for a in self.game.legal_actions(self._replay(moves))]
+        if len(moves) < self.from_ply:
+            return legal
+        values = {a: -self.solver.weak_solve(moves + [a]) for a in legal}  # the outcome for the mover
+        best = max(values.values())
+        return [a for a, v in values.items() if v == best]
+
+    def _replay(self, moves: list[int]) -> State:
+        state = self.game.initial()
+        for a in moves:
+            state = self.game.play(state, a)
+        return state
 
     def select(self, states, rng):
         return [int(rng.choice(self._best(list(s.moves)))) for s in states]
-
-
-def _best_of(values: Sequence[int | None]) -> list[int]:
-    best = max(v for v in values if v is not None)
-    return [a for a, v in enumerate(values) if v == best]
 
 
 @dataclass

@@ -65,7 +65,7 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
             return game, SearchPlayer(game, evaluate, SearchConfig(mcts_simulations, c_puct=c_puct, noise_fraction=0),
                                       name=f"pure MCTS ({mcts_simulations})")
         player = JudgePlayer(game)
-        if player.name != kind:
+        if not player.name.startswith(kind):
             raise ConfigError(f"player {spec!r}: the {player.name} is the perfect player for {game.name}")
         return game, player
     network_only = spec.startswith("net:")
