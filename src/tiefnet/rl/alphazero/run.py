@@ -87,12 +87,17 @@ def run(config: AlphaZeroConfig, out: str | Path, progress: bool = True, resume:
             f"{config.generations}, {config.workers} worker(s){' on Ray' if config.ray else ''} -> {folder.path}")
         workers = make_workers(config.workers, config.ray)
         bar = folder.progress_bar(config.generations, "alphazero", unit="generation", initial=state.generation)
+        mark = time.perf_counter()  # the training time counts everything since, checkpoints included
         try:
             while state.generation < config.generations:
                 if config.max_minutes and state.seconds >= 60 * config.max_minutes:
                     log(f"tiefnet alphazero: stopped after {state.seconds / 60:.1f} minutes (--max-minutes)")
                     break
                 entry = generation(config, game, net, previous, optimizer, replay, state, workers, games_log)
+                now = time.perf_counter()
+                state.seconds += now - mark  # (a checkpoint's own writing counts into the next generation)
+                mark = now
+                entry["minutes"] = state.seconds / 60
                 metrics.append(entry)
                 state.metrics_lines += 1
                 if bar is not None:
@@ -150,8 +155,7 @@ def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, 
         "replay_positions": len(replay)}
     entry.update(evaluate(config, game, net, previous, state, g))
     state.generation, state.games, state.positions = g, state.games + len(records), state.positions + positions
-    state.seconds += time.perf_counter() - tick
-    entry["elo"], entry["minutes"] = state.elo[-1], state.seconds / 60
+    entry["elo"] = state.elo[-1]
     return entry
 
 
