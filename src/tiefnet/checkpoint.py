@@ -109,6 +109,18 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, numpy.ndarray], dict[st
     return arrays, meta
 
 
+def read_checkpoint(path: str | os.PathLike, format: str, what: str) -> tuple[dict[str, numpy.ndarray], dict[str, Any]]:
+    """The arrays and meta of a training checkpoint whose meta names ``format`` (CheckpointError
+    naming ``what`` — "DQN", "AlphaZero" — otherwise, or if its arrays do not fit in memory)."""
+    try:
+        arrays, meta = read_npz(path)
+    except MemoryError:
+        raise CheckpointError(f"{path}: its arrays are too large to load") from None
+    if meta.get("format") != format:
+        raise CheckpointError(f"{path}: not a tiefnet {what} checkpoint")
+    return arrays, meta
+
+
 def load_state(model: Layer, arrays: Mapping[str, numpy.ndarray], source: str) -> None:
     """Copy ``arrays`` into ``model``'s parameters and buffers (``model.arrays()``), checking names,
     shapes and values first: nothing is changed unless every array fits."""

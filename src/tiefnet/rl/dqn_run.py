@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
-from tiefnet.checkpoint import load_state, read_npz, write_npz
+from tiefnet.checkpoint import load_state, read_checkpoint, write_npz
 from tiefnet.errors import CheckpointError, TrainingDiverged
 from tiefnet.rl.dqn import (DQNConfig, clone, epsilon_at, hidden_sizes, make_loss, make_optimizer, select_action,
                             sync_target, train_step)
@@ -204,12 +204,7 @@ def save_checkpoint(folder: RunFolder, agent: Agent, state: Progress, rng, confi
 def restore(path: Path, agent: Agent, state: Progress, rng, env, config: DQNConfig | None = None) -> numpy.ndarray:
     """Load a checkpoint into ``agent``, ``state`` and ``rng``, every value checked first; replay the current
     episode; returns phi_t."""
-    try:
-        arrays, meta = read_npz(path)
-    except MemoryError:
-        raise CheckpointError(f"{path}: its arrays are too large to load") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a tiefnet DQN checkpoint")
+    arrays, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "DQN")
     try:
         saved = check_progress(meta["progress"], agent.n_actions, config)
         check_optimizer(meta["optimizer"], {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},

@@ -15,7 +15,7 @@ import numpy
 from tiefnet.errors import ConfigError
 from tiefnet.rl.alphazero.net import Evaluator
 from tiefnet.rl.games.base import Game, State
-from tiefnet.rl.mcts import Node, RolloutEvaluator, SearchConfig, policy, search
+from tiefnet.rl.mcts import Node, SearchConfig, policy, search
 
 
 class Player:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
-from tiefnet.checkpoint import copy_state, load_state, read_npz, write_npz
+from tiefnet.checkpoint import copy_state, load_state, read_checkpoint, write_npz
 from tiefnet.errors import CheckpointError
 from tiefnet.nn import layer_to_config
 from tiefnet.rl.alphazero import learner
@@ -202,12 +202,7 @@ def save_checkpoint(folder: RunFolder, config: AlphaZeroConfig, net, previous, o
 def restore(path: Path, net, previous, optimizer, replay, state: Progress) -> None:
     from tiefnet.rl.dqn_run import check_optimizer
 
-    try:
-        arrays, meta = read_npz(path)
-    except MemoryError:
-        raise CheckpointError(f"{path}: its arrays are too large to load") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a tiefnet AlphaZero checkpoint")
+    arrays, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "AlphaZero")
     try:
         saved = check_progress(meta["progress"])
         part = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

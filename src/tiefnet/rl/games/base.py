@@ -60,6 +60,12 @@ class State:
         return len(self.moves)
 
 
+def read_only(array: numpy.ndarray) -> numpy.ndarray:
+    """``array``, made read-only (a cached mask or a state's board that no caller may change)."""
+    array.flags.writeable = False
+    return array
+
+
 class IllegalMove(ConfigError):
     """An action that the rules do not allow in this position."""
 

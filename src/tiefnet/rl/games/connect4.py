@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy
 
-from tiefnet.rl.games.base import Game, IllegalMove, State
+from tiefnet.rl.games.base import Game, IllegalMove, State, read_only
 
 ROWS, COLUMNS = 6, 7
 CELLS = ROWS * COLUMNS
@@ -41,13 +41,8 @@ COLUMN_BITS = tuple(((1 << ROWS) - 1) << (BITS_PER_COLUMN * c) for c in range(CO
 DIRECTIONS = (1, BITS_PER_COLUMN, BITS_PER_COLUMN - 1, BITS_PER_COLUMN + 1)  # |, -, \ and / on the bits
 
 
-def _read_only(mask: numpy.ndarray) -> numpy.ndarray:
-    mask.flags.writeable = False
-    return mask
-
-
 # _OPEN[full] is the legal mask when the columns of the bits of ``full`` are full (128 arrays)
-_OPEN = tuple(_read_only(numpy.array([not full >> c & 1 for c in range(COLUMNS)])) for full in range(1 << COLUMNS))
+_OPEN = tuple(read_only(numpy.array([not full >> c & 1 for c in range(COLUMNS)])) for full in range(1 << COLUMNS))
 _NONE = _OPEN[(1 << COLUMNS) - 1]  # all False: a full board or a finished game
 
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy
 
-from tiefnet.rl.games.base import Game, IllegalMove, State
+from tiefnet.rl.games.base import Game, IllegalMove, State, read_only
 
 SIDE = 3
 CELLS = SIDE * SIDE
@@ -34,13 +34,8 @@ LINES = (tuple(sum(1 << (SIDE * r + c) for c in range(SIDE)) for r in range(SIDE
 LINES_THROUGH = tuple(tuple(line for line in LINES if line >> cell & 1) for cell in range(CELLS))
 
 
-def _read_only(mask: numpy.ndarray) -> numpy.ndarray:
-    mask.flags.writeable = False
-    return mask
-
-
 # _EMPTY[occupied] is the legal mask when the cells of the bits of ``occupied`` hold stones (512 arrays)
-_EMPTY = tuple(_read_only(numpy.array([not occupied >> i & 1 for i in range(CELLS)])) for occupied in range(1 << CELLS))
+_EMPTY = tuple(read_only(numpy.array([not occupied >> i & 1 for i in range(CELLS)])) for occupied in range(1 << CELLS))
 _NONE = _EMPTY[(1 << CELLS) - 1]  # all False: a full board or a finished game
 
 
