@@ -1,7 +1,7 @@
 """AlphaZero self-play speed (issue 11, acceptance 6), in one run:
 
 1. tiefnet's self-play on Connect Four with 1 and 2 worker processes: positions (moves played) per
-   second and network evaluations per second (f_theta + MCTS, the default 5 x 64 tower);
+   second and network evaluations per second (f_theta + MCTS, the default 5 x 64 tower, or --blocks/--filters);
 2. batched leaf evaluation against one position per f_theta call: MCTS simulations per second of
    one worker playing ``--parallel`` games side by side (one leaf of each per call) and of the same
    worker playing one game at a time (batch 1);
@@ -98,6 +98,8 @@ def main() -> int:
     parser.add_argument("--games", type=int, default=64, help="self-play games per worker measurement")
     parser.add_argument("--simulations", type=int, default=100, help="simulations per move (parts 1, 2)")
     parser.add_argument("--parallel", type=int, default=32, help="games side by side per worker")
+    parser.add_argument("--blocks", type=int, default=5, help="residual blocks of f_theta (parts 1, 2)")
+    parser.add_argument("--filters", type=int, default=64, help="filters of f_theta (parts 1, 2)")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True, help="part 3")
     parser.add_argument("--azg-dir", default=DEFAULT_AZG)
     parser.add_argument("--peer-games", type=int, default=4, help="the peer's games (one at a time)")
@@ -111,7 +113,8 @@ def main() -> int:
     results: dict = {"environment": _harness.environment(torch=False)}
     _harness.announce_environment(_harness.UNSET_OPENBLAS, torch=False)
     game = make_game("connect4")
-    net = policy_value_net(game, 5, 64, np.random.default_rng(args.seed))
+    net = policy_value_net(game, args.blocks, args.filters, np.random.default_rng(args.seed))
+    results["network"] = {"blocks": args.blocks, "filters": args.filters}
     config = SelfPlayConfig(SearchConfig(simulations=args.simulations), temperature_moves=10,
                             parallel_games=args.parallel)
     results["workers"] = []
