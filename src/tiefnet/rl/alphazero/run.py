@@ -260,5 +260,5 @@ def plot(entries: list[dict[str, Any]], path: Path, config: AlphaZeroConfig) -> 
         twin.plot(g, [e.get("vs_random_score") for e in entries], "g.", label="score vs random")
         twin.set(ylabel="score vs random", ylim=(0, 1.05))
     ax2.grid(alpha=0.3)
-    ax2.legend(loc="upper left")
+    ax2.legend(loc="lower right")
     save(fig, path)
