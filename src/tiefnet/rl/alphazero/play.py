@@ -19,7 +19,7 @@ from tiefnet.rl.alphazero.net import Evaluator
 from tiefnet.rl.games import GAMES, make_game
 from tiefnet.rl.games.base import Game, IllegalMove
 from tiefnet.rl.mcts import Node, RolloutEvaluator, SearchConfig, policy, search
-from tiefnet.settings import check_app
+from tiefnet.settings import check_app, is_number
 
 PLAYER_KINDS = ("random", "mcts", "perfect", "solver")
 
@@ -90,7 +90,7 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
 def _setting(info: dict, name: str, default: float, low: float, high: float) -> float:
     """A search setting from model.json (a file: checked), or the default for older folders."""
     value = info.get(name, default)
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high):
+    if not (is_number(value, low) and value <= high):
         raise CheckpointError(f"model.json: info.{name}={str(value)[:40]} is not a number in {low}..{high}")
     return float(value)
 

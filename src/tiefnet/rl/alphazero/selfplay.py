@@ -9,11 +9,8 @@ leaf of every game's tree to f_theta together, so the network sees a mini-batch 
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
-
 import numpy
 
 from tiefnet.errors import ConfigError
@@ -117,11 +114,6 @@ class SelfPlayStats:
     calls: int = 0
     seconds: float = 0.0
 
-    def rates(self) -> dict[str, float]:
-        s = self.seconds or math.nan
-        return {"positions_per_second": self.positions / s, "evaluations_per_second": self.evaluations / s,
-                "mean_batch": self.evaluations / self.calls if self.calls else 0.0}
-
 
 def timed_self_play(game: Game, evaluator, games: int, config: SelfPlayConfig,
                     rng: numpy.random.Generator) -> tuple[list[GameRecord], SelfPlayStats]:
@@ -133,10 +125,3 @@ def timed_self_play(game: Game, evaluator, games: int, config: SelfPlayConfig,
                           getattr(evaluator, "calls", 0) - calls0, time.perf_counter() - tick)
     return records, stats
 
-
-def examples(records: Sequence[GameRecord]) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """All training tuples of ``records``: planes (n, C, H, W) uint8, pi (n, A), z (n,)."""
-    if not records:
-        raise ConfigError("examples: no games")
-    return (numpy.concatenate([r.planes for r in records]), numpy.concatenate([r.pi for r in records]),
-            numpy.concatenate([r.z for r in records]))

@@ -54,10 +54,6 @@ def play_task(task: Task):
                                numpy.random.default_rng(list(task.seed)))
 
 
-def _start_process() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
 class InlineWorkers:
     """Every task in this process, one after another."""
 
@@ -78,7 +74,7 @@ class ProcessWorkers:
         saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         os.environ.update({k: "1" for k in saved})  # the spawned interpreters start with one BLAS thread
         try:
-            self.pool = multiprocessing.get_context("spawn").Pool(count, initializer=_start_process)
+            self.pool = multiprocessing.get_context("spawn").Pool(count)
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -125,8 +121,7 @@ class RayWorkers:
 
 
 class _RayWorker:
-    def __init__(self) -> None:
-        os.environ["OMP_NUM_THREADS"] = "1"
+    """A Ray actor; BLAS runs on one thread inside play_task (thread_limit(1))."""
 
     def play(self, task: Task):
         return play_task(task)
