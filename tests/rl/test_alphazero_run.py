@@ -194,7 +194,8 @@ CRAFTED = {
     "optimizer-array-missing": (crafted(array_change=lambda arrays: arrays.pop(
         next(k for k in sorted(arrays) if k.startswith("opt.")))), "optimizer"),
     "optimizer-eta": (crafted(meta_change=lambda meta: meta["optimizer"].__setitem__("eta", -1.0)), "eta"),
-    "replay-z": (set_array("replay.z", lambda a: np.full_like(a, 0.5)), "replay window"),
+    "replay-z": (set_array("replay.z", lambda a: np.full_like(a, 1.5)), "replay window"),
+    "replay-z-nan": (set_array("replay.z", lambda a: np.full_like(a, np.nan)), "replay window"),
     "replay-planes": (set_array("replay.planes", lambda a: a * 2 + 1), "replay window"),
     "replay-pi-shape": (set_array("replay.pi", lambda a: a[:, :4]), "replay window"),
 }
@@ -301,3 +302,30 @@ def test_config_checks():
     with pytest.raises(Exception, match="window"):
         tiny(window=0)
     assert replace(tiny(), generations=3).generations == 3
+
+
+def test_playout_cap_randomisation_and_q_targets():
+    """fast_simulations: only the full searches are recorded; the value target mixes z and q."""
+    from tiefnet.rl.alphazero.learner import ReplayWindow
+    from tiefnet.rl.alphazero.net import Evaluator
+    from tiefnet.rl.alphazero.selfplay import self_play
+    game = make_game("tictactoe", history=1)
+    evaluate = Evaluator(game, policy_value_net(game, 1, 4, np.random.default_rng(0)))
+    config = SelfPlayConfig(SearchConfig(simulations=16), temperature_moves=2, parallel_games=4,
+                            fast_simulations=4, full_search_share=0.3)
+    records = self_play(game, evaluate, 8, config, np.random.default_rng(1))
+    recorded, moves = sum(len(r.z) for r in records), sum(r.length for r in records)
+    assert 0 < recorded < moves and all(len(r.planes) == len(r.pi) == len(r.q) == len(r.z) for r in records)
+    assert all(np.isin(r.z, (-1, 0, 1)).all() and (np.abs(r.q) <= 1).all() for r in records)
+    r = records[0]
+    np.testing.assert_allclose(r.value_target(0.5), (r.z + r.q) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(r.value_target(0.0), r.z)
+    replay = ReplayWindow(game, 1000)
+    replay.add(records, 0.5)
+    np.testing.assert_allclose(replay.z[:len(r.z)], (r.z + r.q) / 2, rtol=1e-6)
+    full = self_play(game, evaluate, 4, replace(config, fast_simulations=0), np.random.default_rng(1))
+    assert all(len(r.z) == r.length for r in full)  # without it every move is recorded
+    with pytest.raises(Exception, match="fast_simulations"):
+        SelfPlayConfig(SearchConfig(simulations=16), fast_simulations=17)
+    with pytest.raises(Exception, match="fast_simulations"):
+        make_config({"game": "tictactoe", "simulations": 10, "fast_simulations": 11})

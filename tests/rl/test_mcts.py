@@ -330,3 +330,97 @@ def test_wrong_number_of_priors():
     node = Node(TICTACTOE.initial())
     with pytest.raises(ValueError, match="8 priors for 9 legal actions"):
         node.expand(TICTACTOE, np.full(8, 1 / 8), 0.0)
+
+
+# --- MCTS-solver (solve=True) ---------------------------------------------------------------------
+def _proven_nodes(node):
+    if node.proven is not None:
+        yield node
+    for child in node.children:
+        if child is not None:
+            yield from _proven_nodes(child)
+
+
+@pytest.mark.parametrize("moves", [(), (4,), (0, 4), (4, 0, 8), (0, 1, 4), (4, 2, 6, 0)])
+def test_every_proof_of_the_solver_is_the_minimax_value(moves):
+    """Whatever the solver proves anywhere in the tree is the exact value of that position (for the
+    player to move), checked against perfect minimax; a decided root (a forced win) is proven."""
+    from tiefnet.rl.games import tictactoe_minimax
+    root = Node(position(TICTACTOE, moves))
+    search(TICTACTOE, [root], Hashed(TICTACTOE), SearchConfig(simulations=3000, solve=True),
+           np.random.default_rng(0), noise=False)
+    proven = list(_proven_nodes(root))
+    assert len(proven) > 50
+    for node in proven:
+        assert node.proven == tictactoe_minimax.value(node.state.moves), node.state.moves
+    if tictactoe_minimax.value(moves) != 0:
+        assert root.proven == tictactoe_minimax.value(moves)
+
+
+def test_the_solver_takes_a_proven_win_and_avoids_a_proven_loss():
+    # X: 0, 4; O: 1, 2 -> X to move wins at once at 8 (3, 5, 6 win later); 7 only draws
+    state = position(TICTACTOE, (0, 1, 4, 2))
+
+    class Misleading(Uniform):  # nearly all prior on 7, the drawing move
+        def __call__(self, states):
+            P, nu = super().__call__(states)
+            for s, p in zip(states, P):
+                actions = list(self.game.legal_actions(s))
+                if s is state or s.moves == state.moves:
+                    p[:] = 0.001
+                    p[actions.index(7)] = 1.0 - 0.001 * (len(p) - 1)
+            return P, nu
+
+    for solve in (False, True):
+        root = Node(state)
+        search(TICTACTOE, [root], Misleading(TICTACTOE), SearchConfig(simulations=60, solve=solve),
+               np.random.default_rng(0), noise=False)
+        move = int(np.argmax(policy(TICTACTOE, root, 0.0)))
+        if solve:
+            assert root.proven == 1.0 and move in (3, 5, 6, 8)
+        else:
+            assert all(c is None or c.proven is None for c in root.children)  # no proofs without solve
+    # O to move after X threatens twice (X: 0, 4, 6 vs O: 1, 8): every move loses, the root is proven lost
+    root = Node(position(TICTACTOE, (0, 1, 4, 8, 6)))
+    search(TICTACTOE, [root], Uniform(TICTACTOE), SearchConfig(simulations=400, solve=True),
+           np.random.default_rng(0), noise=False)
+    assert root.proven == -1.0
+
+
+def test_the_solvers_proofs_in_connect_four_agree_with_the_exact_solver():
+    """Connect Four from random positions of ply 22-26: every proof of the MCTS-solver is the exact
+    value of the weak solver (win / draw / loss for the player to move)."""
+    from tiefnet.rl.games.connect4_solver import Solver
+    solver, rng, checked = Solver(table_size=2 ** 16), np.random.default_rng(3), 0
+    for _ in range(3):
+        state = CONNECT4.initial()
+        while state.ply < rng.integers(22, 27) or state.terminal:
+            state = CONNECT4.initial() if state.terminal else state
+            state = CONNECT4.play(state, int(rng.choice(CONNECT4.legal_actions(state))))
+        root = Node(state)
+        search(CONNECT4, [root], Hashed(CONNECT4), SearchConfig(simulations=400, solve=True), rng, noise=False)
+        for node in _proven_nodes(root):
+            if not node.state.terminal:
+                assert node.proven == solver.weak_solve(node.state.moves), node.state.moves
+                checked += 1
+    assert checked >= 10
+
+
+def test_simulations_and_noise_per_root():
+    """One batched search with its own budget and noise per root (playout cap randomisation)."""
+    roots = [Node(TICTACTOE.initial()) for _ in range(3)]
+    search(TICTACTOE, roots, Uniform(TICTACTOE), SearchConfig(simulations=40, noise_fraction=0.5),
+           np.random.default_rng(0), noise=[True, False, True], simulations=[40, 8, 0])
+    assert [r.N.sum() for r in roots] == [40, 8, 0]
+    assert not np.allclose(roots[0].P, roots[0].P_net) and np.allclose(roots[1].P, roots[1].P_net)
+    with pytest.raises(ValueError, match="one entry per root"):
+        search(TICTACTOE, roots, Uniform(TICTACTOE), SearchConfig(), np.random.default_rng(0), simulations=[1])
+
+
+def test_root_value_is_the_mean_of_the_backups():
+    from tiefnet.rl.mcts import root_value
+    root = Node(position(TICTACTOE, (0, 1, 4, 2)))  # X to move wins
+    assert root_value(root) == 0.0  # not expanded yet: nu = 0
+    search(TICTACTOE, [root], Uniform(TICTACTOE, nu=0.0), SearchConfig(simulations=200), np.random.default_rng(0),
+           noise=False)
+    assert root_value(root) == pytest.approx(root.W.sum() / root.N.sum()) and root_value(root) > 0.5

@@ -15,6 +15,11 @@ Batched leaf evaluation: ``search`` runs the simulations of many trees (one per 
 side by side, and within one tree may collect several leaves per round with a *virtual loss*
 (N += 1, W -= 1 on the path while the leaf waits, so the next selection looks elsewhere).
 All leaves of a round go to f_theta in one mini-batch.
+
+MCTS-solver (``solve``, off by default; OpenSpiel's MCTSBot has it as well): a terminal leaf is a
+proven result, and proofs move up: a node is won when one move leads to a position lost for the
+opponent, and decided when every move is proven. The search stops descending at proven nodes, and
+the final choice takes a proven win and avoids proven losses. It uses only the rules.
 """
 from __future__ import annotations
 
@@ -45,6 +50,8 @@ class SearchConfig:
     """epsilon: P(root, a) = (1 - eps) p_a + eps eta_a, eta ~ Dir(alpha); 0 = no noise"""
     leaves_per_round: int = 1
     """leaves one tree sends per f_theta call (virtual loss makes them differ)"""
+    solve: bool = False
+    """MCTS-solver: propagate proven wins, losses and draws from terminal leaves up the tree"""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.simulations, int) and 1 <= self.simulations <= 1_000_000):
@@ -64,7 +71,7 @@ class Node:
     P_net keeps f_theta's prior, so noise can be mixed in afresh for each search from this root.
     """
 
-    __slots__ = ("state", "actions", "P", "P_net", "N", "W", "children", "nu", "pending")
+    __slots__ = ("state", "actions", "P", "P_net", "N", "W", "children", "nu", "pending", "proven")
 
     def __init__(self, state: State) -> None:
         self.state = state
@@ -73,6 +80,7 @@ class Node:
         self.children: list[Node | None] = []
         self.nu = 0.0
         self.pending = False  # waiting in this round's batch
+        self.proven: float | None = None  # solve: the exact value for the player to move (+1, 0, -1)
 
     @property
     def expanded(self) -> bool:
@@ -91,13 +99,29 @@ class Node:
         self.children = [None] * k
         self.nu = float(nu)
 
-    def select(self, c_puct: float) -> int:
-        """(i): the edge index maximising Q + U."""
+    def select(self, c_puct: float, solve: bool = False) -> int:
+        """(i): the edge index maximising Q + U (solve: only open moves while there are any; a proven move's
+        value is known, more visits would not change it)."""
         N = self.N
         Q = numpy.divide(self.W, N, out=numpy.zeros_like(N), where=N > 0)  # Q = 0 for unvisited edges
         # max(1, .): at a fresh node sum N = 0 and U would vanish; the prior should decide the first visit
         U = c_puct * self.P * math.sqrt(max(1.0, N.sum())) / (1.0 + N)
-        return int(numpy.argmax(Q + U))
+        score = Q + U
+        if solve:
+            closed = [i for i, c in enumerate(self.children) if c is not None and c.proven is not None]
+            if closed and len(closed) < len(self.children):
+                score[closed] = -numpy.inf
+        return int(numpy.argmax(score))
+
+    def prove(self) -> bool:
+        """solve: this node's exact value from its children's, if they decide it; True if it is proven now."""
+        if self.proven is None and self.expanded:
+            values = [None if c is None else c.proven for c in self.children]
+            if -1.0 in values:  # a move to a position lost for the opponent
+                self.proven = 1.0
+            elif values and None not in values:
+                self.proven = max(-v for v in values)
+        return self.proven is not None
 
     def child(self, game: Game, i: int) -> "Node":
         node = self.children[i]
@@ -115,29 +139,41 @@ class Node:
 
 
 def search(game: Game, roots: Sequence[Node], evaluate: Evaluate, config: SearchConfig,
-           rng: numpy.random.Generator, noise: bool = True) -> None:
+           rng: numpy.random.Generator, noise: bool | Sequence[bool] = True,
+           simulations: Sequence[int] | None = None) -> None:
     """Run ``config.simulations`` simulations from each root, all trees batched together.
 
-    Afterwards each root's N holds its visit counts (see :func:`policy`). Roots may be reused
-    subtrees from the previous move; their earlier visits stay and the new ones add up.
+    ``noise`` and ``simulations`` may also be given per root. Afterwards each root's N holds its
+    visit counts (see :func:`policy`). Roots may be reused subtrees from the previous move; their
+    earlier visits stay and the new ones add up.
     """
+    noise = [noise] * len(roots) if isinstance(noise, bool) else list(noise)
+    budget = [config.simulations] * len(roots) if simulations is None else [int(n) for n in simulations]
+    if len(noise) != len(roots) or len(budget) != len(roots):
+        raise ValueError("MCTS: noise and simulations need one entry per root")
     fresh = [r for r in roots if not r.expanded and not r.state.terminal]
     if fresh:
         P, nu = evaluate([r.state for r in fresh])
         for r, p, v in zip(fresh, P, nu):
             r.expand(game, p, v)
-    live = [r for r in roots if r.expanded and len(r.actions)]
-    for r in live:  # once per search, at the root only
-        r.add_noise(rng, config.dirichlet_alpha, config.noise_fraction if noise else 0.0)
-    remaining = {id(r): config.simulations for r in live}
+    live = [r for r, n in zip(roots, budget) if r.expanded and len(r.actions) and n > 0]
+    remaining = {}
+    for r, with_noise, n in zip(roots, noise, budget):  # once per search, at the root only
+        if r.expanded and len(r.actions) and n > 0:
+            r.add_noise(rng, config.dirichlet_alpha, config.noise_fraction if with_noise else 0.0)
+            remaining[id(r)] = n
     while live:
         leaves: list[tuple[Node, list[tuple[Node, int]]]] = []
         for root in live:
             for _ in range(min(config.leaves_per_round, remaining[id(root)])):
                 remaining[id(root)] -= 1
-                leaf, path = _descend(game, root, config.c_puct)
-                if leaf.state.terminal:
-                    _backup(path, -float(leaf.state.z))  # z is for the player to move at the leaf
+                leaf, path = _descend(game, root, config.c_puct, config.solve)
+                if leaf.state.terminal or leaf.proven is not None:
+                    exact = float(leaf.state.z) if leaf.state.terminal else leaf.proven
+                    _backup(path, -exact)  # z is for the player to move at the leaf
+                    if config.solve:
+                        leaf.proven = exact
+                        _prove_path(path)
                 elif leaf.pending:  # a collision: this leaf already waits in the batch
                     _undo_virtual_loss(path)
                     remaining[id(root)] += 1  # no simulation: it runs in a later round (a round's first never collides)
@@ -153,11 +189,11 @@ def search(game: Game, roots: Sequence[Node], evaluate: Evaluate, config: Search
         live = [r for r in live if remaining[id(r)] > 0]
 
 
-def _descend(game: Game, root: Node, c_puct: float) -> tuple[Node, list[tuple[Node, int]]]:
-    """(i): from the root to an unexpanded or terminal node; adds the virtual loss on the way."""
+def _descend(game: Game, root: Node, c_puct: float, solve: bool = False) -> tuple[Node, list[tuple[Node, int]]]:
+    """(i): from the root to an unexpanded, terminal (or, solve, proven) node; adds the virtual loss on the way."""
     node, path = root, []
-    while node.expanded and len(node.actions):
-        i = node.select(c_puct)
+    while node.expanded and len(node.actions) and node.proven is None:
+        i = node.select(c_puct, solve)
         node.N[i] += 1  # the visit, and with W -= 1 the virtual loss until the backup
         node.W[i] -= 1.0
         path.append((node, i))
@@ -175,10 +211,24 @@ def _backup(path: list[tuple[Node, int]], value: float) -> None:
         value = -value  # negamax: one level up the other player chose
 
 
+def _prove_path(path: list[tuple[Node, int]]) -> None:
+    """solve: move the proof of the path's leaf up as far as it decides the nodes above."""
+    for node, _ in reversed(path):
+        if not node.prove():
+            break
+
+
 def _undo_virtual_loss(path: list[tuple[Node, int]]) -> None:
     for node, i in path:
         node.N[i] -= 1
         node.W[i] += 1.0
+
+
+def root_value(root: Node) -> float:
+    """The root's mean value for the player to move there: sum W / sum N over its edges (nu if unvisited)."""
+    if not root.expanded or not len(root.actions) or root.N.sum() == 0:
+        return float(root.nu)
+    return float(root.W.sum() / root.N.sum())
 
 
 def policy(game: Game, root: Node, tau: float, rng: numpy.random.Generator | None = None) -> numpy.ndarray:
@@ -189,6 +239,11 @@ def policy(game: Game, root: Node, tau: float, rng: numpy.random.Generator | Non
         return pi
     N = root.N
     if tau <= 0 or N.max() == 0:
+        proven = numpy.array([numpy.nan if c is None or c.proven is None else -c.proven for c in root.children])
+        if numpy.nanmax(proven, initial=-numpy.inf) == 1.0:  # solve: a proven win (the most visited of them)
+            N = numpy.where(proven == 1.0, N + 1.0, 0.0)
+        elif (proven == -1.0).any() and not (proven == -1.0).all():  # never a proven loss while another move is open
+            N = numpy.where(proven == -1.0, -1.0, N)
         best = numpy.flatnonzero(N == N.max())
         pi[root.actions[best[0] if rng is None else rng.choice(best)]] = 1.0
         return pi

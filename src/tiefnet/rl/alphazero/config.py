@@ -30,6 +30,12 @@ class AlphaZeroConfig:
     dirichlet_alpha: float = setting(1.0, "alpha of the Dirichlet noise at the root (about 10 / legal moves).")
     noise_fraction: float = setting(0.25, "epsilon, the share of noise in the root's priors (0: none).")
     temperature_moves: int = setting(10, "Plies played with tau = 1 (moves drawn by visit count), then tau -> 0.")
+    value_q_weight: float = setting(0.0, "w of the value target (1 - w) z + w q, q the root's mean value after "
+                                    "the search (0: the game's result z, as the lecture).")
+    fast_simulations: int = setting(0, "Playout cap randomisation: simulations of the short searches, whose "
+                                    "moves are not recorded (0: every move gets the full search).")
+    full_search_share: float = setting(0.25, "Share of the moves that get the full search when "
+                                       "fast_simulations > 0.")
     parallel_games: int = setting(32, "Self-play games each worker plays side by side: one f_theta call "
                                   "evaluates a leaf of each (batched evaluation).")
     generations: int = setting(60, "Generations: each plays games_per_generation games, then trains.")
@@ -59,7 +65,7 @@ class AlphaZeroConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         ranges = {"size": (5, 19), "history": (1, 16), "blocks": (0, 64), "filters": (1, 1024),
-                  "simulations": (1, 100_000), "temperature_moves": (0, 10_000), "parallel_games": (1, 4096),
+                  "simulations": (1, 100_000), "fast_simulations": (0, 100_000), "temperature_moves": (0, 10_000), "parallel_games": (1, 4096),
                   "generations": (1, 1_000_000), "games_per_generation": (1, 1_000_000),
                   "train_steps": (0, 1_000_000), "batch_size": (1, 65_536), "window": (1, 10_000_000),
                   "arena_games": (0, 100_000), "arena_simulations": (1, 100_000), "random_games": (0, 100_000),
@@ -72,7 +78,11 @@ class AlphaZeroConfig:
         for name, value in positive.items():
             if not value > 0 or value == float("inf"):
                 raise ConfigError(f"{name}={value} must be a positive number")
+        if self.fast_simulations > self.simulations:
+            raise ConfigError(f"fast_simulations={self.fast_simulations} must be at most simulations={self.simulations}")
         for name, value, high in (("noise_fraction", self.noise_fraction, 1.0), ("c", self.c, 1.0),
+                                  ("value_q_weight", self.value_q_weight, 1.0),
+                                  ("full_search_share", self.full_search_share, 1.0),
                                   ("komi", abs(self.komi), 1000.0), ("max_minutes", self.max_minutes, 1e7)):
             if not 0 <= value <= high:
                 raise ConfigError(f"{name}={getattr(self, name)} is out of range")

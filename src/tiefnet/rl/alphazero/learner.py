@@ -24,7 +24,8 @@ from tiefnet.rl.games.base import Game
 class ReplayWindow:
     """The last ``capacity`` training positions, a ring buffer of arrays.
 
-    planes (capacity, C, H, W) uint8, pi (capacity, A) float32, z (capacity,) float32.
+    planes (capacity, C, H, W) uint8, pi (capacity, A) float32, z (capacity,) float32: the value
+    target, the result z_t or its mix with the search's q_t.
     """
 
     def __init__(self, game: Game, capacity: int) -> None:
@@ -42,9 +43,10 @@ class ReplayWindow:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, records: Sequence[GameRecord]) -> None:
+    def add(self, records: Sequence[GameRecord], q_weight: float = 0.0) -> None:
+        """The recorded positions of ``records``, with the value target (1 - w) z + w q (w = ``q_weight``)."""
         for r in records:
-            for planes, pi, z in zip(r.planes, r.pi, r.z):
+            for planes, pi, z in zip(r.planes, r.pi, r.value_target(q_weight)):
                 self.planes[self.next], self.pi[self.next], self.z[self.next] = planes, pi, z
                 self.next = (self.next + 1) % self.capacity
                 self.size = min(self.size + 1, self.capacity)
@@ -77,8 +79,8 @@ class ReplayWindow:
             raise CheckpointError(f"replay window: shapes {planes.shape}, {pi.shape}, {z.shape} do not fit "
                                   f"{self.capacity} positions of {self.planes.shape[1:]} planes")
         if planes.dtype != numpy.uint8 or planes.max(initial=0) > 1 or not numpy.isfinite(pi).all() \
-                or (pi < 0).any() or not numpy.isin(z, (-1.0, 0.0, 1.0)).all():
-            raise CheckpointError("replay window: planes must be 0/1, pi finite and >= 0, z in {-1, 0, 1}")
+                or (pi < 0).any() or not (numpy.abs(z) <= 1.0).all():
+            raise CheckpointError("replay window: planes must be 0/1, pi finite and >= 0, z in [-1, 1]")
         self.planes[:n], self.pi[:n], self.z[:n] = planes, pi, z
         self.size, self.next = n, n % self.capacity
 

@@ -125,7 +125,9 @@ def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, 
     """One generation: self-play (each game's moves to games.jsonl), training, arena. Returns its metrics line."""
     g = state.generation + 1
     tick = time.perf_counter()
-    selfplay = SelfPlayConfig(search_config(config), config.temperature_moves, config.parallel_games)
+    selfplay = SelfPlayConfig(search_config(config), config.temperature_moves, config.parallel_games,
+                              value_q_weight=config.value_q_weight, fast_simulations=config.fast_simulations,
+                              full_search_share=config.full_search_share)
     architecture, arrays = layer_to_config(net), {k: backend.to_numpy(v) for k, v in net.arrays().items()}
     shares = split(config.games_per_generation, max(1, workers.count))
     tasks = [Task(config.game, config.game_settings(), architecture, arrays, selfplay, n, (config.seed, g, 1, i))
@@ -133,7 +135,7 @@ def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, 
     results = workers.map(tasks)  # (a) self-play
     records = [r for rs, _ in results for r in rs]
     play_seconds = time.perf_counter() - tick
-    replay.add(records)
+    replay.add(records, config.value_q_weight)
     for r in records:
         games_log.append({"generation": g, "moves": list(r.moves), "winner": r.winner})
     state.games_lines += len(records)
@@ -151,6 +153,7 @@ def generation(config: AlphaZeroConfig, game, net, previous, optimizer, replay, 
         "mean_game_length": positions / max(1, len(records)),
         "first_player_wins": sum(r.winner == 0 for r in records), "draws": sum(r.winner is None for r in records),
         "selfplay_seconds": play_seconds, "train_seconds": train_seconds,
+        "recorded_positions": sum(len(r.z) for r in records),
         "positions_per_second": positions / play_seconds, "evaluations_per_second": evaluations / play_seconds,
         "replay_positions": len(replay)}
     entry.update(evaluate(config, game, net, previous, state, g))
