@@ -108,9 +108,10 @@ def bot_seed(seed: int, index: int) -> int:
     return int(numpy.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def tiefnet_player(spec: str, game_name: str | None, simulations: int, network_alone: bool, c_puct: float | None):
+def tiefnet_player(spec: str, game_name: str | None, simulations: int, network_alone: bool, c_puct: float | None,
+                   solve: bool = False):
     """(game, Player, c_puct) of ``spec``: a run folder (f_theta + MCTS, or the network alone) or one
-    of tiefnet's own players; c_puct defaults to the run's config.json (else 1.5)."""
+    of tiefnet's own players; c_puct defaults to the run's config.json (else 1.5); ``solve``: MCTS-solver."""
     from tiefnet.rl.alphazero.play import PLAYER_KINDS, make_player
     from tiefnet.rl.games import make_game
 
@@ -119,14 +120,15 @@ def tiefnet_player(spec: str, game_name: str | None, simulations: int, network_a
     if spec.lower() in PLAYER_KINDS:
         if game is None:
             raise SystemExit(f"--model {spec}: name the game with --game")
-        g, player = make_player(spec, game, simulations, simulations)
+        g, player = make_player(spec, game, simulations, simulations, solve=solve)
         return g, player, None
     if c_puct is None:
         try:
             c_puct = float(json.loads((Path(spec) / "config.json").read_text())["c_puct"])
         except (OSError, ValueError, KeyError, TypeError):
             c_puct = 1.5
-    g, player = make_player(("net:" if network_alone else "") + spec, None, simulations, simulations, c_puct=c_puct)
+    g, player = make_player(("net:" if network_alone else "") + spec, None, simulations, simulations, c_puct=c_puct,
+                            solve=solve)
     if game_name and g.name != game_name:
         raise SystemExit(f"--model {spec} plays {g.name}, not --game {game_name}")
     return g, player, (None if network_alone else c_puct)
@@ -160,7 +162,7 @@ def play_share(task: dict) -> dict:
 
     threadpoolctl.threadpool_limits(task["blas_threads"])
     game, player, _ = tiefnet_player(task["model"], task["game"], task["simulations"], task["network_alone"],
-                                     task["c_puct"])
+                                     task["c_puct"], task.get("solve", False))
     spiel_game = openspiel_game(game)
     rng = numpy.random.default_rng([task["seed"], task["job"], 1])
     indices = task["indices"]
@@ -425,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the game (taken from --model's folder when it is one; go is 5x5 otherwise)")
     parser.add_argument("--games", type=int, default=200, help="games, half with tiefnet first (default 200)")
     parser.add_argument("--simulations", type=int, default=400, help="tiefnet's MCTS simulations per move (default 400)")
+    parser.add_argument("--solve", action="store_true", help="tiefnet's MCTS with MCTS-solver (proven results "
+                        "move up the tree; the bot has it too)")
     parser.add_argument("--c-puct", type=float, default=None, help="tiefnet's c_puct (default: the run's config.json)")
     parser.add_argument("--network-alone", action="store_true", help="tiefnet plays the network's best move, no search")
     parser.add_argument("--vs", choices=["mcts", "random"], default="mcts",
@@ -480,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         parser.error("--model is needed (or --time-bot)")
 
-    game, player, c_puct = tiefnet_player(args.model, args.game, args.simulations, args.network_alone, args.c_puct)
+    game, player, c_puct = tiefnet_player(args.model, args.game, args.simulations, args.network_alone, args.c_puct,
+                                          args.solve)
     spiel_game = openspiel_game(game)
     print(f"{player.name} ({game!r}) against "
           + (f"OpenSpiel MCTSBot(uct_c=2, {args.bot_simulations} simulations, random roll-outs, solve "
@@ -489,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [{"job": j, "indices": list(range(j, args.games, args.jobs)), "model": args.model,
               "game": game.name if args.model.lower() in ("random", "mcts", "perfect", "solver") else None,
               "simulations": args.simulations, "network_alone": args.network_alone, "c_puct": args.c_puct,
+              "solve": args.solve,
               "vs": args.vs, "bot_simulations": args.bot_simulations, "bot_solve": args.bot_solve,
               "games": args.games, "seed": args.seed, "blas_threads": 1 if args.jobs > 1 else None,
               "progress_every": args.progress_every} for j in range(min(args.jobs, args.games))]
@@ -519,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         "game": game.name, "game_settings": game.settings(), "openspiel_game": str(spiel_game),
         "tiefnet": {"model": str(args.model), "player": player.name, "network_alone": args.network_alone,
                     "simulations": None if args.network_alone else args.simulations, "c_puct": c_puct,
-                    "noise": False, "move": "argmax of p" if args.network_alone else "most visited (tau 0)",
+                    "noise": False, "solve": args.solve, "move": "argmax of p" if args.network_alone else "most visited (tau 0)",
                     "seconds_per_move": tf_seconds / tf_moves if tf_moves else None, "moves": tf_moves,
                     "select_calls": sum(r["tiefnet_calls"] for r in results)},
         "opponent": bot if args.vs == "mcts" else {"class": "uniformly random legal move"},

@@ -57,6 +57,8 @@ def add_commands(sub) -> None:
                                                                           "(default 1000)")
     arena.add_argument("--noise", action="store_true", help="Dirichlet noise at the root of the model players' "
                                                             "searches, as in self-play")
+    arena.add_argument("--solve", action="store_true", help="MCTS-solver in the searches of the MCTS players "
+                                                            "(proven wins and losses move up the tree)")
     arena.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
     arena.add_argument("--json", action="store_true", help="print the result as one JSON line")
     arena.set_defaults(handler=_cmd_arena)
@@ -116,7 +118,7 @@ def _cmd_arena(args: argparse.Namespace) -> int:
     players = [None, None]
     for i in order:  # a model first: it names the game for the other
         game, players[i] = make_player(specs[i], game, args.simulations, args.mcts_simulations, noise=args.noise,
-                                       rng_seed=args.seed)
+                                       rng_seed=args.seed, solve=args.solve)
     with backend.thread_limit(1):
         result = match(game, players[0], players[1], args.games, numpy.random.default_rng(args.seed))
     if args.json:

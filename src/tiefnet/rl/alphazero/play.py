@@ -50,10 +50,11 @@ def load_agent(folder: str | Path) -> tuple[Game, object, dict]:
 
 
 def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations: int, c_puct: float = 1.5,
-                noise: bool = False, rng_seed: int = 0) -> tuple[Game, Player]:
+                noise: bool = False, rng_seed: int = 0, solve: bool = False) -> tuple[Game, Player]:
     """The player ``spec`` names: a model folder (f_theta + MCTS), ``net:FOLDER`` (the network alone),
     ``random``, ``mcts`` (pure MCTS, random play-outs), ``perfect`` (tic-tac-toe) or ``solver``
-    (Connect Four). ``game`` is the game of the other player, if known."""
+    (Connect Four). ``game`` is the game of the other player, if known. ``solve``: the MCTS players
+    search with MCTS-solver (proven results move up the tree)."""
     kind = spec.lower()
     if kind in PLAYER_KINDS:
         if game is None:
@@ -62,7 +63,8 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
             return game, RandomPlayer(game)
         if kind == "mcts":
             evaluate = RolloutEvaluator(game, numpy.random.default_rng([rng_seed, 7]))
-            return game, SearchPlayer(game, evaluate, SearchConfig(mcts_simulations, c_puct=c_puct, noise_fraction=0),
+            return game, SearchPlayer(game, evaluate, SearchConfig(mcts_simulations, c_puct=c_puct, noise_fraction=0,
+                                                                         solve=solve),
                                       name=f"pure MCTS ({mcts_simulations})")
         player = JudgePlayer(game)
         if not player.name.startswith(kind):
@@ -82,9 +84,10 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
     c_puct = _setting(info, "c_puct", c_puct, 1e-3, 100.0)
     alpha = _setting(info, "dirichlet_alpha", 0.3, 1e-3, 100.0)
     fraction = _setting(info, "noise_fraction", 0.25, 0.0, 1.0)
-    config = SearchConfig(simulations, c_puct=c_puct, dirichlet_alpha=alpha, noise_fraction=fraction if noise else 0.0)
+    config = SearchConfig(simulations, c_puct=c_puct, dirichlet_alpha=alpha, noise_fraction=fraction if noise else 0.0,
+                          solve=solve)
     return model_game, SearchPlayer(model_game, evaluator, config, noise=noise,
-                                    name=f"{folder.name} ({simulations} simulations)")
+                                    name=f"{folder.name} ({simulations} simulations{', solver' if solve else ''})")
 
 
 def _setting(info: dict, name: str, default: float, low: float, high: float) -> float:
