@@ -102,7 +102,11 @@ GAME_DEFAULTS: dict[str, dict[str, Any]] = {
     "tictactoe": {"blocks": 2, "filters": 32, "simulations": 50, "temperature_moves": 3, "generations": 60,
                   "games_per_generation": 64, "train_steps": 50, "batch_size": 128, "window": 10_000,
                   "dirichlet_alpha": 1.0, "judge_games": 20},
-    "connect4": {},
+    # the run of bench/RESULTS.md (acceptance 4 of issue 11): a 4 x 48 tower, short searches on
+    # 3 of 4 moves, targets mixed with q, many games side by side
+    "connect4": {"blocks": 4, "filters": 48, "simulations": 100, "fast_simulations": 20, "full_search_share": 0.25,
+                 "value_q_weight": 0.5, "games_per_generation": 256, "parallel_games": 128, "train_steps": 120,
+                 "window": 30_000, "arena_games": 10, "random_games": 10, "generations": 70},
     "go": {"blocks": 4, "filters": 64, "simulations": 100, "temperature_moves": 8, "dirichlet_alpha": 0.4,
            "generations": 40, "window": 40_000},
 }
