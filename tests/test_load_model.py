@@ -117,7 +117,8 @@ def test_every_application_folder_loads_in_a_fresh_interpreter(run_folders, tmp_
     assert result.returncode == 0, result.stderr
     fresh = np.load(tmp_path / "out.npz")
     for name, (_, _, expected) in run_folders.items():
-        np.testing.assert_array_equal(fresh[name], expected, err_msg=name)
+        # float32 GEMMs split over another number of BLAS threads round differently: not bit for bit
+        np.testing.assert_allclose(fresh[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
         assert str(fresh[name + ".app"]) == APPS[name]
 
 
@@ -134,4 +135,4 @@ def test_model_folders_written_before_the_layer_tree_still_load(name, app):
     for _, layer in model.walk():
         if hasattr(layer, "reset_state"):
             layer.reset_state()
-    np.testing.assert_array_equal(host(predict(model, dev(expected["x"]))), expected["y"])
+    np.testing.assert_allclose(host(predict(model, dev(expected["x"]))), expected["y"], rtol=1e-5, atol=1e-6)
