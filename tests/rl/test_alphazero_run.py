@@ -329,3 +329,28 @@ def test_playout_cap_randomisation_and_q_targets():
         SelfPlayConfig(SearchConfig(simulations=16), fast_simulations=17)
     with pytest.raises(Exception, match="fast_simulations"):
         make_config({"game": "tictactoe", "simulations": 10, "fast_simulations": 11})
+
+
+def test_ctrl_c_reaches_the_learner_while_workers_play():
+    """A SIGINT during self-play raises KeyboardInterrupt in the learner at once (the workers ignore it
+    and are terminated by close), instead of waiting for the generation's games."""
+    import os
+    import signal
+    import threading
+    import time
+    game = make_game("tictactoe", history=1)
+    net = policy_value_net(game, 1, 4, np.random.default_rng(0))
+    arrays = {k: np.asarray(v) for k, v in net.arrays().items()}
+    long_games = Task("tictactoe", {"history": 1}, layer_to_config(net), arrays,
+                      SelfPlayConfig(SearchConfig(simulations=400), parallel_games=1), 100_000, (0, 1, 1, 0))
+    workers = ProcessWorkers(1)
+    try:
+        tick = time.perf_counter()
+        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+        with pytest.raises(KeyboardInterrupt):
+            timer.start()
+            workers.map([long_games])
+        assert time.perf_counter() - tick < 10
+    finally:
+        timer.cancel()
+        workers.close()

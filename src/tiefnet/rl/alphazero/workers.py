@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,8 @@ class ProcessWorkers:
         saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         os.environ.update({k: "1" for k in saved})  # the spawned interpreters start with one BLAS thread
         try:
-            self.pool = multiprocessing.get_context("spawn").Pool(count)
+            # Ctrl-C is the learner's to handle: a worker that died of it would leave map waiting forever
+            self.pool = multiprocessing.get_context("spawn").Pool(count, initializer=_ignore_interrupt)
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -83,11 +85,20 @@ class ProcessWorkers:
                     os.environ[k] = v
 
     def map(self, tasks: list[Task]) -> list:
-        return self.pool.map(play_task, tasks, chunksize=1)
+        pending = self.pool.map_async(play_task, tasks, chunksize=1)
+        while True:  # short waits: a KeyboardInterrupt reaches the learner at once, not after the games
+            try:
+                return pending.get(timeout=0.5)
+            except multiprocessing.TimeoutError:
+                continue
 
     def close(self) -> None:
         self.pool.terminate()
         self.pool.join()
+
+
+def _ignore_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class RayWorkers:
