@@ -4,7 +4,8 @@ For the positions s_1, ..., s_T of a game the search gives pi_t, a move a_t ~ pi
 at the end the winner gives z in {+1, -1, 0} from the view of the player to move at each s_t.
 The training tuples are (s_t, pi_t, z_t).
 
-Two options beyond the lecture, for small budgets (both off by default):
+Two options beyond the lecture, for small budgets (off here; the Connect Four defaults of
+config.py turn both on):
 - the value target may mix in the search's own estimate: (1 - w) z_t + w q_t, with q_t the root's
   mean value Q after the search (less noisy than one game's result, which a single blunder flips);
 - playout cap randomisation (KataGo): only a share of the moves get the full search (with
