@@ -162,7 +162,7 @@ def play_share(task: dict) -> dict:
 
     threadpoolctl.threadpool_limits(task["blas_threads"])
     game, player, _ = tiefnet_player(task["model"], task["game"], task["simulations"], task["network_alone"],
-                                     task["c_puct"], task.get("solve", False))
+                                     task["c_puct"], task["solve"])
     spiel_game = openspiel_game(game)
     rng = numpy.random.default_rng([task["seed"], task["job"], 1])
     indices = task["indices"]

@@ -332,8 +332,8 @@ def test_playout_cap_randomisation_and_q_targets():
 
 
 def test_ctrl_c_reaches_the_learner_while_workers_play():
-    """A SIGINT during self-play raises KeyboardInterrupt in the learner at once (the workers ignore it
-    and are terminated by close), instead of waiting for the generation's games."""
+    """A SIGINT during self-play raises KeyboardInterrupt in the learner within seconds, not after the
+    generation's games (the workers ignore it and are terminated by close)."""
     import os
     import signal
     import threading

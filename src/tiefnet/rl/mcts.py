@@ -156,12 +156,12 @@ def search(game: Game, roots: Sequence[Node], evaluate: Evaluate, config: Search
         P, nu = evaluate([r.state for r in fresh])
         for r, p, v in zip(fresh, P, nu):
             r.expand(game, p, v)
-    live = [r for r, n in zip(roots, budget) if r.expanded and len(r.actions) and n > 0]
     remaining = {}
     for r, with_noise, n in zip(roots, noise, budget):  # once per search, at the root only
         if r.expanded and len(r.actions) and n > 0:
             r.add_noise(rng, config.dirichlet_alpha, config.noise_fraction if with_noise else 0.0)
             remaining[id(r)] = n
+    live = [r for r in roots if id(r) in remaining]
     while live:
         leaves: list[tuple[Node, list[tuple[Node, int]]]] = []
         for root in live:
@@ -240,7 +240,7 @@ def policy(game: Game, root: Node, tau: float, rng: numpy.random.Generator | Non
     N = root.N
     if tau <= 0 or N.max() == 0:
         proven = numpy.array([numpy.nan if c is None or c.proven is None else -c.proven for c in root.children])
-        if numpy.nanmax(proven, initial=-numpy.inf) == 1.0:  # solve: a proven win (the most visited of them)
+        if (proven == 1.0).any():  # solve: a proven win (the most visited of them)
             N = numpy.where(proven == 1.0, N + 1.0, 0.0)
         elif (proven == -1.0).any() and not (proven == -1.0).all():  # never a proven loss while another move is open
             N = numpy.where(proven == -1.0, -1.0, N)

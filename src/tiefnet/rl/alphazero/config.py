@@ -65,7 +65,8 @@ class AlphaZeroConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         ranges = {"size": (5, 19), "history": (1, 16), "blocks": (0, 64), "filters": (1, 1024),
-                  "simulations": (1, 100_000), "fast_simulations": (0, 100_000), "temperature_moves": (0, 10_000), "parallel_games": (1, 4096),
+                  "simulations": (1, 100_000), "fast_simulations": (0, 100_000), "temperature_moves": (0, 10_000),
+                  "parallel_games": (1, 4096),
                   "generations": (1, 1_000_000), "games_per_generation": (1, 1_000_000),
                   "train_steps": (0, 1_000_000), "batch_size": (1, 65_536), "window": (1, 10_000_000),
                   "arena_games": (0, 100_000), "arena_simulations": (1, 100_000), "random_games": (0, 100_000),

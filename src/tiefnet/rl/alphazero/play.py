@@ -63,9 +63,8 @@ def make_player(spec: str, game: Game | None, simulations: int, mcts_simulations
             return game, RandomPlayer(game)
         if kind == "mcts":
             evaluate = RolloutEvaluator(game, numpy.random.default_rng([rng_seed, 7]))
-            return game, SearchPlayer(game, evaluate, SearchConfig(mcts_simulations, c_puct=c_puct, noise_fraction=0,
-                                                                         solve=solve),
-                                      name=f"pure MCTS ({mcts_simulations})")
+            config = SearchConfig(mcts_simulations, c_puct=c_puct, noise_fraction=0, solve=solve)
+            return game, SearchPlayer(game, evaluate, config, name=f"pure MCTS ({mcts_simulations})")
         player = JudgePlayer(game)
         if not player.name.startswith(kind):
             raise ConfigError(f"player {spec!r}: the {player.name} is the perfect player for {game.name}")
