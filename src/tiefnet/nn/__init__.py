@@ -1,5 +1,6 @@
 """The library core: layers, containers, costs and regularisers (lecture ch. 2-5)."""
 from tiefnet.nn.activations import ACTIVATIONS, ReLU, Sigmoid, Softmax, Step, Tanh
+from tiefnet.nn.attention import SoftAttention
 from tiefnet.nn.cells import LSTMCell, RNNCell
 from tiefnet.nn.containers import Parallel, Residual, Sequential, Taps
 from tiefnet.nn.conv import Conv2d
@@ -22,6 +23,6 @@ __all__ = [
     "Embedding", "Flatten", "L1", "L2", "L2Pool2d", "LSTM", "Layer", "LogLikelihood", "Loss", "MaxPool2d", "Parallel",
     "Param", "PolicyValue", "Quadratic", "RNN", "ReLU", "Reshape", "Residual", "Sequential", "Sigmoid", "Softmax", "Step", "Tanh",
     "Taps", "TimeFlatten", "layer_from_config", "layer_to_config", "register",
-    "LSTMCell", "RNNCell",
+    "LSTMCell", "RNNCell", "SoftAttention",
     "BatchNorm1d", "BatchNorm2d", "InstanceNorm2d", "ReflectionPad2d", "Upsample", "ZeroPad2d",
 ]

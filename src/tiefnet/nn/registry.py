@@ -12,6 +12,7 @@ import numpy
 
 from tiefnet import backend, limits
 from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.nn.attention import SoftAttention
 from tiefnet.nn.activations import ReLU, Sigmoid, Softmax, Step, Tanh
 from tiefnet.nn.cells import LSTMCell, RNNCell
 from tiefnet.nn.containers import Parallel, Residual, Sequential, Taps
@@ -31,7 +32,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
     Sequential, Residual, Parallel, Taps,
     Dense, Sigmoid, Tanh, ReLU, Softmax, Step, Dropout,
     Conv2d, MaxPool2d, L2Pool2d, Flatten, Reshape,
-    Embedding, RNN, LSTM, RNNCell, LSTMCell, TimeFlatten,
+    Embedding, RNN, LSTM, RNNCell, LSTMCell, TimeFlatten, SoftAttention,
     BatchNorm1d, BatchNorm2d, InstanceNorm2d, ZeroPad2d, ReflectionPad2d, Upsample,
 )}
 

@@ -1,0 +1,305 @@
+"""Image captioning (4.4.1-4.4.2): a CNN encoder and an LSTM decoder that writes a caption word by word.
+
+Show and Tell (4.4.1, Vinyals et al.): the (affinely transformed) activation of the CNN's last layer
+is the decoder's first hidden state, (h^0, c^0) = W_init a_CNN + b_init; then x^t = E w_{t-1} (the
+embedding of the previous word, START first) and p^t = softmax(W_out h^t + b_out).
+
+Show, Attend and Tell (4.4.2, Xu et al.): a_CNN is split into R regions a_j (the H' x W' positions of
+the feature map); (h^0, c^0) comes from their mean, and every step reads a context
+z^t = sum_j alpha_tj a_j (:class:`tiefnet.nn.SoftAttention`, from h^{t-1}):
+x^t = [E w_{t-1}; z^t], p^t = softmax(W_out [h^t; z^t] + b_out).
+
+Training is teacher forcing: the inputs are START w_1 ... w_n, the targets w_1 ... w_n END, and the
+cost is the log-likelihood summed over the words (padding masked) and averaged over the captions
+(2.7.2); ``backward`` takes delta = dC/dz of the softmax output, (p - y) / N, and runs BPTT through
+the decoder into the encoder. The doubly stochastic penalty of Xu et al.,
+lambda sum_j (1 - sum_t alpha_tj)^2 per caption, is an option of ``backward``.
+
+Generation (``start`` + ``step``) feeds each word back as the next input until END:
+a("Hund") = e_4 = "fängt", a("fängt") = e_5 = "Ball", a("Ball") = END (4.4.1); greedy and beam search
+are in :mod:`tiefnet.text.caption_search`.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy
+
+from tiefnet.backend import Array, xp
+from tiefnet.errors import ShapeError
+from tiefnet.nn.layer import layer_to_config
+from tiefnet.nn import Container, Conv2d, Dense, Embedding, LSTM, LSTMCell, MaxPool2d, ReLU, Sequential, SoftAttention
+
+
+def build_encoder(channels: tuple[int, ...], rng: numpy.random.Generator) -> Sequential:
+    """3 -> channels[0] -> ... : 3x3 convolutions (padding 1) + ReLU, each but the last followed by 2x2
+    max-pooling; a 64 x 64 image with four layers gives an 8 x 8 map of channels[-1] features."""
+    layers, previous = [], 3
+    for k, F in enumerate(channels):
+        layers += [Conv2d(previous, F, 3, padding=1, init="he", rng=rng), ReLU()]
+        if k < len(channels) - 1:
+            layers.append(MaxPool2d(2))
+        previous = F
+    return Sequential(*layers)
+
+
+def _softmax(z: Array) -> Array:
+    z = z - z.max(axis=-1, keepdims=True)
+    p = xp.exp(z, out=z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+class DecoderState(NamedTuple):
+    """The decoder between two generation steps; every part has the captions as its first axis."""
+
+    h: Array  # (B, H)
+    c: Array  # (B, H)
+    regions: Array | None  # the attention model's a_j (B, R, C)
+    proj: Array | None  # W_a a_j + b (B, R, A)
+
+    def take(self, index: Array) -> DecoderState:
+        """The states of the captions ``index`` (beam search keeps, drops and copies beams)."""
+        return DecoderState(*(None if s is None else s[index] for s in self))
+
+
+class Captioner(Container):
+    """What both models share: the encoder, the embedding, the output layer, the image as input."""
+
+    attention: SoftAttention | None = None
+
+    def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, output: Dense):
+        super().__init__()
+        self.encoder, self.init, self.embed, self.output_layer = encoder, init, embed, output
+        self.H = init.n_out // 2
+        self.V = embed.V
+
+    def _check_parts(self, kinds: dict[str, type], sizes: list[tuple[str, int, int]]) -> None:
+        """A model from a file: every part of the right type and the sizes where parts meet equal
+        (a ValueError, which loading reports as a CheckpointError)."""
+        for name, layer in self.parts().items():
+            if not isinstance(layer, kinds[name]):
+                raise ValueError(f"{type(self).__name__}: {name} must be a {kinds[name].__name__}, "
+                                 f"got {type(layer).__name__}")
+        for what, got, expected in sizes:
+            if got != expected:
+                raise ValueError(f"{type(self).__name__}: {what} is {got}, expected {expected}")
+
+    def features(self, images: Array, train: bool = False) -> Array:
+        """The CNN's output a_CNN (N, C, H', W') for images (N, 3, S, S)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ShapeError(f"{type(self).__name__}: expected images of shape (N, 3, S, S), got {tuple(images.shape)}")
+        return self.encoder.forward(images, train)
+
+    def _initial_state(self, a: Array, train: bool) -> tuple[Array, Array]:
+        hc = self.init.forward(a, train)  # (h^0, c^0) = W_init a + b_init, (N, 2H)
+        return hc[:, :self.H], hc[:, self.H:]
+
+    @staticmethod
+    def _check_words(words: Array, N: int) -> None:
+        if words.ndim != 2 or words.shape[0] != N or words.dtype.kind not in "iu":
+            raise ShapeError(f"expected word ids of shape ({N}, T), got {words.dtype} {tuple(words.shape)}")
+
+    def parts(self) -> dict[str, Any]:
+        """The children by the constructor's argument names."""
+        return {"encoder": self.encoder, "init": self.init, "embed": self.embed, "output": self.output_layer}
+
+    def to_config(self) -> dict[str, Any]:
+        return {name: layer_to_config(layer) for name, layer in self.parts().items()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Captioner:
+        return cls(**config)
+
+    @classmethod
+    def array_count(cls, config: dict[str, Any]) -> int | None:
+        return 0  # the children hold the arrays
+
+
+class ShowAndTell(Captioner):
+    """(h^0, c^0) = W_init flatten(a_CNN) + b_init; h^t, c^t = LSTM(E w_{t-1}; h^{t-1}, c^{t-1}) (4.4.1).
+
+    Shapes:
+        forward((images (N, 3, S, S), words (N, T))) -> p (N, T, V)
+        children: encoder, init Dense(C H' W', 2H), embed Embedding(V, E), lstm LSTM(E, H), output Dense(H, V)
+    """
+
+    def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, lstm: LSTM, output: Dense):
+        super().__init__(encoder, init, embed, output)
+        self.lstm = lstm
+        self._check_parts({"encoder": Sequential, "init": Dense, "embed": Embedding, "lstm": LSTM, "output": Dense},
+                          [("init's n_out", init.n_out, 2 * lstm.H), ("the LSTM's input D", lstm.D, embed.D),
+                           ("output's n_in", output.n_in, lstm.H), ("output's n_out", output.n_out, embed.V)])
+
+    def children(self) -> list:
+        return [self.encoder, self.init, self.embed, self.lstm, self.output_layer]
+
+    def parts(self) -> dict[str, Any]:
+        return {**super().parts(), "lstm": self.lstm}
+
+    def forward(self, x, train: bool = False) -> Array:
+        images, words = x
+        a = self.features(images, train)  # (N, C, H', W')
+        self._check_words(words, a.shape[0])
+        self._a_shape = a.shape
+        h0, c0 = self._initial_state(a.reshape(a.shape[0], -1), train)  # the lecture's first hidden state
+        h, _ = self.lstm.forward_state(self.embed.forward(words, train), (h0, c0), train)  # (N, T, H)
+        p = _softmax(self.output_layer.forward(h, train))  # (N, T, V)
+        if train:
+            self.output = p
+        return p
+
+    def backward(self, grad: Array, need_input_grad: bool = False, penalty: float = 0.0) -> None:
+        """grad = delta = dC/dz of the softmax output (N, T, V); BPTT, then back through the CNN."""
+        dh = self.output_layer.backward(grad)  # (N, T, H)
+        dx, (dh0, dc0) = self.lstm.backward_state(dh)  # (N, T, E); dC/d(h^0, c^0)
+        self.embed.backward(dx)
+        da = self.init.backward(xp.concatenate([dh0, dc0], axis=1))  # (N, C H' W')
+        self.encoder.backward(da.reshape(self._a_shape), need_input_grad=False)
+
+    def start(self, images: Array) -> DecoderState:
+        a = self.features(images)
+        h, c = self._initial_state(a.reshape(a.shape[0], -1), False)
+        return DecoderState(h, c, None, None)
+
+    def step(self, words: Array, state: DecoderState) -> tuple[Array, DecoderState, None]:
+        """p (B, V) of the next word after ``words`` (B,), the new state, no attention weights."""
+        x = self.embed.forward(words[:, None])  # (B, 1, E)
+        h, (h1, c1) = self.lstm.forward_state(x, (state.h, state.c))
+        return _softmax(self.output_layer.forward(h[:, 0])), DecoderState(h1, c1, None, None), None
+
+
+class ShowAttendTell(Captioner):
+    """x^t = [E w_{t-1}; z^t], z^t = sum_j alpha_tj a_j from h^{t-1} (4.4.2); p^t = softmax(W_out [h^t; z^t] + b).
+
+    Shapes:
+        forward((images (N, 3, S, S), words (N, T))) -> p (N, T, V); ``self.alpha`` (N, T, R)
+        children: encoder, init Dense(C, 2H), embed Embedding(V, E), attention SoftAttention(C, H, A),
+        cell LSTMCell(E + C, H), output Dense(H + C, V)
+    """
+
+    def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, attention: SoftAttention,
+                 cell: LSTMCell, output: Dense):
+        super().__init__(encoder, init, embed, output)
+        self.attention, self.cell = attention, cell
+        self._check_parts({"encoder": Sequential, "init": Dense, "embed": Embedding, "attention": SoftAttention,
+                           "cell": LSTMCell, "output": Dense},
+                          [("init's n_out", init.n_out, 2 * cell.H), ("init's n_in", init.n_in, attention.C),
+                           ("attention's H", attention.H, cell.H), ("the cell's input D", cell.D, embed.D + attention.C),
+                           ("output's n_in", output.n_in, cell.H + attention.C), ("output's n_out", output.n_out, embed.V)])
+
+    def children(self) -> list:
+        return [self.encoder, self.init, self.embed, self.attention, self.cell, self.output_layer]
+
+    def parts(self) -> dict[str, Any]:
+        return {**super().parts(), "attention": self.attention, "cell": self.cell}
+
+    @staticmethod
+    def regions(a: Array) -> Array:
+        """a_CNN (N, C, H', W') -> the R = H' W' regions a_j as rows, (N, R, C)."""
+        N, C = a.shape[:2]
+        return a.reshape(N, C, -1).transpose(0, 2, 1)
+
+    def forward(self, x, train: bool = False) -> Array:
+        images, words = x
+        a = self.features(images, train)
+        N, C = a.shape[:2]
+        self._check_words(words, N)
+        regions = xp.ascontiguousarray(self.regions(a))  # (N, R, C)
+        h, c = self._initial_state(regions.mean(axis=1), train)  # from the mean region (Xu et al.)
+        proj = self.attention.project(regions)  # W_a a_j + b, once per image
+        e = self.embed.forward(words, train)  # (N, T, E)
+        T = words.shape[1]
+        hz = xp.empty((N, T, self.H + C), dtype=a.dtype)  # [h^t; z^t], the output layer's input
+        alpha = xp.empty((N, T, regions.shape[1]), dtype=a.dtype)
+        caches = []
+        for t in range(T):
+            z, alpha[:, t], attention_cache = self.attention.step(regions, proj, h, train)  # from h^{t-1}
+            h, (h, c), cell_cache = self.cell.step(xp.concatenate([e[:, t], z], axis=1), (h, c), train)
+            hz[:, t, :self.H], hz[:, t, self.H:] = h, z
+            caches.append((attention_cache, cell_cache))
+        p = _softmax(self.output_layer.forward(hz, train))
+        self.alpha = alpha
+        if train:
+            self._caches, self._regions, self._a_shape, self.output = caches, regions, a.shape, p
+        return p
+
+    def backward(self, grad: Array, need_input_grad: bool = False, penalty: float = 0.0, mask: Array | None = None) -> None:
+        """grad = delta = dC/dz of the softmax output (N, T, V). ``penalty`` lambda adds
+        lambda/N sum_n sum_j (1 - sum_t alpha_tj)^2 (steps where mask is 0 not counted) to the cost."""
+        caches, regions = self._require_cache("_caches"), self._regions
+        N, T = grad.shape[:2]
+        E = self.embed.D
+        dhz = self.output_layer.backward(grad)  # (N, T, H + C)
+        dalpha = self._penalty_gradient(penalty, mask) if penalty else None  # (N, T, R)
+        self.attention.zero_grads()
+        self.cell.zero_grads()
+        de = xp.empty((N, T, E), dtype=grad.dtype)
+        dregions = xp.zeros_like(regions)
+        dproj = xp.zeros(regions.shape[:2] + (self.attention.A,), dtype=grad.dtype)
+        dstate = None
+        for t in range(T - 1, -1, -1):
+            attention_cache, cell_cache = caches[t]
+            dx, dstate = self.cell.step_backward(cell_cache, dhz[:, t, :self.H], dstate)  # (N, E + C)
+            de[:, t] = dx[:, :E]
+            dz = dx[:, E:] + dhz[:, t, self.H:]  # z^t enters the LSTM step and the output layer
+            da, dpre, dh_prev = self.attention.step_backward(attention_cache, dz,
+                                                             None if dalpha is None else dalpha[:, t])
+            dregions += da
+            dproj += dpre
+            dstate = (dstate[0] + dh_prev, dstate[1])  # h^{t-1} also chose the attention of step t
+        self.embed.backward(de)
+        dregions += self.attention.project_backward(regions, dproj)
+        dmean = self.init.backward(xp.concatenate(dstate, axis=1))  # (N, C)
+        dregions += dmean[:, None, :] / regions.shape[1]  # the mean over the R regions
+        N_, C, Hf, Wf = self._a_shape
+        self.encoder.backward(dregions.transpose(0, 2, 1).reshape(N_, C, Hf, Wf), need_input_grad=False)
+
+    def _penalty_gradient(self, penalty: float, mask: Array | None) -> Array:
+        """d/dalpha_tj of lambda/N sum_n sum_j (1 - sum_t m_t alpha_tj)^2 = -2 lambda/N (1 - sum_t m_t alpha_tj) m_t."""
+        alpha = self.alpha
+        m = xp.ones(alpha.shape[:2], dtype=alpha.dtype) if mask is None else mask.astype(alpha.dtype)
+        gap = 1 - (alpha * m[:, :, None]).sum(axis=1)  # (N, R)
+        return -2 * penalty / alpha.shape[0] * gap[:, None, :] * m[:, :, None]
+
+    def penalty_cost(self, penalty: float, mask: Array | None = None) -> float:
+        """lambda/N sum_n sum_j (1 - sum_t alpha_tj)^2 of the last forward (Xu et al.'s doubly stochastic term)."""
+        alpha = self.alpha
+        m = xp.ones(alpha.shape[:2], dtype=alpha.dtype) if mask is None else mask.astype(alpha.dtype)
+        gap = 1 - (alpha * m[:, :, None]).sum(axis=1)
+        return float(penalty * (gap * gap).sum() / alpha.shape[0])
+
+    def start(self, images: Array) -> DecoderState:
+        regions = xp.ascontiguousarray(self.regions(self.features(images)))
+        h, c = self._initial_state(regions.mean(axis=1), False)
+        return DecoderState(h, c, regions, self.attention.project(regions))
+
+    def step(self, words: Array, state: DecoderState) -> tuple[Array, DecoderState, Array]:
+        """p (B, V) of the next word after ``words`` (B,), the new state, and alpha (B, R) of this step."""
+        z, alpha, _ = self.attention.step(state.regions, state.proj, state.h)
+        x = xp.concatenate([self.embed.params["W"][words], z], axis=1)
+        h, (h, c), _ = self.cell.step(x, (state.h, state.c))
+        p = _softmax(self.output_layer.forward(xp.concatenate([h, z], axis=1)))
+        return p, DecoderState(h, c, state.regions, state.proj), alpha
+
+
+MODELS = {"ShowAndTell": ShowAndTell, "ShowAttendTell": ShowAttendTell}
+
+
+def build_model(attention: bool, V: int, canvas: int, channels: tuple[int, ...], hidden: int, embed: int,
+                attention_units: int, rng: numpy.random.Generator) -> Captioner:
+    """A Show-and-Tell or a Show-Attend-and-Tell model for images canvas x canvas and V words."""
+    encoder = build_encoder(channels, rng)
+    C = channels[-1]
+    side = canvas // 2 ** (len(channels) - 1)
+    E, H = embed, hidden
+    if attention:
+        model: Captioner = ShowAttendTell(encoder, Dense(C, 2 * H, rng=rng), Embedding(V, E, rng=rng),
+                                          SoftAttention(C, H, attention_units, rng=rng),
+                                          LSTMCell(E + C, H, rng=rng), Dense(H + C, V, rng=rng))
+    else:
+        model = ShowAndTell(encoder, Dense(C * side * side, 2 * H, rng=rng), Embedding(V, E, rng=rng),
+                            LSTM(E, H, rng=rng), Dense(H, V, rng=rng))
+    model.init.params["b"][...] = 0  # start from (h^0, c^0) = W_init a, not from random biases
+    model.output_layer.params["b"][...] = 0
+    return model
