@@ -136,7 +136,7 @@ def test_layer_backward_overwrites_grads(float64):
 def test_alpha_is_a_distribution_and_z_a_mixture(float64, N, R, C, H, A):
     layer = make(C, H, A)
     a, h = inputs(N, R, C, H)
-    z = host(layer.forward((a, h)))
+    z = host(layer.forward((a, h), train=True))  # a training forward keeps alpha
     alpha = host(layer.alpha)  # (N, R)
     assert (alpha >= 0).all()
     np.testing.assert_allclose(alpha.sum(axis=1), 1, rtol=0, atol=1e-12)

@@ -39,8 +39,8 @@ class Chain:
         return dev(p), DecoderState(dev(host(state.h) + 1), dev(w[:, None]), state.regions, None), None
 
     def log_p(self, image: int, ids: list[int], max_length: int) -> float:
-        """sum ln p of the words, and of the END when the caption has one (at most max_length words)."""
-        words = [*ids, END] if len(ids) <= max_length else ids
+        """sum ln p of the words and of the END that follows them (at most max_length words)."""
+        words = [*ids, END]
         total, before, previous = 0.0, START, START
         for t, w in enumerate(words):
             total += math.log(self.probabilities(image, t, before, previous)[w])
@@ -48,9 +48,9 @@ class Chain:
         return total
 
     def exhaustive(self, image: int, max_length: int) -> tuple[list[int], float]:
-        """The most probable caption: words ending at their first END, or L + 1 words without one."""
+        """The most probable caption: 0 to L words, then END."""
         words = [w for w in range(V) if w != END]  # PAD, START and UNK are words to the search too
-        every = [list(ids) for n in range(max_length + 2) for ids in itertools.product(words, repeat=n)]
+        every = [list(ids) for n in range(max_length + 1) for ids in itertools.product(words, repeat=n)]
         scores = [self.log_p(image, ids, max_length) for ids in every]
         return every[int(np.argmax(scores))], max(scores)
 
@@ -81,11 +81,11 @@ def test_greedy_takes_the_most_probable_word_each_step():
 
 
 @pytest.mark.parametrize("L", [1, 2, 3])
-def test_a_width_of_v_to_the_l_plus_one_is_exhaustive(L):
+def test_a_width_of_v_to_the_l_is_exhaustive(L):
     for seed in range(6):
         chain = Chain(100 + seed, 3, sharp=0.5)
         best = [chain.exhaustive(n, L) for n in range(3)]
-        for width in (V ** (L + 1), V ** (L + 1) + 7):
+        for width in (V ** L, V ** L + 7):
             found = beam_search(chain, IMAGES, width=width, max_length=L)
             assert [c.ids for c in found] == [ids for ids, _ in best]
             assert [c.log_p for c in found] == pytest.approx([s for _, s in best], abs=1e-9)
@@ -101,18 +101,18 @@ def test_the_reported_log_p_is_that_of_the_returned_words():
         for L in (1, 3, 6):
             for width in (1, 2, 3, 8):
                 for n, caption in enumerate(beam_search(chain, IMAGES, width=width, max_length=L)):
-                    assert isinstance(caption, Caption) and len(caption.ids) <= L + 1 and END not in caption.ids
+                    assert isinstance(caption, Caption) and len(caption.ids) <= L and END not in caption.ids
                     assert caption.log_p == pytest.approx(chain.log_p(n, caption.ids, L), abs=1e-9)
             for n, caption in enumerate(greedy(chain, IMAGES, max_length=L)):
                 assert caption.log_p == pytest.approx(chain.log_p(n, caption.ids, L), abs=1e-9)
 
 
-def test_a_chain_that_never_ends_is_cut_after_max_length_plus_one_words():
+def test_a_chain_that_never_ends_is_ended_after_max_length_words():
     chain = Chain(0, 3)
     chain.p[..., END] = 0.0  # END never comes (its ln p is the clipped ln of the smallest float)
     chain.p /= chain.p.sum(axis=-1, keepdims=True)
     for caption in greedy(chain, IMAGES, max_length=4) + beam_search(chain, IMAGES, width=3, max_length=4):
-        assert len(caption.ids) == 5 and END not in caption.ids and np.isfinite(caption.log_p)
+        assert len(caption.ids) == 4 and END not in caption.ids and np.isfinite(caption.log_p)
     chain.p[...] = 0.0
     chain.p[..., END] = 1.0  # END at once: the empty caption, log p 0
     for caption in greedy(chain, IMAGES, max_length=4) + beam_search(chain, IMAGES, width=3, max_length=4):
@@ -139,8 +139,8 @@ def tiny():
 
 
 def check_alpha(caption: Caption, L: int) -> None:
-    ended = len(caption.ids) <= L
-    assert caption.alpha.shape == (len(caption.ids) + ended, 16)  # 16 regions: a 4 x 4 map
+    assert len(caption.ids) <= L
+    assert caption.alpha.shape == (len(caption.ids) + 1, 16)  # the words and the END; 16 regions: a 4 x 4 map
     np.testing.assert_allclose(caption.alpha.sum(axis=1), 1.0, rtol=1e-5)
     assert (caption.alpha >= 0).all()
 
@@ -164,6 +164,6 @@ def test_the_tiny_attention_model_one_alpha_row_per_word_and_the_end(tiny):
     b[END] = 50.0  # END at once: no words, one alpha row (the END's)
     for caption in greedy(model, images, max_length=4) + beam_search(model, images, width=2, max_length=4):
         assert caption.ids == [] and caption.alpha.shape == (1, 16)
-    b[END] = -50.0  # never END: max_length + 1 words, as many rows
+    b[END] = -50.0  # END only when it must come: max_length words and the END's row
     for caption in greedy(model, images, max_length=4) + beam_search(model, images, width=2, max_length=4):
-        assert len(caption.ids) == 5 and caption.alpha.shape == (5, 16)
+        assert len(caption.ids) == 4 and caption.alpha.shape == (5, 16)

@@ -125,6 +125,8 @@ class SoftAttention(Layer):
         da = alpha[:, :, None] * dz[:, None, :]  # dC/da_j = alpha_j dz, (N, R, C)
         dalpha_total = (a @ dz[:, :, None])[:, :, 0]  # dz . a_j, (N, R)
         if dalpha is not None:
+            if dalpha.shape != alpha.shape:
+                raise ShapeError(f"{self.describe()}: dalpha must be of shape {tuple(alpha.shape)}, got {tuple(dalpha.shape)}")
             dalpha_total += dalpha
         de = alpha * (dalpha_total - (alpha * dalpha_total).sum(axis=1, keepdims=True))  # softmax'
         dpre = de[:, :, None] * self.params["v"]  # dC/du_j = de_j v ...
@@ -138,12 +140,11 @@ class SoftAttention(Layer):
 
     # --- the Layer contract: one step, projection included -----------------------------
     def forward(self, x, train: bool = False) -> Array:
-        """x = (a (N, R, C), h_prev (N, H)) -> z (N, C); ``self.alpha`` holds the weights."""
+        """x = (a (N, R, C), h_prev (N, H)) -> z (N, C); after a training forward ``self.alpha`` holds the weights."""
         a, h_prev = x
         z, alpha, cache = self.step(a, self.project(a), h_prev, train)
-        self.alpha = alpha
-        if train:
-            self._caches, self.output = (a, cache), z
+        if train:  # an evaluation forward writes nothing onto the layer
+            self._caches, self.output, self.alpha = (a, cache), z, alpha
         return z
 
     def backward(self, grad: Array, need_input_grad: bool = True):

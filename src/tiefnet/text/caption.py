@@ -21,10 +21,11 @@ are in :mod:`tiefnet.text.caption_search`.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy
 
+from tiefnet import backend
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ShapeError
 from tiefnet.nn.layer import layer_to_config
@@ -32,13 +33,11 @@ from tiefnet.nn import Container, Conv2d, Dense, Embedding, LSTM, LSTMCell, MaxP
 
 
 def build_encoder(channels: tuple[int, ...], rng: numpy.random.Generator) -> Sequential:
-    """3 -> channels[0] -> ... : 3x3 convolutions (padding 1) + ReLU, each but the last followed by 2x2
-    max-pooling; a 64 x 64 image with four layers gives an 8 x 8 map of channels[-1] features."""
+    """3 -> channels[0] -> ... : each a 3x3 convolution (padding 1) + ReLU + 2x2 max-pooling; a 64 x 64
+    image and three layers give an 8 x 8 map of channels[-1] features, each seeing 22 x 22 pixels."""
     layers, previous = [], 3
-    for k, F in enumerate(channels):
-        layers += [Conv2d(previous, F, 3, padding=1, init="he", rng=rng), ReLU()]
-        if k < len(channels) - 1:
-            layers.append(MaxPool2d(2))
+    for F in channels:
+        layers += [Conv2d(previous, F, 3, padding=1, init="he", rng=rng), ReLU(), MaxPool2d(2)]
         previous = F
     return Sequential(*layers)
 
@@ -74,14 +73,14 @@ class Captioner(Container):
         self.H = init.n_out // 2
         self.V = embed.V
 
-    def _check_parts(self, kinds: dict[str, type], sizes: list[tuple[str, int, int]]) -> None:
+    def _check_parts(self, kinds: dict[str, type], sizes: Callable[[], list[tuple[str, int, int]]]) -> None:
         """A model from a file: every part of the right type and the sizes where parts meet equal
         (a ValueError, which loading reports as a CheckpointError)."""
         for name, layer in self.parts().items():
             if not isinstance(layer, kinds[name]):
                 raise ValueError(f"{type(self).__name__}: {name} must be a {kinds[name].__name__}, "
                                  f"got {type(layer).__name__}")
-        for what, got, expected in sizes:
+        for what, got, expected in sizes():  # (called once the types are known to be right)
             if got != expected:
                 raise ValueError(f"{type(self).__name__}: {what} is {got}, expected {expected}")
 
@@ -128,7 +127,7 @@ class ShowAndTell(Captioner):
         super().__init__(encoder, init, embed, output)
         self.lstm = lstm
         self._check_parts({"encoder": Sequential, "init": Dense, "embed": Embedding, "lstm": LSTM, "output": Dense},
-                          [("init's n_out", init.n_out, 2 * lstm.H), ("the LSTM's input D", lstm.D, embed.D),
+                          lambda: [("init's n_out", init.n_out, 2 * lstm.H), ("the LSTM's input D", lstm.D, embed.D),
                            ("output's n_in", output.n_in, lstm.H), ("output's n_out", output.n_out, embed.V)])
 
     def children(self) -> list:
@@ -150,7 +149,10 @@ class ShowAndTell(Captioner):
         return p
 
     def backward(self, grad: Array, need_input_grad: bool = False, penalty: float = 0.0) -> None:
-        """grad = delta = dC/dz of the softmax output (N, T, V); BPTT, then back through the CNN."""
+        """grad = delta = dC/dz of the softmax output (N, T, V); BPTT, then back through the CNN.
+        ``penalty`` is the attention model's: Show and Tell has no attention to penalise (0 only)."""
+        if penalty:
+            raise ValueError("ShowAndTell has no attention: the doubly stochastic penalty must be 0")
         dh = self.output_layer.backward(grad)  # (N, T, H)
         dx, (dh0, dc0) = self.lstm.backward_state(dh)  # (N, T, E); dC/d(h^0, c^0)
         self.embed.backward(dx)
@@ -173,18 +175,27 @@ class ShowAttendTell(Captioner):
     """x^t = [E w_{t-1}; z^t], z^t = sum_j alpha_tj a_j from h^{t-1} (4.4.2); p^t = softmax(W_out [h^t; z^t] + b).
 
     Shapes:
-        forward((images (N, 3, S, S), words (N, T))) -> p (N, T, V); ``self.alpha`` (N, T, R)
+        forward((images (N, 3, S, S), words (N, T))) -> p (N, T, V); after a training forward ``self.alpha`` (N, T, R)
         children: encoder, init Dense(C, 2H), embed Embedding(V, E), attention SoftAttention(C, H, A),
         cell LSTMCell(E + C, H), output Dense(H + C, V)
     """
 
     def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, attention: SoftAttention,
-                 cell: LSTMCell, output: Dense):
+                 cell: LSTMCell, output: Dense, init_from_mean: bool = True, context_dropout: float = 0.0,
+                 rng: numpy.random.Generator | None = None):
         super().__init__(encoder, init, embed, output)
         self.attention, self.cell = attention, cell
+        if not isinstance(init_from_mean, bool):
+            raise ValueError(f"ShowAttendTell: init_from_mean must be true or false, got {init_from_mean!r}")
+        self.init_from_mean = init_from_mean
+        if isinstance(context_dropout, bool) or not isinstance(context_dropout, (int, float)) \
+                or not 0 <= context_dropout < 1:
+            raise ValueError(f"ShowAttendTell: context_dropout={context_dropout!r} must be in [0, 1)")
+        self.context_dropout = float(context_dropout)
+        self.rng = numpy.random.default_rng() if rng is None else rng
         self._check_parts({"encoder": Sequential, "init": Dense, "embed": Embedding, "attention": SoftAttention,
                            "cell": LSTMCell, "output": Dense},
-                          [("init's n_out", init.n_out, 2 * cell.H), ("init's n_in", init.n_in, attention.C),
+                          lambda: [("init's n_out", init.n_out, 2 * cell.H), ("init's n_in", init.n_in, attention.C),
                            ("attention's H", attention.H, cell.H), ("the cell's input D", cell.D, embed.D + attention.C),
                            ("output's n_in", output.n_in, cell.H + attention.C), ("output's n_out", output.n_out, embed.V)])
 
@@ -194,34 +205,52 @@ class ShowAttendTell(Captioner):
     def parts(self) -> dict[str, Any]:
         return {**super().parts(), "attention": self.attention, "cell": self.cell}
 
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "init_from_mean": self.init_from_mean, "context_dropout": self.context_dropout}
+
+    def _start_from(self, regions: Array) -> Array:
+        """What (h^0, c^0) is computed from: the mean region (Xu et al.), or nothing (zeros: a learned
+        start b_init, so that the image reaches the decoder only through the attention)."""
+        mean = regions.mean(axis=1)  # (N, C)
+        return mean if self.init_from_mean else xp.zeros_like(mean)
+
     @staticmethod
     def regions(a: Array) -> Array:
-        """a_CNN (N, C, H', W') -> the R = H' W' regions a_j as rows, (N, R, C)."""
-        N, C = a.shape[:2]
-        return a.reshape(N, C, -1).transpose(0, 2, 1)
+        """a_CNN (N, C, H', W') -> the R = H' W' regions a_j as rows, each with its place: (N, R, C + 2),
+        the last two features the region's row and column centre in [-1, 1] (what "upper left" reads)."""
+        N, C, Hf, Wf = a.shape
+        regions = xp.empty((N, Hf * Wf, C + 2), dtype=a.dtype)
+        regions[:, :, :C] = a.reshape(N, C, -1).transpose(0, 2, 1)
+        rows, cols = xp.meshgrid(xp.linspace(-1, 1, Hf, dtype=a.dtype), xp.linspace(-1, 1, Wf, dtype=a.dtype),
+                                 indexing="ij")
+        regions[:, :, C] = rows.reshape(-1)
+        regions[:, :, C + 1] = cols.reshape(-1)
+        return regions
 
     def forward(self, x, train: bool = False) -> Array:
         images, words = x
         a = self.features(images, train)
         N, C = a.shape[:2]
         self._check_words(words, N)
-        regions = xp.ascontiguousarray(self.regions(a))  # (N, R, C)
-        h, c = self._initial_state(regions.mean(axis=1), train)  # from the mean region (Xu et al.)
+        regions = self.regions(a)  # (N, R, C + 2)
+        h, c = self._initial_state(self._start_from(regions), train)
         proj = self.attention.project(regions)  # W_a a_j + b, once per image
         e = self.embed.forward(words, train)  # (N, T, E)
         T = words.shape[1]
-        hz = xp.empty((N, T, self.H + C), dtype=a.dtype)  # [h^t; z^t], the output layer's input
+        hz = xp.empty((N, T, self.H + C + 2), dtype=a.dtype)  # [h^t; z^t], the output layer's input
         alpha = xp.empty((N, T, regions.shape[1]), dtype=a.dtype)
+        keep = self._context_mask(N, T, a.dtype) if train else None  # (N, T, 1) or None
         caches = []
         for t in range(T):
             z, alpha[:, t], attention_cache = self.attention.step(regions, proj, h, train)  # from h^{t-1}
-            h, (h, c), cell_cache = self.cell.step(xp.concatenate([e[:, t], z], axis=1), (h, c), train)
+            z_in = z if keep is None else z * keep[:, t]  # what the LSTM step sees of the context
+            h, (h, c), cell_cache = self.cell.step(xp.concatenate([e[:, t], z_in], axis=1), (h, c), train)
             hz[:, t, :self.H], hz[:, t, self.H:] = h, z
             caches.append((attention_cache, cell_cache))
         p = _softmax(self.output_layer.forward(hz, train))
-        self.alpha = alpha
-        if train:
-            self._caches, self._regions, self._a_shape, self.output = caches, regions, a.shape, p
+        if train:  # an evaluation forward writes nothing onto the model (concurrent use)
+            self._caches, self._regions, self._a_shape, self._keep, self.output = caches, regions, a.shape, keep, p
+            self.alpha = alpha  # of the last training forward: the penalty's gradient reads it
         return p
 
     def backward(self, grad: Array, need_input_grad: bool = False, penalty: float = 0.0, mask: Array | None = None) -> None:
@@ -242,7 +271,8 @@ class ShowAttendTell(Captioner):
             attention_cache, cell_cache = caches[t]
             dx, dstate = self.cell.step_backward(cell_cache, dhz[:, t, :self.H], dstate)  # (N, E + C)
             de[:, t] = dx[:, :E]
-            dz = dx[:, E:] + dhz[:, t, self.H:]  # z^t enters the LSTM step and the output layer
+            dz = dx[:, E:] if self._keep is None else dx[:, E:] * self._keep[:, t]
+            dz += dhz[:, t, self.H:]  # z^t enters the LSTM step and the output layer
             da, dpre, dh_prev = self.attention.step_backward(attention_cache, dz,
                                                              None if dalpha is None else dalpha[:, t])
             dregions += da
@@ -251,33 +281,44 @@ class ShowAttendTell(Captioner):
         self.embed.backward(de)
         dregions += self.attention.project_backward(regions, dproj)
         dmean = self.init.backward(xp.concatenate(dstate, axis=1))  # (N, C)
-        dregions += dmean[:, None, :] / regions.shape[1]  # the mean over the R regions
+        if self.init_from_mean:
+            dregions += dmean[:, None, :] / regions.shape[1]  # the mean over the R regions
         N_, C, Hf, Wf = self._a_shape
-        self.encoder.backward(dregions.transpose(0, 2, 1).reshape(N_, C, Hf, Wf), need_input_grad=False)
+        da = dregions[:, :, :C].transpose(0, 2, 1).reshape(N_, C, Hf, Wf)  # the places are no parameters
+        self.encoder.backward(xp.ascontiguousarray(da), need_input_grad=False)
+
+    def _context_mask(self, N: int, T: int, dtype) -> Array | None:
+        """Dropout (2.7.3) of the context on its way into the LSTM, a whole z^t per caption and step, scaled
+        by 1/(1 - rate); the output layer always sees z^t. Without it the decoder reads a digit once, while
+        writing "large", and carries it in h (the attention of the digit word looks elsewhere)."""
+        if not self.context_dropout:
+            return None
+        keep = self.rng.random((N, T, 1)) >= self.context_dropout
+        return backend.asarray(keep / (1.0 - self.context_dropout), dtype)
 
     def _penalty_gradient(self, penalty: float, mask: Array | None) -> Array:
         """d/dalpha_tj of lambda/N sum_n sum_j (1 - sum_t m_t alpha_tj)^2 = -2 lambda/N (1 - sum_t m_t alpha_tj) m_t."""
-        alpha = self.alpha
+        alpha = self._require_cache("alpha")
         m = xp.ones(alpha.shape[:2], dtype=alpha.dtype) if mask is None else mask.astype(alpha.dtype)
         gap = 1 - (alpha * m[:, :, None]).sum(axis=1)  # (N, R)
         return -2 * penalty / alpha.shape[0] * gap[:, None, :] * m[:, :, None]
 
     def penalty_cost(self, penalty: float, mask: Array | None = None) -> float:
-        """lambda/N sum_n sum_j (1 - sum_t alpha_tj)^2 of the last forward (Xu et al.'s doubly stochastic term)."""
-        alpha = self.alpha
+        """lambda/N sum_n sum_j (1 - sum_t alpha_tj)^2 of the last training forward (Xu et al.'s doubly stochastic term)."""
+        alpha = self._require_cache("alpha")
         m = xp.ones(alpha.shape[:2], dtype=alpha.dtype) if mask is None else mask.astype(alpha.dtype)
         gap = 1 - (alpha * m[:, :, None]).sum(axis=1)
         return float(penalty * (gap * gap).sum() / alpha.shape[0])
 
     def start(self, images: Array) -> DecoderState:
-        regions = xp.ascontiguousarray(self.regions(self.features(images)))
-        h, c = self._initial_state(regions.mean(axis=1), False)
+        regions = self.regions(self.features(images))
+        h, c = self._initial_state(self._start_from(regions), False)
         return DecoderState(h, c, regions, self.attention.project(regions))
 
     def step(self, words: Array, state: DecoderState) -> tuple[Array, DecoderState, Array]:
         """p (B, V) of the next word after ``words`` (B,), the new state, and alpha (B, R) of this step."""
         z, alpha, _ = self.attention.step(state.regions, state.proj, state.h)
-        x = xp.concatenate([self.embed.params["W"][words], z], axis=1)
+        x = xp.concatenate([self.embed.forward(words[:, None])[:, 0], z], axis=1)  # ids checked
         h, (h, c), _ = self.cell.step(x, (state.h, state.c))
         p = _softmax(self.output_layer.forward(xp.concatenate([h, z], axis=1)))
         return p, DecoderState(h, c, state.regions, state.proj), alpha
@@ -287,16 +328,19 @@ MODELS = {"ShowAndTell": ShowAndTell, "ShowAttendTell": ShowAttendTell}
 
 
 def build_model(attention: bool, V: int, canvas: int, channels: tuple[int, ...], hidden: int, embed: int,
-                attention_units: int, rng: numpy.random.Generator) -> Captioner:
+                attention_units: int, rng: numpy.random.Generator, init_from_mean: bool = True,
+                context_dropout: float = 0.0) -> Captioner:
     """A Show-and-Tell or a Show-Attend-and-Tell model for images canvas x canvas and V words."""
     encoder = build_encoder(channels, rng)
     C = channels[-1]
-    side = canvas // 2 ** (len(channels) - 1)
+    side = canvas // 2 ** len(channels)
     E, H = embed, hidden
     if attention:
+        C += 2  # every region's features and its place
         model: Captioner = ShowAttendTell(encoder, Dense(C, 2 * H, rng=rng), Embedding(V, E, rng=rng),
                                           SoftAttention(C, H, attention_units, rng=rng),
-                                          LSTMCell(E + C, H, rng=rng), Dense(H + C, V, rng=rng))
+                                          LSTMCell(E + C, H, rng=rng), Dense(H + C, V, rng=rng), init_from_mean,
+                                          context_dropout, numpy.random.default_rng(rng.integers(2**63)))
     else:
         model = ShowAndTell(encoder, Dense(C * side * side, 2 * H, rng=rng), Embedding(V, E, rng=rng),
                             LSTM(E, H, rng=rng), Dense(H, V, rng=rng))

@@ -4,8 +4,9 @@
 
 :func:`greedy` takes the most probable word at every step; :func:`beam_search` keeps the ``width``
 most probable beginnings (the sum of ln p of their words) and extends each by every word; a beam
-that has written END stays as it is. With a width of at least V^(L+1) nothing is ever dropped and
-the result is the most probable caption of at most L words: exhaustive search.
+that has written END stays as it is. Both stop a caption with END after at most L = ``max_length``
+words. With a width of at least V^L nothing is ever dropped and the result is the most probable
+caption of at most L words (the ln p of its END included): exhaustive search.
 """
 from __future__ import annotations
 
@@ -51,9 +52,10 @@ def greedy(model, images: Array, max_length: int = 40) -> list[Caption]:
     words = xp.full(N, START, dtype=xp.int64)
     ids, log_p, alphas = [], xp.zeros(N), []
     done = xp.zeros(N, dtype=bool)
-    for _ in range(max_length + 1):
+    for step in range(max_length + 1):
         p, state, alpha = model.step(words, state)
-        words = p.argmax(axis=1)  # the most probable next word
+        words = p.argmax(axis=1) if step < max_length else xp.full(N, END)  # the most probable next word; END
+        # after max_length words
         log_p += xp.where(done, 0.0, _log(p[xp.arange(N), words]))
         ids.append(xp.where(done, END, words))
         alphas.append(alpha)
@@ -76,10 +78,13 @@ def beam_search(model, images: Array, width: int = 3, max_length: int = 40) -> l
     finished = xp.zeros((N, k), dtype=bool)
     sequences = xp.zeros((N, k, 0), dtype=xp.int64)
     alphas = None
-    for _ in range(max_length + 1):
+    for step in range(max_length + 1):
         p, state, alpha = model.step(words, state)
         V = p.shape[1]
         log_p = _log(p).reshape(N, k, V)
+        if step == max_length:  # after max_length words only END may follow
+            log_p[:, :, :END] = -xp.inf
+            log_p[:, :, END + 1:] = -xp.inf
         log_p[finished] = -xp.inf  # a finished beam can only stay as it is ...
         log_p[finished, END] = 0.0  # ... by "writing" END at no cost
         candidates = (scores[:, :, None] + log_p).reshape(N, k * V)

@@ -74,7 +74,7 @@ def restore(path: Path, model: Sequential, optimizer: Adam, rng: numpy.random.Ge
     for i, layer in enumerate(recurrent_layers(model)):
         expected.update({f"state.{i}.{k}": xp.empty((config.batch_size, layer.H), dtype=backend.dtype())
                          for k in range(len(layer.state_names))})
-    arrays = _checked_arrays(path, arrays, expected)
+    arrays = checked_arrays(path, arrays, expected)
     try:
         rng.bit_generator.state = meta.get("rng")
     except (KeyError, TypeError, ValueError, OverflowError) as error:
@@ -88,7 +88,7 @@ def restore(path: Path, model: Sequential, optimizer: Adam, rng: numpy.random.Ge
         setattr(state, f.name, getattr(progress, f.name))
 
 
-def _checked_arrays(path: Path, arrays: dict[str, numpy.ndarray], expected: dict[str, Any]) -> dict[str, Any]:
+def checked_arrays(path: Path, arrays: dict[str, numpy.ndarray], expected: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint's arrays, exactly those of ``expected`` with their shapes, cast to their dtypes,
     finite; Adam's v (a mean of squares) not negative."""
     missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))

@@ -1,0 +1,151 @@
+"""Using a trained captioning model: load a model folder, describe images, evaluate on a split, draw
+sample captions and per-word attention maps (4.4.2: "Ball" is upper right)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy
+
+from tiefnet.checkpoint import load_model
+from tiefnet.data.captions import CaptionSet, Vocabulary
+from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.settings import is_whole
+from tiefnet.text.caption import MODELS, Captioner, ShowAttendTell
+from tiefnet.text.caption_metrics import attention_in_boxes, caption_scores
+from tiefnet.text.caption_run import Config, Splits, generate, load_splits, summary_of
+
+SPLIT_NAMES = ("test", "compositional", "validation", "train")
+
+
+def load_captioner(folder: str | Path) -> tuple[Captioner, Vocabulary, dict[str, Any]]:
+    """(model, vocabulary, model.json's info) of a ``tiefnet caption train`` folder, every part checked."""
+    model, info = load_model(folder, custom=MODELS)
+    if not isinstance(model, tuple(MODELS.values())) or not isinstance(info, dict):
+        raise CheckpointError(f"{folder}: not a captioning model (tiefnet caption train writes one)")
+    vocab = Vocabulary(info.get("words") if isinstance(info.get("words"), list) else [])
+    size, max_length = info.get("size"), info.get("max_length")
+    if len(vocab) != model.V or not is_whole(size, 8, 512) or not is_whole(max_length, 1, 200):
+        raise CheckpointError(f"{folder}: model.json's words, size or max_length do not fit the model")
+    if not isinstance(info.get("data"), dict):
+        raise CheckpointError(f"{folder}: model.json names no data")
+    return model, vocab, info
+
+
+def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: int, width: int = 1,
+             meteor: bool = False) -> dict[str, Any]:
+    """Scores of the captions of ``data``: BLEU-1..4, CIDEr (METEOR), BLEU-4 by number of digits and,
+    for an attention model on scenes, the attention mass in the named digit's box beside a uniform map's."""
+    generated, alphas = generate(model, data.images, vocab, max_length, width)
+    result: dict[str, Any] = {"images": len(data), "beam_width": width,
+                              **caption_scores(generated, data.captions, meteor)}
+    if data.digits is not None:
+        for count in sorted(set(data.digits)):
+            index = [i for i, d in enumerate(data.digits) if d == count]
+            result[f"BLEU-4 ({count} digit{'s' if count > 1 else ''})"] = caption_scores(
+                [generated[i] for i in index], [data.captions[i] for i in index])["BLEU-4"]
+    if isinstance(model, ShowAttendTell) and data.boxes is not None:
+        result.update(attention_in_boxes(generated, alphas, data.boxes, data.images.shape[1]))
+    result["examples"] = [{"name": data.names[i], "generated": " ".join(generated[i]),
+                           "reference": " ".join(data.captions[i][0])} for i in range(min(5, len(data)))]
+    return result
+
+
+def split_of(info: dict[str, Any], split: str) -> CaptionSet:
+    """The split ``split`` of the data the model was trained on, made again from model.json's "data"."""
+    source = info["data"]
+    if split not in SPLIT_NAMES or (split == "compositional" and source.get("format") != "scenes"):
+        allowed = SPLIT_NAMES if source.get("format") == "scenes" else ("test", "validation", "train")
+        raise ConfigError(f"split {split!r} is not one of {', '.join(allowed)}")
+    try:
+        return load_splits(source, split)[split]
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"model.json's data entry is not one tiefnet wrote ({error})") from None
+
+
+def finish(folder, config: Config, splits: Splits, state: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """The end of a run: the best model's test scores (summary.json), loss.png and samples.png."""
+    model, vocab, info = load_captioner(folder.path)
+    summary = {**summary_of(config, state), "best_epoch": info["epoch"],
+               "validation_bleu4": info["validation_bleu4"], "vocabulary_size": len(vocab)}
+    for name, data in splits.test.items():
+        scores = evaluate(model, vocab, data, config.max_length)
+        summary[name] = {k: v for k, v in scores.items() if k != "examples"}
+        log(f"{name}: BLEU-4 {scores['BLEU-4']:.3f}  CIDEr {scores['CIDEr']:.3f}"
+            + (f"  attention in the digit's box {scores['attention_in_box']:.1%} (uniform "
+               f"{scores['uniform_in_box']:.1%})" if "attention_in_box" in scores else ""))
+    folder.write_json("summary.json", summary)
+    with folder.replacing("loss.png") as path:
+        _plot_metrics(state["metrics"], path, "Show, Attend and Tell" if config.attention else "Show and Tell")
+    sample = splits.validation.subset(range(min(8, len(splits.validation))))
+    generated, _ = generate(model, sample.images, vocab, config.max_length)
+    with folder.replacing("samples.png") as path:
+        sample_sheet(sample.images, generated, path)
+    return summary
+
+
+def _plot_metrics(metrics: list[dict[str, Any]], path: Path, title: str) -> None:
+    from tiefnet.plot import epoch_axis, plt, points, save
+
+    fig, (ax_loss, ax_bleu) = plt.subplots(1, 2, figsize=(10, 4))
+    x = [m["epoch"] for m in metrics]
+    ax_loss.plot(x, [m["train_loss"] for m in metrics], label="train", **points(len(x)))
+    ax_loss.set(xlabel="epoch", ylabel="nats per word", title="training loss")
+    for n in (1, 4):
+        ax_bleu.plot(x, [m[f"bleu{n}"] for m in metrics], label=f"BLEU-{n}", **points(len(x)))
+    ax_bleu.set(xlabel="epoch", ylabel="score", title="validation (greedy captions)")
+    for ax in (ax_loss, ax_bleu):
+        epoch_axis(ax)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def _wrap(words: Sequence[str], width: int = 34) -> str:
+    lines, line = [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    return "\n".join(lines + [line])
+
+
+def sample_sheet(images: numpy.ndarray, captions: Sequence[Sequence[str]], path: Path) -> None:
+    """A PNG: every image with its generated caption beneath it."""
+    from tiefnet.plot import plt, save
+
+    cols = min(4, len(images))
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, words in zip(axes.flat, images, captions):
+        ax.imshow(image)
+        ax.set_title(_wrap(words), fontsize=8)
+    save(fig, path)
+
+
+def attention_sheet(images: numpy.ndarray, captions: Sequence[Sequence[str]], alphas: Sequence[numpy.ndarray],
+                    path: Path) -> None:
+    """A PNG: one row per image, one panel per generated word (and END) with alpha over the image (4.4.2)."""
+    from tiefnet.plot import plt, save
+
+    cols = max(len(c) + 1 for c in captions) + 1
+    fig, axes = plt.subplots(len(images), cols, figsize=(1.6 * cols, 1.8 * len(images)), squeeze=False)
+    for row, (image, words, alpha) in enumerate(zip(images, captions, alphas)):
+        axes[row, 0].imshow(image)
+        axes[row, 0].set_title("image", fontsize=8)
+        S, side = image.shape[0], int(round(alpha.shape[1] ** 0.5))
+        for t, word in enumerate([*words, "<end>"][:len(alpha)]):
+            grid = alpha[t].reshape(side, side)
+            upsampled = numpy.kron(grid, numpy.ones((S // side, S // side)))  # each region over its cell
+            ax = axes[row, t + 1]
+            ax.imshow(image)
+            ax.imshow(upsampled, cmap="gray", alpha=0.6, extent=(0, S, S, 0), vmin=0, vmax=grid.max())
+            ax.set_title(word, fontsize=9)
+        for ax in axes[row]:
+            ax.axis("off")
+    save(fig, path)
