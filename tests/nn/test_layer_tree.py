@@ -10,7 +10,7 @@ import pytest
 from helpers import dev, guard_against_writes, host
 
 from tiefnet.errors import ConfigError
-from tiefnet.nn import (LAYER_TYPES, LSTM, RNN, BatchNorm1d, LSTMCell, RNNCell, BatchNorm2d, Container, Conv2d, Dense, Dropout,
+from tiefnet.nn import (LAYER_TYPES, SoftAttention, LSTM, RNN, BatchNorm1d, LSTMCell, RNNCell, BatchNorm2d, Container, Conv2d, Dense, Dropout,
                         Embedding, Flatten, InstanceNorm2d, L2Pool2d, Layer, MaxPool2d, Parallel, ReflectionPad2d, ReLU,
                         Reshape, Residual, Sequential, Sigmoid, Softmax, Step, Tanh, Taps, TimeFlatten, Upsample,
                         ZeroPad2d)
@@ -245,6 +245,7 @@ FACTORIES = {
     "Upsample": lambda: (Upsample(2), rand((2, 2, 3, 3))),
     "RNNCell": lambda: (RNNCell(3, 4), rand((2, 5, 3))),
     "LSTMCell": lambda: (LSTMCell(3, 4), rand((2, 5, 3))),
+    "SoftAttention": lambda: (SoftAttention(3, 4, 5), (rand((2, 6, 3)), rand((2, 4), 3))),  # (regions, h_prev)
 }
 
 
@@ -300,7 +301,8 @@ def test_every_frozen_layer_type_computes_dx_only(name):
     dx = layer.backward(up)
     assert untouched() and all(layer.grads[k] is g for k, g in grads.items())
     if reference is not None and not name.startswith("BatchNorm"):  # (frozen BatchNorm: see test_norm.py)
-        np.testing.assert_array_equal(host(dx), host(reference))
+        for ours, theirs in zip(dx, reference) if isinstance(dx, tuple) else [(dx, reference)]:  # (a, h_prev)
+            np.testing.assert_array_equal(host(ours), host(theirs))
     assert layer.backward(up, need_input_grad=False) is None and untouched()
 
 

@@ -148,13 +148,14 @@ class SoftAttention(Layer):
         return z
 
     def backward(self, grad: Array, need_input_grad: bool = True):
-        """grad = dC/dz (N, C) -> (dC/da (N, R, C), dC/dh_prev (N, H)); overwrites ``grads``."""
+        """grad = dC/dz (N, C) -> (dC/da (N, R, C), dC/dh_prev (N, H)) (None without need_input_grad);
+        overwrites ``grads``."""
         a, cache = self._require_cache("_caches")
         if self.trainable:
             self.zero_grads()
         da, dproj, dh_prev = self.step_backward(cache, grad)
         da += self.project_backward(a, dproj)
-        return da, dh_prev
+        return (da, dh_prev) if need_input_grad else None
 
     def to_config(self) -> dict[str, Any]:
         return {"C": self.C, "H": self.H, "A": self.A}

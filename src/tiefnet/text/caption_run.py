@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy
 
 from tiefnet import backend
-from tiefnet.backend import Array, xp
+from tiefnet.backend import xp
 from tiefnet.data.captions import CaptionSet, Vocabulary
 from tiefnet.errors import ConfigError, TrainingDiverged
 from tiefnet.limits import check_allocation
@@ -30,7 +30,7 @@ from tiefnet.settings import check_seed, layer_sizes, setting
 from tiefnet.text.caption import Captioner, build_model
 from tiefnet.text.caption_checkpoint import restore, save_checkpoint
 from tiefnet.text.caption_metrics import caption_scores
-from tiefnet.text.caption_search import greedy
+from tiefnet.text.caption_use import as_input, finish, generate, load_splits
 
 RESUMABLE_CHANGES = {"epochs", "threads"}
 
@@ -131,32 +131,6 @@ def data_source(config: Config) -> dict[str, Any]:
             "limit": config.limit, "held_out": config.held_out, "seed": config.seed}
 
 
-def load_splits(source: dict[str, Any], only: str | None = None) -> dict[str, CaptionSet]:
-    """The splits described by ``source`` (model.json's "data"); ``only``: just that one."""
-    if source["format"] == "scenes":
-        from tiefnet.data.scenes import make_scenes
-
-        counts = {"train": source["train"], "validation": source["eval"], "test": source["eval"],
-                  "compositional": source["eval"]}
-        names = [only] if only else list(counts)
-        return {name: make_scenes(name, counts[name], source["seed"], source["canvas"]) for name in names}
-    from tiefnet.data.caption_files import load_caption_files
-
-    everything = load_caption_files(source["data"], source["images"] or None, source["size"], source["limit"] or None)
-    order = numpy.random.default_rng(source["seed"]).permutation(len(everything))
-    n_out = int(round(source["held_out"] * len(everything)))
-    if n_out < 1 or len(everything) - 2 * n_out < 1:
-        raise ConfigError(f"{source['data']}: {len(everything)} images are too few for held_out={source['held_out']} "
-                          f"(need at least one image for training, validation and test each)")
-    splits = {"test": order[:n_out], "validation": order[n_out:2 * n_out], "train": order[2 * n_out:]}
-    return {name: everything.subset(index) for name, index in splits.items() if only in (None, name)}
-
-
-def as_input(images: numpy.ndarray) -> Array:
-    """uint8 (N, S, S, 3) -> (N, 3, S, S) in [0, 1], the default dtype, on the device."""
-    return backend.asarray(images.transpose(0, 3, 1, 2)) / 255.0
-
-
 def run(config: Config, out: str | Path, progress: bool = True, resume: bool = False,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train as ``config`` says and write the run folder ``out``: config.json, metrics.jsonl, checkpoint.npz,
@@ -197,8 +171,6 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
             save_checkpoint(folder.path / "checkpoint.npz", model, optimizer, rng, state)
             log(f"epoch {state['epoch']:3d}  train {train_loss:.3f} nats/word  validation BLEU-4 {entry['bleu4']:.3f} "
                 f"CIDEr {entry['cider']:.3f}  ({state['seconds']:.0f} s)")
-    from tiefnet.text.caption_use import finish
-
     return finish(folder, config, splits, state, log)
 
 
@@ -254,25 +226,7 @@ def train_epoch(model: Captioner, optimizer: Adam, splits: Splits, config: Confi
     return total / words
 
 
-def generate(model: Captioner, images: numpy.ndarray, vocab: Vocabulary, max_length: int, width: int = 1,
-             batch_size: int = 250) -> tuple[list[list[str]], list[Any]]:
-    """Captions (token lists) of uint8 images and their attention maps (None without attention)."""
-    from tiefnet.text.caption_search import beam_search
-
-    words, alphas = [], []
-    for start in range(0, len(images), batch_size):
-        x = as_input(images[start:start + batch_size])
-        found = greedy(model, x, max_length) if width == 1 else beam_search(model, x, width, max_length)
-        words += [vocab.decode(c.ids) for c in found]
-        alphas += [c.alpha for c in found]
-    return words, alphas
-
-
 def validate(model: Captioner, splits: Splits, max_length: int) -> dict[str, float | str]:
     """BLEU-1..4 and CIDEr of the greedy captions of the validation images."""
     generated, _ = generate(model, splits.validation.images, splits.vocab, max_length)
     return caption_scores(generated, splits.validation.captions)
-
-
-def summary_of(config: Config, state: dict[str, Any]) -> dict[str, Any]:
-    return {"epochs": state["epoch"], "seconds": state["seconds"], "device": backend.DEVICE, "options": asdict(config)}

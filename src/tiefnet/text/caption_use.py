@@ -2,20 +2,64 @@
 sample captions and per-word attention maps (4.4.2: "Ball" is upper right)."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy
 
+from tiefnet import backend
+from tiefnet.backend import Array
 from tiefnet.checkpoint import load_model
 from tiefnet.data.captions import CaptionSet, Vocabulary
 from tiefnet.errors import CheckpointError, ConfigError
 from tiefnet.settings import is_whole
 from tiefnet.text.caption import MODELS, Captioner, ShowAttendTell
 from tiefnet.text.caption_metrics import attention_in_boxes, caption_scores
-from tiefnet.text.caption_run import Config, Splits, generate, load_splits, summary_of
+from tiefnet.text.caption_search import beam_search, greedy
+
+# a run's settings and splits (tiefnet.text.caption_run, which imports this module: the imports flow one way)
+Config = Splits = Any
 
 SPLIT_NAMES = ("test", "compositional", "validation", "train")
+
+
+def load_splits(source: dict[str, Any], only: str | None = None) -> dict[str, CaptionSet]:
+    """The splits described by ``source`` (model.json's "data"); ``only``: just that one."""
+    if source["format"] == "scenes":
+        from tiefnet.data.scenes import make_scenes
+
+        counts = {"train": source["train"], "validation": source["eval"], "test": source["eval"],
+                  "compositional": source["eval"]}
+        names = [only] if only else list(counts)
+        return {name: make_scenes(name, counts[name], source["seed"], source["canvas"]) for name in names}
+    from tiefnet.data.caption_files import load_caption_files
+
+    everything = load_caption_files(source["data"], source["images"] or None, source["size"], source["limit"] or None)
+    order = numpy.random.default_rng(source["seed"]).permutation(len(everything))
+    n_out = int(round(source["held_out"] * len(everything)))
+    if n_out < 1 or len(everything) - 2 * n_out < 1:
+        raise ConfigError(f"{source['data']}: {len(everything)} images are too few for held_out={source['held_out']} "
+                          f"(need at least one image for training, validation and test each)")
+    splits = {"test": order[:n_out], "validation": order[n_out:2 * n_out], "train": order[2 * n_out:]}
+    return {name: everything.subset(index) for name, index in splits.items() if only in (None, name)}
+
+
+def as_input(images: numpy.ndarray) -> Array:
+    """uint8 (N, S, S, 3) -> (N, 3, S, S) in [0, 1], the default dtype, on the device."""
+    return backend.asarray(images.transpose(0, 3, 1, 2)) / 255.0
+
+
+def generate(model: Captioner, images: numpy.ndarray, vocab: Vocabulary, max_length: int, width: int = 1,
+             batch_size: int = 250) -> tuple[list[list[str]], list[Any]]:
+    """Captions (token lists) of uint8 images and their attention maps (None without attention)."""
+    words, alphas = [], []
+    for start in range(0, len(images), batch_size):
+        x = as_input(images[start:start + batch_size])
+        found = greedy(model, x, max_length) if width == 1 else beam_search(model, x, width, max_length)
+        words += [vocab.decode(c.ids) for c in found]
+        alphas += [c.alpha for c in found]
+    return words, alphas
 
 
 def load_captioner(folder: str | Path) -> tuple[Captioner, Vocabulary, dict[str, Any]]:
@@ -66,7 +110,8 @@ def split_of(info: dict[str, Any], split: str) -> CaptionSet:
 def finish(folder, config: Config, splits: Splits, state: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     """The end of a run: the best model's test scores (summary.json), loss.png and samples.png."""
     model, vocab, info = load_captioner(folder.path)
-    summary = {**summary_of(config, state), "best_epoch": info["epoch"],
+    summary = {"epochs": state["epoch"], "seconds": state["seconds"], "device": backend.DEVICE,
+               "options": asdict(config), "best_epoch": info["epoch"],
                "validation_bleu4": info["validation_bleu4"], "vocabulary_size": len(vocab)}
     for name, data in splits.test.items():
         scores = evaluate(model, vocab, data, config.max_length)
