@@ -153,3 +153,26 @@ def test_describe_errors(trained, tmp_path, capsys):
         assert main(["caption", "describe", *argv]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda info: info["data"].update(eval=10**9), "data entry"),
+    (lambda info: info["data"].update(format="http"), "no data"),
+    (lambda info: info["data"].update(canvas=32), "data entry"),
+    (lambda info: info.update(words=info["words"][:-1]), "words"),
+    (lambda info: info.update(size="64"), "size"),
+])
+def test_a_crafted_model_json_is_refused_with_one_line(trained, tmp_path, capsys, change, fragment):
+    import shutil
+
+    folder = tmp_path / "crafted"
+    shutil.copytree(trained / "att", folder)
+    from tiefnet.checkpoint import read_npz, write_npz
+
+    arrays, meta = read_npz(folder / "model.npz")
+    change(meta["info"])
+    write_npz(folder / "model.npz", arrays, meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert main(["caption", "evaluate", "--model", str(folder), "--no-meteor"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err

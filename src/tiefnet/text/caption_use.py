@@ -71,9 +71,27 @@ def load_captioner(folder: str | Path) -> tuple[Captioner, Vocabulary, dict[str,
     size, max_length = info.get("size"), info.get("max_length")
     if len(vocab) != model.V or not is_whole(size, 8, 512) or not is_whole(max_length, 1, 200):
         raise CheckpointError(f"{folder}: model.json's words, size or max_length do not fit the model")
-    if not isinstance(info.get("data"), dict):
-        raise CheckpointError(f"{folder}: model.json names no data")
+    _check_source(folder, info.get("data"), size)
     return model, vocab, info
+
+
+def _check_source(folder, source: Any, size: int) -> None:
+    """model.json's "data" (how to make the splits again), every value in the range a run can write."""
+    from tiefnet.settings import is_number
+
+    if not isinstance(source, dict) or source.get("format") not in ("scenes", "files"):
+        raise CheckpointError(f"{folder}: model.json names no data tiefnet can make again")
+    if source["format"] == "scenes":
+        keys, ok = {"format", "seed", "canvas", "train", "eval"}, source.get("canvas") == size and \
+            is_whole(source.get("seed")) and is_whole(source.get("train"), 1, 1_000_000) and \
+            is_whole(source.get("eval"), 1, 100_000)
+    else:
+        keys = {"format", "data", "images", "size", "limit", "held_out", "seed"}
+        ok = isinstance(source.get("data"), str) and isinstance(source.get("images"), str) and \
+            source.get("size") == size and is_whole(source.get("limit")) and is_whole(source.get("seed")) and \
+            is_number(source.get("held_out"), 0) and 0 < source["held_out"] < 0.5
+    if set(source) != keys or not ok:
+        raise CheckpointError(f"{folder}: model.json's data entry is not one tiefnet caption train writes")
 
 
 def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: int, width: int = 1,
