@@ -112,3 +112,18 @@ def test_no_digit_words_count_zero_and_nan():
     assert result["digit_words"] == 0
     assert np.isnan(result["attention_in_box"]) and np.isnan(result["uniform_in_box"])
     assert attention_in_boxes([], [], [], 64)["digit_words"] == 0
+
+
+def test_attention_by_word_kind_reads_the_kth_phrase_as_the_kth_digit():
+    from tiefnet.text.caption_metrics import attention_by_word_kind
+
+    boxes = [[Box("7", 0, 0, 32, 32), Box("3", 32, 32, 64, 64)]]  # upper left, lower right
+    words = [["a", "large", "red", "7", "and", "a", "small", "green", "3"]]
+    on_first, on_second = np.zeros((2, 2)), np.zeros((2, 2))
+    on_first[0, 0], on_second[1, 1] = 1, 1
+    alpha = np.stack([on_first.ravel()] * 4 + [on_first.ravel()] + [on_second.ravel()] * 4)  # one row per word
+    shares = attention_by_word_kind(words, [alpha], boxes, 64)
+    assert shares["attention_in_box (digit words)"] == 1.0 and shares["attention_in_box (size words)"] == 1.0
+    assert shares["attention_in_box (other words)"] == 1.0 and np.isnan(shares["attention_in_box (place words)"])
+    alpha[3] = on_second.ravel()  # the 7 written while looking at the 3
+    assert attention_by_word_kind(words, [alpha], boxes, 64)["attention_in_box (digit words)"] == 0.5

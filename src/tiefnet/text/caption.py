@@ -29,7 +29,7 @@ from tiefnet import backend
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ShapeError
 from tiefnet.nn.layer import layer_to_config
-from tiefnet.nn import Container, Conv2d, Dense, Embedding, LSTM, LSTMCell, MaxPool2d, ReLU, Sequential, SoftAttention
+from tiefnet.nn import Container, Conv2d, Dense, Embedding, LSTM, LSTMCell, MaxPool2d, ReLU, Sequential, SoftAttention, Tanh
 
 
 def build_encoder(channels: tuple[int, ...], rng: numpy.random.Generator) -> Sequential:
@@ -47,6 +47,16 @@ def _softmax(z: Array) -> Array:
     p = xp.exp(z, out=z)
     p /= p.sum(axis=-1, keepdims=True)
     return p
+
+
+def _ends(output) -> tuple[int | None, int | None]:
+    """(n_in of the first Dense, n_out of the last) of the output layer: a Dense, or Xu et al.'s deep
+    output Sequential(Dense, Tanh, Dense)."""
+    dense = [output] if isinstance(output, Dense) else [layer for _, layer in output.walk() if isinstance(layer, Dense)]
+    if not dense or (isinstance(output, Sequential) and not all(
+            isinstance(layer, (Dense, Tanh)) for layer in output.layers)):
+        raise ValueError("the output layer must be a Dense or a Sequential of Dense and Tanh layers")
+    return dense[0].n_in, dense[-1].n_out
 
 
 class DecoderState(NamedTuple):
@@ -77,8 +87,9 @@ class Captioner(Container):
         """A model from a file: every part of the right type and the sizes where parts meet equal
         (a ValueError, which loading reports as a CheckpointError)."""
         for name, layer in self.parts().items():
-            if not isinstance(layer, kinds[name]):
-                raise ValueError(f"{type(self).__name__}: {name} must be a {kinds[name].__name__}, "
+            kind = kinds[name] if isinstance(kinds[name], tuple) else (kinds[name],)
+            if not isinstance(layer, kind):
+                raise ValueError(f"{type(self).__name__}: {name} must be a {' or '.join(k.__name__ for k in kind)}, "
                                  f"got {type(layer).__name__}")
         for what, got, expected in sizes():  # (called once the types are known to be right)
             if got != expected:
@@ -194,10 +205,11 @@ class ShowAttendTell(Captioner):
         self.context_dropout = float(context_dropout)
         self.rng = numpy.random.default_rng() if rng is None else rng
         self._check_parts({"encoder": Sequential, "init": Dense, "embed": Embedding, "attention": SoftAttention,
-                           "cell": LSTMCell, "output": Dense},
+                           "cell": LSTMCell, "output": (Dense, Sequential)},
                           lambda: [("init's n_out", init.n_out, 2 * cell.H), ("init's n_in", init.n_in, attention.C),
                            ("attention's H", attention.H, cell.H), ("the cell's input D", cell.D, embed.D + attention.C),
-                           ("output's n_in", output.n_in, cell.H + attention.C), ("output's n_out", output.n_out, embed.V)])
+                           ("output's n_in", _ends(output)[0], cell.H + attention.C),
+                           ("output's n_out", _ends(output)[1], embed.V)])
 
     def children(self) -> list:
         return [self.encoder, self.init, self.embed, self.attention, self.cell, self.output_layer]
@@ -247,7 +259,7 @@ class ShowAttendTell(Captioner):
             h, (h, c), cell_cache = self.cell.step(xp.concatenate([e[:, t], z_in], axis=1), (h, c), train)
             hz[:, t, :self.H], hz[:, t, self.H:] = h, z
             caches.append((attention_cache, cell_cache))
-        p = _softmax(self.output_layer.forward(hz, train))
+        p = _softmax(self.output_layer.forward(hz.reshape(N * T, -1), train).reshape(N, T, -1))  # (N, T, V)
         if train:  # an evaluation forward writes nothing onto the model (concurrent use)
             self._caches, self._regions, self._a_shape, self._keep, self.output = caches, regions, a.shape, keep, p
             self.alpha = alpha  # of the last training forward: the penalty's gradient reads it
@@ -259,7 +271,7 @@ class ShowAttendTell(Captioner):
         caches, regions = self._require_cache("_caches"), self._regions
         N, T = grad.shape[:2]
         E = self.embed.D
-        dhz = self.output_layer.backward(grad)  # (N, T, H + C)
+        dhz = self.output_layer.backward(grad.reshape(N * T, -1)).reshape(N, T, -1)  # (N, T, H + C)
         dalpha = self._penalty_gradient(penalty, mask) if penalty else None  # (N, T, R)
         self.attention.zero_grads()
         self.cell.zero_grads()
@@ -324,12 +336,19 @@ class ShowAttendTell(Captioner):
         return p, DecoderState(h, c, state.regions, state.proj), alpha
 
 
+def _output_layer(n_in: int, V: int, deep: int, rng: numpy.random.Generator):
+    """p^t's layer: Dense(n_in, V), or with ``deep`` > 0 Xu et al.'s deep output Dense -> tanh -> Dense."""
+    if not deep:
+        return Dense(n_in, V, rng=rng)
+    return Sequential(Dense(n_in, deep, rng=rng), Tanh(), Dense(deep, V, rng=rng))
+
+
 MODELS = {"ShowAndTell": ShowAndTell, "ShowAttendTell": ShowAttendTell}
 
 
 def build_model(attention: bool, V: int, canvas: int, channels: tuple[int, ...], hidden: int, embed: int,
                 attention_units: int, rng: numpy.random.Generator, init_from_mean: bool = True,
-                context_dropout: float = 0.0) -> Captioner:
+                context_dropout: float = 0.0, deep_output: int = 0) -> Captioner:
     """A Show-and-Tell or a Show-Attend-and-Tell model for images canvas x canvas and V words."""
     encoder = build_encoder(channels, rng)
     C = channels[-1]
@@ -339,11 +358,14 @@ def build_model(attention: bool, V: int, canvas: int, channels: tuple[int, ...],
         C += 2  # every region's features and its place
         model: Captioner = ShowAttendTell(encoder, Dense(C, 2 * H, rng=rng), Embedding(V, E, rng=rng),
                                           SoftAttention(C, H, attention_units, rng=rng),
-                                          LSTMCell(E + C, H, rng=rng), Dense(H + C, V, rng=rng), init_from_mean,
+                                          LSTMCell(E + C, H, rng=rng), _output_layer(H + C, V, deep_output, rng),
+                                          init_from_mean,
                                           context_dropout, numpy.random.default_rng(rng.integers(2**63)))
     else:
         model = ShowAndTell(encoder, Dense(C * side * side, 2 * H, rng=rng), Embedding(V, E, rng=rng),
                             LSTM(E, H, rng=rng), Dense(H, V, rng=rng))
     model.init.params["b"][...] = 0  # start from (h^0, c^0) = W_init a, not from random biases
-    model.output_layer.params["b"][...] = 0
+    for layer in model.output_layer.walk():
+        if isinstance(layer[1], Dense):
+            layer[1].params["b"][...] = 0
     return model

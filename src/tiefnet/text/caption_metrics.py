@@ -23,6 +23,8 @@ import numpy
 from tiefnet.data.captions import Box
 
 DIGIT_WORDS = frozenset("0123456789")
+WORD_KINDS = {"digit": DIGIT_WORDS, "size": {"large", "small"}, "colour": {"red", "green", "blue", "yellow", "white"},
+              "place": {"upper", "lower", "top", "bottom", "left", "right", "below", "it"}}
 
 
 def _quiet(compute, *args):
@@ -87,3 +89,22 @@ def attention_in_boxes(words: Sequence[Sequence[str]], alphas: Sequence[numpy.nd
         return {"attention_in_box": float("nan"), "uniform_in_box": float("nan"), "digit_words": 0}
     return {"attention_in_box": float(numpy.mean(shares)), "uniform_in_box": float(numpy.mean(areas)),
             "digit_words": len(shares)}
+
+
+def attention_by_word_kind(words: Sequence[Sequence[str]], alphas: Sequence[numpy.ndarray],
+                           boxes: Sequence[Sequence[Box]], canvas: int) -> dict[str, float]:
+    """The mean share inside the box of its digit for every kind of word of the scenes' grammar (digit,
+    size, colour, place words; "other": a, in, the, ...): the k-th phrase of a caption (they are joined
+    by "and") describes the k-th digit."""
+    shares: dict[str, list[float]] = {kind: [] for kind in (*WORD_KINDS, "other")}
+    for caption, alpha, scene in zip(words, alphas, boxes):
+        k = 0
+        for t, word in enumerate(caption):
+            if word == "and":
+                k += 1
+                continue
+            if k >= len(scene):
+                break
+            kind = next((name for name, members in WORD_KINDS.items() if word in members), "other")
+            shares[kind].append(mass_in_box(alpha[t], scene[k], canvas))
+    return {f"attention_in_box ({kind} words)": float(numpy.mean(v)) if v else float("nan") for kind, v in shares.items()}

@@ -58,6 +58,8 @@ class Config:
                                  "(the same for every image: the image enters only through the attention).")
     context_dropout: float = setting(0.0, "The attention model's dropout rate of the context z^t on its way into "
                                           "the LSTM (the output layer always sees it).")
+    deep_output: int = setting(0, "The attention model's deep output (Xu et al.): p = softmax(W tanh(L [h; z])) "
+                                  "with this many tanh units (0: p = softmax(W [h; z])).")
     penalty: float = setting(0.0, "Xu et al.'s doubly stochastic attention penalty lambda (0: off).")
     epochs: int = setting(12, "Passes over the training images.")
     batch_size: int = setting(32, "Images (each with one caption) per mini-batch.")
@@ -68,12 +70,12 @@ class Config:
 
     def __post_init__(self) -> None:
         for name, low in (("size", 8), ("train_scenes", 1), ("eval_scenes", 1), ("limit", 0), ("min_count", 1),
-                          ("max_length", 1), ("hidden", 1), ("embed", 1), ("attention_units", 1), ("epochs", 1),
+                          ("max_length", 1), ("hidden", 1), ("embed", 1), ("attention_units", 1), ("deep_output", 0), ("epochs", 1),
                           ("batch_size", 1), ("threads", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least {low}")
         for name, high in (("size", 512), ("max_length", 200), ("train_scenes", 1_000_000),
-                           ("eval_scenes", 100_000), ("hidden", 8192), ("embed", 8192), ("attention_units", 8192)):
+                           ("eval_scenes", 100_000), ("hidden", 8192), ("embed", 8192), ("attention_units", 8192), ("deep_output", 8192)):
             if getattr(self, name) > high:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at most {high:,}")
         for name in ("eta", "clip"):
@@ -142,7 +144,7 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
         model = build_model(config.attention, len(splits.vocab), config.size, config.encoder_channels, config.hidden,
                             config.embed, config.attention_units, rng, config.start == "mean",
-                            config.context_dropout)
+                            config.context_dropout, config.deep_output)
         optimizer = Adam(config.eta).bind(model, len(splits.train))
         state = {"epoch": 0, "metrics": [], "seconds": 0.0}
         if resume:

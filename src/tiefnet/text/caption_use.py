@@ -15,7 +15,7 @@ from tiefnet.data.captions import CaptionSet, Vocabulary
 from tiefnet.errors import CheckpointError, ConfigError
 from tiefnet.settings import is_whole
 from tiefnet.text.caption import MODELS, Captioner, ShowAttendTell
-from tiefnet.text.caption_metrics import attention_in_boxes, caption_scores
+from tiefnet.text.caption_metrics import attention_by_word_kind, attention_in_boxes, caption_scores
 from tiefnet.text.caption_search import beam_search, greedy
 
 # a run's settings and splits (tiefnet.text.caption_run, which imports this module: the imports flow one way)
@@ -108,6 +108,7 @@ def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: 
                 [generated[i] for i in index], [data.captions[i] for i in index])["BLEU-4"]
     if isinstance(model, ShowAttendTell) and data.boxes is not None:
         result.update(attention_in_boxes(generated, alphas, data.boxes, data.images.shape[1]))
+        result.update(attention_by_word_kind(generated, alphas, data.boxes, data.images.shape[1]))
     result["examples"] = [{"name": data.names[i], "generated": " ".join(generated[i]),
                            "reference": " ".join(data.captions[i][0])} for i in range(min(5, len(data)))]
     return result
