@@ -15,13 +15,15 @@ from tiefnet.text.caption import MODELS, ShowAndTell, ShowAttendTell, build_mode
 
 from tests.helpers import dev, host
 
-CASES = [(False, True, 0.0), (True, True, 0.0), (True, True, 0.4), (True, False, 0.0)]  # attention, mean start, penalty
+CASES = [(False, True, 0.0, {}), (False, True, 0.0, {"pooling": "mean"}), (True, True, 0.0, {}),
+         (True, True, 0.4, {}), (True, False, 0.0, {}), (True, False, 0.0, {"deep_output": 5, "extra_convs": 1}),
+         (False, True, 0.0, {"extra_convs": 2})]  # attention, mean start, penalty, more settings
 
 
-def tiny(attention: bool, init_from_mean: bool = True, seed: int = 1):
+def tiny(attention: bool, init_from_mean: bool = True, seed: int = 1, **settings):
     with backend.default_dtype(np.float64):
         return build_model(attention, V=7, canvas=16, channels=(2, 3), hidden=4, embed=3, attention_units=3,
-                           rng=np.random.default_rng(seed), init_from_mean=init_from_mean)
+                           rng=np.random.default_rng(seed), init_from_mean=init_from_mean, **settings)
 
 
 def batch(seed: int = 2):
@@ -33,9 +35,9 @@ def batch(seed: int = 2):
     return images, words, y, mask
 
 
-@pytest.mark.parametrize("attention, mean_start, penalty", CASES)
-def test_every_gradient_of_the_whole_model_matches_difference_quotients(attention, mean_start, penalty):
-    model = tiny(attention, mean_start)
+@pytest.mark.parametrize("attention, mean_start, penalty, settings", CASES)
+def test_every_gradient_of_the_whole_model_matches_difference_quotients(attention, mean_start, penalty, settings):
+    model = tiny(attention, mean_start, **settings)
     images, words, y, mask = batch()
     loss = LogLikelihood()
     extra = {"mask": mask} if attention else {}
@@ -109,7 +111,8 @@ def scenes50():
 
 def test_a_model_saves_and_loads_with_its_architecture(tmp_path):
     for attention in (False, True):
-        model = tiny(attention, init_from_mean=not attention)
+        model = tiny(attention, init_from_mean=not attention, extra_convs=1,
+                     **({"deep_output": 4, "context_dropout": 0.5} if attention else {"pooling": "mean"}))
         save_model(tmp_path / str(attention), model, {"words": []})
         loaded, _ = load_model(tmp_path / str(attention), custom=MODELS)
         assert type(loaded) is type(model)
@@ -117,7 +120,9 @@ def test_a_model_saves_and_loads_with_its_architecture(tmp_path):
         np.testing.assert_allclose(host(loaded.forward((images, words))), host(model.forward((images, words))),
                                    rtol=1e-5)
         if attention:
-            assert loaded.init_from_mean is False
+            assert loaded.init_from_mean is False and loaded.context_dropout == 0.5
+        else:
+            assert loaded.pooling == "mean"
 
 
 def test_an_architecture_whose_parts_do_not_fit_is_refused():
@@ -140,3 +145,29 @@ def test_both_model_types_are_containers_of_their_parts():
     assert [type(c).__name__ for c in tiny(True).children()] == ["Sequential", "Dense", "Embedding", "SoftAttention",
                                                                  "LSTMCell", "Dense"]
     assert isinstance(tiny(False), ShowAndTell) and isinstance(tiny(True), ShowAttendTell)
+
+
+def test_context_dropout_gradients_and_evaluation():
+    """The dropped contexts are part of the function: with the mask fixed (the generator re-seeded before
+    each training forward) every gradient matches difference quotients; evaluation drops nothing."""
+    model = tiny(True, init_from_mean=False, context_dropout=0.5)
+    images, words, y, mask = batch()
+    forward = model.forward
+
+    def fixed(x, train=False):
+        model.rng = np.random.default_rng(5)
+        return forward(x, train)
+
+    model.forward = fixed
+    loss = LogLikelihood()
+    p = model.forward((images, words), train=True)
+    assert model._keep is not None and 0 < float((model._keep == 0).mean()) < 1
+    model.backward(loss.delta(p, y, mask), mask=mask)
+    analytic = {key: g.copy() for key, g in model.grads.items()}
+    cost = lambda: backend.xp.asarray(loss.cost(model.forward((images, words), train=True), y, mask))  # noqa: E731
+    for param in model.parameters():
+        numeric = numerical_gradient(cost, param.layer.params[param.name], backend.xp.asarray(1.0))
+        assert relative_error(analytic[param.key], numeric) < 1e-6, param.key
+    state = model.rng.bit_generator.state
+    a, b = host(model.forward((images, words))), host(model.forward((images, words)))
+    assert np.array_equal(a, b) and model.rng.bit_generator.state == state  # no dropout, no draw

@@ -32,13 +32,16 @@ from tiefnet.nn.layer import layer_to_config
 from tiefnet.nn import Container, Conv2d, Dense, Embedding, LSTM, LSTMCell, MaxPool2d, ReLU, Sequential, SoftAttention, Tanh
 
 
-def build_encoder(channels: tuple[int, ...], rng: numpy.random.Generator) -> Sequential:
+def build_encoder(channels: tuple[int, ...], rng: numpy.random.Generator, extra: int = 0) -> Sequential:
     """3 -> channels[0] -> ... : each a 3x3 convolution (padding 1) + ReLU + 2x2 max-pooling; a 64 x 64
-    image and three layers give an 8 x 8 map of channels[-1] features, each seeing 22 x 22 pixels."""
+    image and three layers give an 8 x 8 map of channels[-1] features, each seeing 22 x 22 pixels.
+    ``extra`` more 3x3 convolutions + ReLU at that resolution widen each position's view (by 16 pixels each)."""
     layers, previous = [], 3
     for F in channels:
         layers += [Conv2d(previous, F, 3, padding=1, init="he", rng=rng), ReLU(), MaxPool2d(2)]
         previous = F
+    for _ in range(extra):
+        layers += [Conv2d(previous, previous, 3, padding=1, init="he", rng=rng), ReLU()]
     return Sequential(*layers)
 
 
@@ -127,16 +130,24 @@ class Captioner(Container):
 
 
 class ShowAndTell(Captioner):
-    """(h^0, c^0) = W_init flatten(a_CNN) + b_init; h^t, c^t = LSTM(E w_{t-1}; h^{t-1}, c^{t-1}) (4.4.1).
+    """(h^0, c^0) = W_init a + b_init; h^t, c^t = LSTM(E w_{t-1}; h^{t-1}, c^{t-1}) (4.4.1).
+
+    a is the CNN's last activation a_CNN (N, C, H', W') flattened (``pooling="flatten"``: every
+    position its own weights), or its mean over the positions (``"mean"``: the globally pooled output
+    of the CNNs Show and Tell used, GoogLeNet's).
 
     Shapes:
         forward((images (N, 3, S, S), words (N, T))) -> p (N, T, V)
-        children: encoder, init Dense(C H' W', 2H), embed Embedding(V, E), lstm LSTM(E, H), output Dense(H, V)
+        children: encoder, init Dense(C H' W' or C, 2H), embed Embedding(V, E), lstm LSTM(E, H), output Dense(H, V)
     """
 
-    def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, lstm: LSTM, output: Dense):
+    def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, lstm: LSTM, output: Dense,
+                 pooling: str = "flatten"):
         super().__init__(encoder, init, embed, output)
         self.lstm = lstm
+        if pooling not in ("flatten", "mean"):
+            raise ValueError(f"ShowAndTell: pooling={pooling!r} is not flatten or mean")
+        self.pooling = pooling
         self._check_parts({"encoder": Sequential, "init": Dense, "embed": Embedding, "lstm": LSTM, "output": Dense},
                           lambda: [("init's n_out", init.n_out, 2 * lstm.H), ("the LSTM's input D", lstm.D, embed.D),
                            ("output's n_in", output.n_in, lstm.H), ("output's n_out", output.n_out, embed.V)])
@@ -147,12 +158,20 @@ class ShowAndTell(Captioner):
     def parts(self) -> dict[str, Any]:
         return {**super().parts(), "lstm": self.lstm}
 
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "pooling": self.pooling}
+
+    def _image_vector(self, a: Array) -> Array:
+        """a_CNN (N, C, H', W') -> (N, C H' W') flattened or (N, C) averaged."""
+        return a.reshape(a.shape[0], -1) if self.pooling == "flatten" else a.mean(axis=(2, 3))
+
     def forward(self, x, train: bool = False) -> Array:
         images, words = x
         a = self.features(images, train)  # (N, C, H', W')
         self._check_words(words, a.shape[0])
-        self._a_shape = a.shape
-        h0, c0 = self._initial_state(a.reshape(a.shape[0], -1), train)  # the lecture's first hidden state
+        if train:
+            self._a_shape = a.shape
+        h0, c0 = self._initial_state(self._image_vector(a), train)  # the lecture's first hidden state
         h, _ = self.lstm.forward_state(self.embed.forward(words, train), (h0, c0), train)  # (N, T, H)
         p = _softmax(self.output_layer.forward(h, train))  # (N, T, V)
         if train:
@@ -167,12 +186,15 @@ class ShowAndTell(Captioner):
         dh = self.output_layer.backward(grad)  # (N, T, H)
         dx, (dh0, dc0) = self.lstm.backward_state(dh)  # (N, T, E); dC/d(h^0, c^0)
         self.embed.backward(dx)
-        da = self.init.backward(xp.concatenate([dh0, dc0], axis=1))  # (N, C H' W')
-        self.encoder.backward(da.reshape(self._a_shape), need_input_grad=False)
+        da = self.init.backward(xp.concatenate([dh0, dc0], axis=1))  # (N, C H' W') or (N, C)
+        N, C, Hf, Wf = self._a_shape
+        if self.pooling == "mean":  # every position had 1/(H' W') of the mean
+            da = xp.broadcast_to((da / (Hf * Wf))[:, :, None, None], self._a_shape)
+        self.encoder.backward(xp.ascontiguousarray(da.reshape(self._a_shape)), need_input_grad=False)
 
     def start(self, images: Array) -> DecoderState:
         a = self.features(images)
-        h, c = self._initial_state(a.reshape(a.shape[0], -1), False)
+        h, c = self._initial_state(self._image_vector(a), False)
         return DecoderState(h, c, None, None)
 
     def step(self, words: Array, state: DecoderState) -> tuple[Array, DecoderState, None]:
@@ -348,9 +370,10 @@ MODELS = {"ShowAndTell": ShowAndTell, "ShowAttendTell": ShowAttendTell}
 
 def build_model(attention: bool, V: int, canvas: int, channels: tuple[int, ...], hidden: int, embed: int,
                 attention_units: int, rng: numpy.random.Generator, init_from_mean: bool = True,
-                context_dropout: float = 0.0, deep_output: int = 0) -> Captioner:
+                context_dropout: float = 0.0, deep_output: int = 0, pooling: str = "flatten",
+                extra_convs: int = 0) -> Captioner:
     """A Show-and-Tell or a Show-Attend-and-Tell model for images canvas x canvas and V words."""
-    encoder = build_encoder(channels, rng)
+    encoder = build_encoder(channels, rng, extra_convs)
     C = channels[-1]
     side = canvas // 2 ** len(channels)
     E, H = embed, hidden
@@ -362,8 +385,8 @@ def build_model(attention: bool, V: int, canvas: int, channels: tuple[int, ...],
                                           init_from_mean,
                                           context_dropout, numpy.random.default_rng(rng.integers(2**63)))
     else:
-        model = ShowAndTell(encoder, Dense(C * side * side, 2 * H, rng=rng), Embedding(V, E, rng=rng),
-                            LSTM(E, H, rng=rng), Dense(H, V, rng=rng))
+        model = ShowAndTell(encoder, Dense(C * side * side if pooling == "flatten" else C, 2 * H, rng=rng),
+                            Embedding(V, E, rng=rng), LSTM(E, H, rng=rng), Dense(H, V, rng=rng), pooling)
     model.init.params["b"][...] = 0  # start from (h^0, c^0) = W_init a, not from random biases
     for layer in model.output_layer.walk():
         if isinstance(layer[1], Dense):

@@ -51,9 +51,13 @@ class Config:
     min_count: int = setting(1, "Words seen fewer times in the training captions become <unk>.")
     max_length: int = setting(40, "Longest caption in words (training cuts, generation stops).")
     channels: str = setting("16,32,64", "Encoder CNN: 3x3 conv + ReLU + 2x2 max-pool layers, their features.")
+    extra_convs: int = setting(0, "More 3x3 conv + ReLU layers after the last pooling (each widens a region's "
+                                  "view by 16 pixels).")
     hidden: int = setting(256, "Hidden units H of the LSTM decoder.")
     embed: int = setting(64, "Word embedding size E.")
     attention_units: int = setting(64, "Hidden units A of the attention MLP (4.4.2).")
+    pooling: str = setting("flatten", "Show and Tell's image vector: the CNN's last activation flattened, or 'mean' "
+                                      "over its positions (the pooled output of GoogLeNet, which Show and Tell used).")
     start: str = setting("mean", "The attention model's (h0, c0): from the mean region (Xu et al.), or 'learned' "
                                  "(the same for every image: the image enters only through the attention).")
     context_dropout: float = setting(0.0, "The attention model's dropout rate of the context z^t on its way into "
@@ -70,12 +74,12 @@ class Config:
 
     def __post_init__(self) -> None:
         for name, low in (("size", 8), ("train_scenes", 1), ("eval_scenes", 1), ("limit", 0), ("min_count", 1),
-                          ("max_length", 1), ("hidden", 1), ("embed", 1), ("attention_units", 1), ("deep_output", 0), ("epochs", 1),
+                          ("max_length", 1), ("hidden", 1), ("embed", 1), ("attention_units", 1), ("deep_output", 0), ("extra_convs", 0), ("epochs", 1),
                           ("batch_size", 1), ("threads", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least {low}")
         for name, high in (("size", 512), ("max_length", 200), ("train_scenes", 1_000_000),
-                           ("eval_scenes", 100_000), ("hidden", 8192), ("embed", 8192), ("attention_units", 8192), ("deep_output", 8192)):
+                           ("eval_scenes", 100_000), ("hidden", 8192), ("embed", 8192), ("attention_units", 8192), ("deep_output", 8192), ("extra_convs", 8)):
             if getattr(self, name) > high:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at most {high:,}")
         for name in ("eta", "clip"):
@@ -93,6 +97,8 @@ class Config:
         if self.size % 2 ** len(channels):
             raise ConfigError(f"size={self.size} must be divisible by {2 ** len(channels)} "
                               f"({len(channels)} max-poolings of 2)")
+        if self.pooling not in ("flatten", "mean"):
+            raise ConfigError(f"pooling={self.pooling!r} is not one of flatten, mean")
         if self.start not in ("mean", "learned"):
             raise ConfigError(f"start={self.start!r} is not one of mean, learned")
         if self.images and not self.data:
@@ -144,7 +150,7 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
     with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
         model = build_model(config.attention, len(splits.vocab), config.size, config.encoder_channels, config.hidden,
                             config.embed, config.attention_units, rng, config.start == "mean",
-                            config.context_dropout, config.deep_output)
+                            config.context_dropout, config.deep_output, config.pooling, config.extra_convs)
         optimizer = Adam(config.eta).bind(model, len(splits.train))
         state = {"epoch": 0, "metrics": [], "seconds": 0.0}
         if resume:
@@ -180,7 +186,7 @@ def check_memory(config: Config, V: int) -> None:
     """Refuse a model that cannot train in this machine's memory, naming what it would need."""
     channels, S, N, H = config.encoder_channels, config.size, config.batch_size, config.hidden
     C, side = channels[-1] + 2, config.size // 2 ** len(channels)
-    conv = sum(9 * a * b for a, b in zip((3,) + channels, channels))
+    conv = sum(9 * a * b for a, b in zip((3,) + channels, channels)) + config.extra_convs * 9 * channels[-1] ** 2
     init = (C if config.attention else C * side * side) * 2 * H
     decoder = 4 * H * (config.embed + H + (C if config.attention else 0)) + V * (H + C) + V * config.embed
     activations = N * sum(3 * F * (S // 2 ** k) ** 2 for k, F in enumerate(channels)) \
