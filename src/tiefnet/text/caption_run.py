@@ -58,12 +58,12 @@ class Config:
     attention_units: int = setting(64, "Hidden units A of the attention MLP (4.4.2).")
     pooling: str = setting("flatten", "Show and Tell's image vector: the CNN's last activation flattened, or 'mean' "
                                       "over its positions (the pooled output of GoogLeNet, which Show and Tell used).")
-    start: str = setting("mean", "The attention model's (h0, c0): from the mean region (Xu et al.), or 'learned' "
-                                 "(the same for every image: the image enters only through the attention).")
-    context_dropout: float = setting(0.0, "The attention model's dropout rate of the context z^t on its way into "
-                                          "the LSTM (the output layer always sees it).")
-    deep_output: int = setting(0, "The attention model's deep output (Xu et al.): p = softmax(W tanh(L [h; z])) "
-                                  "with this many tanh units (0: p = softmax(W [h; z])).")
+    start: str = setting("learned", "The attention model's (h0, c0): 'learned' (the same for every image: the image "
+                                    "enters only through the attention), or from the 'mean' region (Xu et al.).")
+    context_dropout: float = setting(0.5, "The attention model's dropout rate of the context z^t on its way into "
+                                          "the LSTM (the output layer always sees it; 0: off).")
+    deep_output: int = setting(64, "The attention model's deep output (Xu et al.): p = softmax(W tanh(L [h; z])) "
+                                   "with this many tanh units (0: p = softmax(W [h; z])).")
     penalty: float = setting(0.0, "Xu et al.'s doubly stochastic attention penalty lambda (0: off).")
     epochs: int = setting(12, "Passes over the training images.")
     batch_size: int = setting(32, "Images (each with one caption) per mini-batch.")
