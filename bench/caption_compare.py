@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy
+
 from tiefnet import backend
 from tiefnet.text.caption_use import evaluate, load_captioner, split_of
 
@@ -48,6 +50,13 @@ def measure(folder: Path, widths: tuple[int, ...], meteor: bool) -> dict:
             scores.pop("examples")
             scores["seconds"] = time.perf_counter() - tick
             result[f"{split}/beam{width}"] = scores
+        if 1 in widths:  # how often each wider beam found a caption at least as probable as greedy's
+            greedy_log_p = numpy.array(result[f"{split}/beam1"]["log_p"])
+            for width in widths:
+                wide = numpy.array(result[f"{split}/beam{width}"]["log_p"])
+                result[f"{split}/beam{width}"]["share_log_p_at_least_greedy"] = float((wide >= greedy_log_p - 1e-6).mean())
+        for width in widths:
+            result[f"{split}/beam{width}"].pop("log_p")
     return result
 
 
@@ -66,8 +75,9 @@ def main() -> None:
                    "show_tell": measure(args.show_tell, widths, not args.no_meteor),
                    "attention": measure(args.attention, widths, not args.no_meteor)}
     print(f"CPU {results['cpu']}, BLAS {results['blas']}")
-    keys = ["BLEU-1", "BLEU-4", "CIDEr", "METEOR", "BLEU-4 (1 digit)", "BLEU-4 (2 digits)", "BLEU-4 (3 digits)",
-            "attention_in_box", "uniform_in_box"]
+    keys = ["BLEU-1", "BLEU-4", "CIDEr", "METEOR", "mean_log_p", "share_log_p_at_least_greedy", "BLEU-4 (1 digit)", "BLEU-4 (2 digits)", "BLEU-4 (3 digits)",
+            "attention_in_box", "uniform_in_box", *(f"attention_in_box ({kind} words)" for kind in
+                                                    ("digit", "size", "colour", "place", "other"))]
     for split in ("test", "compositional"):
         for width in widths:
             print(f"\n{split}, beam width {width}")

@@ -100,7 +100,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = split_of(info, args.split)
     scores = evaluate(model, vocab, data, info["max_length"], args.beam, meteor=not args.no_meteor)
     for key, value in scores.items():
-        if key != "examples":
+        if key not in ("examples", "log_p"):
             print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
     for example in scores["examples"][:3]:
         print(f"  {example['name']}: {example['generated']}  (reference: {example['reference']})")

@@ -51,14 +51,17 @@ def as_input(images: numpy.ndarray) -> Array:
 
 
 def generate(model: Captioner, images: numpy.ndarray, vocab: Vocabulary, max_length: int, width: int = 1,
-             batch_size: int = 250) -> tuple[list[list[str]], list[Any]]:
-    """Captions (token lists) of uint8 images and their attention maps (None without attention)."""
+             batch_size: int = 250, log_p: list[float] | None = None) -> tuple[list[list[str]], list[Any]]:
+    """Captions (token lists) of uint8 images and their attention maps (None without attention); the sum
+    of ln p of each caption's words and END is appended to ``log_p`` if given."""
     words, alphas = [], []
     for start in range(0, len(images), batch_size):
         x = as_input(images[start:start + batch_size])
         found = greedy(model, x, max_length) if width == 1 else beam_search(model, x, width, max_length)
         words += [vocab.decode(c.ids) for c in found]
         alphas += [c.alpha for c in found]
+        if log_p is not None:
+            log_p += [c.log_p for c in found]
     return words, alphas
 
 
@@ -98,8 +101,9 @@ def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: 
              meteor: bool = False) -> dict[str, Any]:
     """Scores of the captions of ``data``: BLEU-1..4, CIDEr (METEOR), BLEU-4 by number of digits and,
     for an attention model on scenes, the attention mass in the named digit's box beside a uniform map's."""
-    generated, alphas = generate(model, data.images, vocab, max_length, width)
-    result: dict[str, Any] = {"images": len(data), "beam_width": width,
+    log_p: list[float] = []
+    generated, alphas = generate(model, data.images, vocab, max_length, width, log_p=log_p)
+    result: dict[str, Any] = {"images": len(data), "beam_width": width, "mean_log_p": float(numpy.mean(log_p)),
                               **caption_scores(generated, data.captions, meteor)}
     if data.digits is not None:
         for count in sorted(set(data.digits)):
@@ -109,6 +113,7 @@ def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: 
     if isinstance(model, ShowAttendTell) and data.boxes is not None:
         result.update(attention_in_boxes(generated, alphas, data.boxes, data.images.shape[1]))
         result.update(attention_by_word_kind(generated, alphas, data.boxes, data.images.shape[1]))
+    result["log_p"] = log_p  # per image, for comparing searches
     result["examples"] = [{"name": data.names[i], "generated": " ".join(generated[i]),
                            "reference": " ".join(data.captions[i][0])} for i in range(min(5, len(data)))]
     return result
@@ -134,7 +139,7 @@ def finish(folder, config: Config, splits: Splits, state: dict[str, Any], log: C
                "validation_bleu4": info["validation_bleu4"], "vocabulary_size": len(vocab)}
     for name, data in splits.test.items():
         scores = evaluate(model, vocab, data, config.max_length)
-        summary[name] = {k: v for k, v in scores.items() if k != "examples"}
+        summary[name] = {k: v for k, v in scores.items() if k not in ("examples", "log_p")}
         log(f"{name}: BLEU-4 {scores['BLEU-4']:.3f}  CIDEr {scores['CIDEr']:.3f}"
             + (f"  attention in the digit's box {scores['attention_in_box']:.1%} (uniform "
                f"{scores['uniform_in_box']:.1%})" if "attention_in_box" in scores else ""))
