@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import warnings
 from pathlib import Path
 from typing import Hashable, Iterable, Iterator
 
 import numpy
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from tiefnet.data.captions import CaptionSet, tokenize
-from tiefnet.data.image import _BROKEN, MAX_PIXELS, _check_file, _grey_levels, _too_large
+from tiefnet.data.image import _grey_levels, opened_image
 from tiefnet.errors import ConfigError, DataError
 from tiefnet.files import parse_json, read_text
 
@@ -127,30 +125,16 @@ def read_image(path: str | Path, size: int) -> numpy.ndarray:
     """
     _check_settings(size, None)
     path = Path(path)
-    _check_file(path)
-    try:
-        with warnings.catch_warnings():  # Pillow's own bomb check: an error here, not a warning on stderr
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise DataError(_too_large(path, width * height, f" ({width}x{height})"))
-                img.draft("RGB", (size, size))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale if still >= size
-                upright = ImageOps.exif_transpose(img)  # a loaded copy
-                if upright.mode.startswith("I") or upright.mode == "F":  # 16-bit, 32-bit or float grey levels
-                    upright = Image.fromarray(numpy.round(_grey_levels(upright, path) * 255).astype(numpy.uint8))
-                if upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info:
-                    rgba = upright.convert("RGBA")
-                    upright = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-                rgb = upright.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=3.0)
-                return numpy.asarray(rgb, dtype=numpy.uint8)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        raise DataError(_too_large(path, int(pixels.group(1)) if pixels else None, "")) from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image Pillow can read (use PNG or JPEG)") from None
-    except _BROKEN as exc:  # truncated or otherwise broken image data, or pixels with no RGB conversion
-        raise DataError(f"{path}: cannot read image ({exc})") from None
+    with opened_image(path) as img:  # every problem of the file one DataError
+        img.draft("RGB", (size, size))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale if still >= size
+        upright = ImageOps.exif_transpose(img)  # a loaded copy
+        if upright.mode.startswith("I") or upright.mode == "F":  # 16-bit, 32-bit or float grey levels
+            upright = Image.fromarray(numpy.round(_grey_levels(upright, path) * 255).astype(numpy.uint8))
+        if upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info:
+            rgba = upright.convert("RGBA")
+            upright = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+        rgb = upright.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=3.0)
+        return numpy.asarray(rgb, dtype=numpy.uint8)
 
 
 def _check_settings(size: int, limit: int | None) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import struct
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -52,6 +54,16 @@ def _read_grayscale(path: Path) -> np.ndarray:
     Shapes:
         returns (H, W) float32
     """
+    with opened_image(path) as img:
+        img.load()
+        return _grey_levels(img, path)
+
+
+@contextmanager
+def opened_image(path: Path) -> Iterator[Image.Image]:
+    """``with opened_image(path) as img:`` a Pillow image of a file that may come from anyone: a clear
+    DataError for a missing or empty file, more than MAX_PIXELS (before decoding: a decompression
+    bomb?), a file Pillow cannot read, and broken image data while the ``with`` body decodes it."""
     _check_file(path)
     try:
         with warnings.catch_warnings():  # Pillow's own bomb check: an error here, not a warning on stderr
@@ -60,8 +72,7 @@ def _read_grayscale(path: Path) -> np.ndarray:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise DataError(_too_large(path, width * height, f" ({width}x{height})"))
-                img.load()
-                return _grey_levels(img, path)
+                yield img
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         raise DataError(_too_large(path, int(pixels.group(1)) if pixels else None, "")) from None
