@@ -132,6 +132,9 @@ def test_bad_flickr_folders_give_one_line(tmp_path, capsys, kind, fragment):
     (["caption", "evaluate", "--model", "{tmp}/nowhere"], "nowhere"),
     (["caption", "scenes", "--out", "{tmp}/s", "--split", "holiday"], "holiday"),
     (["caption", "scenes", "--out", "{tmp}/s", "--count", "0"], "count"),
+    (["caption", "scenes", "--out", "{tmp}/s", "--seed", "-1"], "seed"),
+    (["caption", "train", "--penalty", "1"], "--attention"),
+    (["caption", "train", "--eval-scenes", "1"], "eval_scenes"),
 ])
 def test_bad_options_give_one_line(tmp_path, capsys, argv, fragment):
     (tmp_path / "broken.json").write_text("{not json")
@@ -161,6 +164,9 @@ def test_describe_errors(trained, tmp_path, capsys):
     (lambda info: info["data"].update(canvas=32), "data entry"),
     (lambda info: info.update(words=info["words"][:-1]), "words"),
     (lambda info: info.update(size="64"), "size"),
+    (lambda info: info.update(size=32), "canvas=32"),  # the attention model itself takes any size
+    (lambda info: info["words"].__setitem__(4, ["x"]), "vocabulary"),
+    (lambda info: info.update(words=info["words"][:4] + [1] + info["words"][5:]), "vocabulary"),
 ])
 def test_a_crafted_model_json_is_refused_with_one_line(trained, tmp_path, capsys, change, fragment):
     import shutil
@@ -171,8 +177,47 @@ def test_a_crafted_model_json_is_refused_with_one_line(trained, tmp_path, capsys
 
     arrays, meta = read_npz(folder / "model.npz")
     change(meta["info"])
+    if meta["info"].get("size") == 32:
+        meta["info"]["data"]["canvas"] = 32  # a consistent data entry: the model itself must refuse
     write_npz(folder / "model.npz", arrays, meta)
     (folder / "model.json").write_text(json.dumps(meta))
     assert main(["caption", "evaluate", "--model", str(folder), "--no-meteor"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+@pytest.mark.parametrize("change", [
+    lambda arch: arch.update(init={"type": "ReLU"}),
+    lambda arch: arch.update(embed={"type": "Dense", "n_in": 3, "n_out": 4, "init": "scaled"}),
+    lambda arch: arch["encoder"]["layers"].append({"type": "Flatten"}),
+])
+def test_a_crafted_architecture_is_refused_with_one_line(trained, tmp_path, capsys, change):
+    import shutil
+
+    from tiefnet.checkpoint import read_npz, write_npz
+
+    folder = tmp_path / "crafted"
+    shutil.copytree(trained / "att", folder)
+    arrays, meta = read_npz(folder / "model.npz")
+    change(meta["architecture"])
+    write_npz(folder / "model.npz", arrays, meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert main(["caption", "describe", "--model", str(folder), str(trained / "scenes" / "test-0-0.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and ("ShowAttendTell" in err or "does not take" in err), err
+
+
+def test_a_show_and_tell_model_refuses_another_image_size(trained, tmp_path, capsys):
+    import shutil
+
+    from tiefnet.checkpoint import read_npz, write_npz
+
+    folder = tmp_path / "resized"
+    shutil.copytree(trained / "st", folder)
+    arrays, meta = read_npz(folder / "model.npz")
+    meta["info"]["size"] = meta["info"]["data"]["canvas"] = 128  # its init layer takes the 8 x 8 map of 64 x 64
+    write_npz(folder / "model.npz", arrays, meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert main(["caption", "describe", "--model", str(folder), str(trained / "scenes" / "test-0-0.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not take 128 x 128" in err, err

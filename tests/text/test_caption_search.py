@@ -8,7 +8,16 @@ import pytest
 from helpers import dev, host
 
 from tiefnet.text.caption import DecoderState, build_model
-from tiefnet.text.caption_search import Caption, beam_search, greedy
+from tiefnet.text import caption_search
+from tiefnet.text.caption_search import Caption
+
+
+def greedy(*args, **settings):  # the chain's every word is a word here: nothing banned
+    return caption_search.greedy(*args, banned=(), **settings)
+
+
+def beam_search(*args, **settings):
+    return caption_search.beam_search(*args, banned=(), **settings)
 from tiefnet.errors import ConfigError
 
 V, START, END = 4, 1, 2
@@ -167,3 +176,13 @@ def test_the_tiny_attention_model_one_alpha_row_per_word_and_the_end(tiny):
     b[END] = -50.0  # END only when it must come: max_length words and the END's row
     for caption in greedy(model, images, max_length=4) + beam_search(model, images, width=2, max_length=4):
         assert len(caption.ids) == 4 and caption.alpha.shape == (5, 16)
+
+
+def test_by_default_no_search_writes_pad_or_start():
+    chain = Chain(3, 3)
+    chain.p[..., 0] = chain.p[..., 1] = 10.0  # PAD and START far more probable than anything else
+    chain.p /= chain.p.sum(axis=-1, keepdims=True)
+    for caption in caption_search.greedy(chain, IMAGES, max_length=4) + \
+            caption_search.beam_search(chain, IMAGES, width=3, max_length=4):
+        assert not {0, 1} & set(caption.ids)
+    assert {0, 1} & set(greedy(chain, IMAGES, max_length=4)[0].ids)  # allowed, they win

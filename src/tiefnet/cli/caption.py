@@ -10,7 +10,8 @@ from tiefnet.errors import ConfigError
 from tiefnet.text.caption_run import Config
 
 # measured on this project's 2-core AMD EPYC machine, --threads 1 (bench/RESULTS.md, "Captioning")
-DEFAULT_RUN_TIME = "about 25 minutes on one core of a 2-core AMD EPYC machine"
+DEFAULT_RUN_TIME = ("14 (attention) to 20 (Show and Tell) minutes on one core of a 2-core AMD EPYC machine "
+                    "shared with other runs")
 
 
 def add_commands(sub) -> None:
@@ -46,7 +47,7 @@ def add_commands(sub) -> None:
                                   description="Score the captions of a split of the data the model was trained on "
                                               "(scenes are generated again from the run's seed).")
     evaluate.add_argument("--model", type=Path, required=True, help="a caption run folder")
-    evaluate.add_argument("--split", default="test", help="test (default), compositional (scenes only), validation")
+    evaluate.add_argument("--split", default="test", help="test (default), compositional (scenes only), validation or train")
     evaluate.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
     evaluate.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the scores to FILE")

@@ -26,6 +26,7 @@ from tiefnet.data.captions import CaptionSet, tokenize
 from tiefnet.data.image import _grey_levels, opened_image
 from tiefnet.errors import ConfigError, DataError
 from tiefnet.files import parse_json, read_text
+from tiefnet.limits import check_allocation
 
 MAX_CAPTIONS = 2_000_000  # captions in one file (Flickr8k: 40,455; COCO train2017: 591,753)
 MAX_CAPTION_BYTES = 2**28  # 256 MiB (captions_train2017.json: 92 MB)
@@ -250,6 +251,7 @@ def _caption_set(entries: list[tuple[str, str, list[list[str]]]], folder: Path, 
         returns a CaptionSet with images (N, size, size, 3) uint8
     """
     entries = entries[:limit]
+    check_allocation(len(entries) * size * size * 3, f"{len(entries):,} images of {size} x {size} pixels")
     pixels = numpy.empty((len(entries), size, size, 3), dtype=numpy.uint8)
     for i, (name, where, _) in enumerate(entries):
         pixels[i] = read_image(_image_file(folder, name, where), size)

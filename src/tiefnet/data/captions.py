@@ -20,11 +20,12 @@ from tiefnet.errors import CheckpointError, ConfigError, DataError
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)  # ids 0, 1, 2, 3
 MAX_WORDS = 100_000  # a vocabulary (from a file) larger than this is refused
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # letters (any script) and digits
 
 
 def tokenize(caption: str) -> list[str]:
-    """Lower-case words and numbers; punctuation dropped ("A dog, running." -> ["a", "dog", "running"])."""
+    """Lower-case words and numbers; punctuation dropped ("Ein Hund fängt den Ball." -> ["ein", "hund",
+    "fängt", "den", "ball"])."""
     return _TOKEN.findall(caption.lower())
 
 
@@ -89,8 +90,8 @@ class Vocabulary:
 
     def __init__(self, words: Iterable[str]):
         words = list(words)
-        if tuple(words[:4]) != SPECIALS or len(set(words)) != len(words) \
-                or not all(isinstance(w, str) and w for w in words):
+        if not all(isinstance(w, str) and w for w in words) or tuple(words[:4]) != SPECIALS \
+                or len(set(words)) != len(words):
             raise CheckpointError("a caption vocabulary must start with <pad> <start> <end> <unk> and hold "
                                   "distinct non-empty words")
         if len(words) > MAX_WORDS:

@@ -22,6 +22,7 @@ from PIL import Image
 from tiefnet.data.captions import Box, CaptionSet
 from tiefnet.errors import ConfigError
 from tiefnet.limits import check_allocation
+from tiefnet.settings import check_seed
 
 PLACES = ("upper left", "upper right", "lower left", "lower right")  # quadrants in reading order
 SYNONYMS = {"upper left": "top left", "upper right": "top right", "lower left": "bottom left",
@@ -89,6 +90,7 @@ def make_scenes(split: str, count: int, seed: int = 0, canvas: int = 64,
         raise ConfigError(f"canvas={canvas} must be {2 * SIZES['large']} to 512 pixels")
     if not digit_counts or any(c not in (1, 2, 3) for c in digit_counts):
         raise ConfigError(f"digit_counts={digit_counts} must be chosen from 1, 2, 3")
+    check_seed(seed)
     check_allocation(count * canvas * canvas * 3, f"{count:,} scenes of {canvas} x {canvas} pixels")
     pool, labels = _digit_pool(split)
     by_digit = [numpy.flatnonzero(labels == d) for d in range(10)]

@@ -5,9 +5,13 @@ is the decoder's first hidden state, (h^0, c^0) = W_init a_CNN + b_init; then x^
 embedding of the previous word, START first) and p^t = softmax(W_out h^t + b_out).
 
 Show, Attend and Tell (4.4.2, Xu et al.): a_CNN is split into R regions a_j (the H' x W' positions of
-the feature map); (h^0, c^0) comes from their mean, and every step reads a context
-z^t = sum_j alpha_tj a_j (:class:`tiefnet.nn.SoftAttention`, from h^{t-1}):
-x^t = [E w_{t-1}; z^t], p^t = softmax(W_out [h^t; z^t] + b_out).
+the feature map, each with its place appended); (h^0, c^0) comes from their mean (Xu et al.) or is
+learned (``init_from_mean=False``, the same for every image), and every step reads a context
+z^t = sum_j alpha_tj a_j (:class:`tiefnet.nn.SoftAttention`, from h^{t-1}): x^t = [E w_{t-1}; z^t]
+(z^t dropped at random in training with ``context_dropout``), p^t = softmax(W_out [h^t; z^t] + b_out),
+or with Xu et al.'s deep output p^t = softmax(W_out tanh(L [h^t; z^t] + b_L) + b_out). ``tiefnet caption
+train --attention`` uses a learned start, deep output 64 and context dropout 0.5 (bench/RESULTS.md: only
+with them does the attention look at a digit while the model writes it).
 
 Training is teacher forcing: the inputs are START w_1 ... w_n, the targets w_1 ... w_n END, and the
 cost is the log-likelihood summed over the words (padding masked) and averaged over the captions
@@ -78,13 +82,17 @@ class DecoderState(NamedTuple):
 class Captioner(Container):
     """What both models share: the encoder, the embedding, the output layer, the image as input."""
 
-    attention: SoftAttention | None = None
-
     def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, output: Dense):
         super().__init__()
         self.encoder, self.init, self.embed, self.output_layer = encoder, init, embed, output
-        self.H = init.n_out // 2
-        self.V = embed.V
+
+    @property
+    def H(self) -> int:
+        return self.init.n_out // 2
+
+    @property
+    def V(self) -> int:
+        return self.embed.V
 
     def _check_parts(self, kinds: dict[str, type], sizes: Callable[[], list[tuple[str, int, int]]]) -> None:
         """A model from a file: every part of the right type and the sizes where parts meet equal
@@ -205,12 +213,12 @@ class ShowAndTell(Captioner):
 
 
 class ShowAttendTell(Captioner):
-    """x^t = [E w_{t-1}; z^t], z^t = sum_j alpha_tj a_j from h^{t-1} (4.4.2); p^t = softmax(W_out [h^t; z^t] + b).
+    """x^t = [E w_{t-1}; z^t], z^t = sum_j alpha_tj a_j from h^{t-1} (4.4.2); p^t = softmax(output([h^t; z^t])).
 
     Shapes:
         forward((images (N, 3, S, S), words (N, T))) -> p (N, T, V); after a training forward ``self.alpha`` (N, T, R)
         children: encoder, init Dense(C, 2H), embed Embedding(V, E), attention SoftAttention(C, H, A),
-        cell LSTMCell(E + C, H), output Dense(H + C, V)
+        cell LSTMCell(E + C, H), output Dense(H + C, V) or the deep output Sequential(Dense(H + C, K), Tanh, Dense(K, V))
     """
 
     def __init__(self, encoder: Sequential, init: Dense, embed: Embedding, attention: SoftAttention,
@@ -354,7 +362,7 @@ class ShowAttendTell(Captioner):
         z, alpha, _ = self.attention.step(state.regions, state.proj, state.h)
         x = xp.concatenate([self.embed.forward(words[:, None])[:, 0], z], axis=1)  # ids checked
         h, (h, c), _ = self.cell.step(x, (state.h, state.c))
-        p = _softmax(self.output_layer.forward(xp.concatenate([h, z], axis=1)))
+        p = _softmax(self.output_layer.forward(xp.concatenate([h, z], axis=1)))  # (B, V)
         return p, DecoderState(h, c, state.regions, state.proj), alpha
 
 

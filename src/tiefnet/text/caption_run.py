@@ -52,7 +52,7 @@ class Config:
     max_length: int = setting(40, "Longest caption in words (training cuts, generation stops).")
     channels: str = setting("16,32,64", "Encoder CNN: 3x3 conv + ReLU + 2x2 max-pool layers, their features.")
     extra_convs: int = setting(0, "More 3x3 conv + ReLU layers after the last pooling (each widens a region's "
-                                  "view by 16 pixels).")
+                                  "view by 2 x its cell, 16 pixels with 3 poolings).")
     hidden: int = setting(256, "Hidden units H of the LSTM decoder.")
     embed: int = setting(64, "Word embedding size E.")
     attention_units: int = setting(64, "Hidden units A of the attention MLP (4.4.2).")
@@ -73,7 +73,7 @@ class Config:
     threads: int = setting(1, "BLAS threads.")
 
     def __post_init__(self) -> None:
-        for name, low in (("size", 8), ("train_scenes", 1), ("eval_scenes", 1), ("limit", 0), ("min_count", 1),
+        for name, low in (("size", 8), ("train_scenes", 1), ("eval_scenes", 2), ("limit", 0), ("min_count", 1),
                           ("max_length", 1), ("hidden", 1), ("embed", 1), ("attention_units", 1), ("deep_output", 0), ("extra_convs", 0), ("epochs", 1),
                           ("batch_size", 1), ("threads", 1)):
             if getattr(self, name) < low:
@@ -101,6 +101,8 @@ class Config:
             raise ConfigError(f"pooling={self.pooling!r} is not one of flatten, mean")
         if self.start not in ("mean", "learned"):
             raise ConfigError(f"start={self.start!r} is not one of mean, learned")
+        if self.penalty and not self.attention:
+            raise ConfigError("penalty is the attention model's (Xu et al.'s doubly stochastic term): give --attention")
         if self.images and not self.data:
             raise ConfigError("images is the folder of a COCO captions file: give data too")
         check_seed(self.seed)

@@ -18,7 +18,8 @@ from tiefnet import backend
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError
 
-START, END = 1, 2
+PAD, START, END = 0, 1, 2
+NEVER = (PAD, START)  # ids a caption never contains (the vocabulary's padding and start token)
 MAX_WIDTH = 10_000
 MAX_LENGTH = 200
 
@@ -44,8 +45,18 @@ def _log(p: Array) -> Array:
     return xp.log(xp.maximum(p, numpy.finfo(p.dtype).tiny))
 
 
-def greedy(model, images: Array, max_length: int = 40) -> list[Caption]:
-    """The most probable word at every step, for images (N, 3, S, S), at most ``max_length`` words."""
+def _banned(p: Array, banned: tuple[int, ...]) -> Array:
+    """p with the ``banned`` ids' probabilities 0 (a copy), so that no search writes them."""
+    if not banned:
+        return p
+    p = p.copy()
+    p[:, list(banned)] = 0
+    return p
+
+
+def greedy(model, images: Array, max_length: int = 40, banned: tuple[int, ...] = NEVER) -> list[Caption]:
+    """The most probable word at every step, for images (N, 3, S, S), at most ``max_length`` words
+    (``banned`` ids never: the vocabulary's PAD and START)."""
     _check(1, max_length)
     N = images.shape[0]
     state = model.start(images)
@@ -54,6 +65,7 @@ def greedy(model, images: Array, max_length: int = 40) -> list[Caption]:
     done = xp.zeros(N, dtype=bool)
     for step in range(max_length + 1):
         p, state, alpha = model.step(words, state)
+        p = _banned(p, banned)
         words = p.argmax(axis=1) if step < max_length else xp.full(N, END)  # the most probable next word; END
         # after max_length words
         log_p += xp.where(done, 0.0, _log(p[xp.arange(N), words]))
@@ -66,8 +78,10 @@ def greedy(model, images: Array, max_length: int = 40) -> list[Caption]:
                      None if alphas[0] is None else backend.to_numpy(xp.stack(alphas, axis=1)))
 
 
-def beam_search(model, images: Array, width: int = 3, max_length: int = 40) -> list[Caption]:
-    """The most probable caption found with ``width`` beams per image (width 1 = greedy)."""
+def beam_search(model, images: Array, width: int = 3, max_length: int = 40,
+                banned: tuple[int, ...] = NEVER) -> list[Caption]:
+    """The most probable caption found with ``width`` beams per image (width 1 = greedy); ``banned`` as
+    for :func:`greedy`."""
     _check(width, max_length)
     N, k = images.shape[0], width
     state = model.start(images)
@@ -80,6 +94,7 @@ def beam_search(model, images: Array, width: int = 3, max_length: int = 40) -> l
     alphas = None
     for step in range(max_length + 1):
         p, state, alpha = model.step(words, state)
+        p = _banned(p, banned)
         V = p.shape[1]
         log_p = _log(p).reshape(N, k, V)
         if step == max_length:  # after max_length words only END may follow

@@ -12,7 +12,7 @@ from tiefnet import backend
 from tiefnet.backend import Array
 from tiefnet.checkpoint import load_model
 from tiefnet.data.captions import CaptionSet, Vocabulary
-from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.errors import CheckpointError, ConfigError, ShapeError
 from tiefnet.settings import is_whole
 from tiefnet.text.caption import MODELS, Captioner, ShowAttendTell
 from tiefnet.text.caption_metrics import attention_by_word_kind, attention_in_boxes, caption_scores
@@ -38,9 +38,9 @@ def load_splits(source: dict[str, Any], only: str | None = None) -> dict[str, Ca
     everything = load_caption_files(source["data"], source["images"] or None, source["size"], source["limit"] or None)
     order = numpy.random.default_rng(source["seed"]).permutation(len(everything))
     n_out = int(round(source["held_out"] * len(everything)))
-    if n_out < 1 or len(everything) - 2 * n_out < 1:
+    if n_out < 2 or len(everything) - 2 * n_out < 1:
         raise ConfigError(f"{source['data']}: {len(everything)} images are too few for held_out={source['held_out']} "
-                          f"(need at least one image for training, validation and test each)")
+                          f"(need at least two images for validation and test each, and one for training)")
     splits = {"test": order[:n_out], "validation": order[n_out:2 * n_out], "train": order[2 * n_out:]}
     return {name: everything.subset(index) for name, index in splits.items() if only in (None, name)}
 
@@ -75,6 +75,10 @@ def load_captioner(folder: str | Path) -> tuple[Captioner, Vocabulary, dict[str,
     if len(vocab) != model.V or not is_whole(size, 8, 512) or not is_whole(max_length, 1, 200):
         raise CheckpointError(f"{folder}: model.json's words, size or max_length do not fit the model")
     _check_source(folder, info.get("data"), size)
+    try:  # the parts fit each other and the image size: one image through the whole model
+        model.forward((backend.xp.zeros((1, 3, size, size), dtype=backend.dtype()), backend.xp.ones((1, 1), dtype=backend.xp.int64)))
+    except (ShapeError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{folder}: the model does not take {size} x {size} images ({error})") from None
     return model, vocab, info
 
 
