@@ -11,30 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
+import _harness
 import numpy
 
 from tiefnet import backend
 from tiefnet.text.caption_use import evaluate, load_captioner, split_of
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
-def blas_kernel() -> str:
-    from threadpoolctl import threadpool_info
-
-    return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
-                     if i.get("user_api") == "blas") or "unknown"
 
 
 def measure(folder: Path, widths: tuple[int, ...], meteor: bool) -> dict:
@@ -71,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     widths = tuple(int(w) for w in args.widths.split(","))
     with backend.thread_limit(args.threads):
-        results = {"cpu": cpu_model(), "blas": blas_kernel(), "date": time.strftime("%Y-%m-%d"),
+        environment = _harness.environment(torch=False)  # CPU model, BLAS kernel, commit, command, date
+        results = {"environment": environment, "cpu": environment["cpu"],
+                   "blas": environment["numpy_openblas_kernel"], "date": time.strftime("%Y-%m-%d"),
                    "show_tell": measure(args.show_tell, widths, not args.no_meteor),
                    "attention": measure(args.attention, widths, not args.no_meteor)}
     print(f"CPU {results['cpu']}, BLAS {results['blas']}")

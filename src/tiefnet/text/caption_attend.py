@@ -138,19 +138,21 @@ class ShowAttendTell(Captioner):
         keep = self.rng.random((N, T, 1)) >= self.context_dropout
         return backend.asarray(keep / (1.0 - self.context_dropout), dtype)
 
-    def _penalty_gradient(self, penalty: float, mask: Array | None) -> Array:
-        """d/dalpha_tj of lambda/N sum_n sum_j (1 - sum_t m_t alpha_tj)^2 = -2 lambda/N (1 - sum_t m_t alpha_tj) m_t."""
+    def _coverage_gap(self, mask: Array | None) -> tuple[Array, Array]:
+        """(1 - sum_t m_t alpha_tj per caption and region (N, R), the mask m (N, T)) of the last training forward."""
         alpha = self._require_cache("alpha")
         m = xp.ones(alpha.shape[:2], dtype=alpha.dtype) if mask is None else mask.astype(alpha.dtype)
-        gap = 1 - (alpha * m[:, :, None]).sum(axis=1)  # (N, R)
-        return -2 * penalty / alpha.shape[0] * gap[:, None, :] * m[:, :, None]
+        return 1 - (alpha * m[:, :, None]).sum(axis=1), m
+
+    def _penalty_gradient(self, penalty: float, mask: Array | None) -> Array:
+        """d/dalpha_tj of lambda/N sum_n sum_j (1 - sum_t m_t alpha_tj)^2 = -2 lambda/N (1 - sum_t m_t alpha_tj) m_t."""
+        gap, m = self._coverage_gap(mask)
+        return -2 * penalty / gap.shape[0] * gap[:, None, :] * m[:, :, None]
 
     def penalty_cost(self, penalty: float, mask: Array | None = None) -> float:
         """lambda/N sum_n sum_j (1 - sum_t alpha_tj)^2 of the last training forward (Xu et al.'s doubly stochastic term)."""
-        alpha = self._require_cache("alpha")
-        m = xp.ones(alpha.shape[:2], dtype=alpha.dtype) if mask is None else mask.astype(alpha.dtype)
-        gap = 1 - (alpha * m[:, :, None]).sum(axis=1)
-        return float(penalty * (gap * gap).sum() / alpha.shape[0])
+        gap, _ = self._coverage_gap(mask)
+        return float(penalty * (gap * gap).sum() / gap.shape[0])
 
     def start(self, images: Array) -> DecoderState:
         regions = self.regions(self.features(images))

@@ -21,10 +21,11 @@ from typing import Sequence
 import numpy
 
 from tiefnet.data.captions import Box
+from tiefnet.data.scenes import COLOURS, PLACES, SIZES, SYNONYMS
 
 DIGIT_WORDS = frozenset("0123456789")
-WORD_KINDS = {"digit": DIGIT_WORDS, "size": {"large", "small"}, "colour": {"red", "green", "blue", "yellow", "white"},
-              "place": {"upper", "lower", "top", "bottom", "left", "right", "below", "it"}}
+WORD_KINDS = {"digit": DIGIT_WORDS, "size": frozenset(SIZES), "colour": frozenset(COLOURS),  # the scenes' grammar
+              "place": frozenset(w for place in (*PLACES, *SYNONYMS.values(), "below it") for w in place.split())}
 
 
 def _quiet(compute, *args):
