@@ -122,6 +122,21 @@ def thread_limit(threads: int | None) -> Iterator[None]:
         _threads = old
 
 
+@contextmanager
+def picture_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` CPU threads for work on one large picture at a time (N = 1: style transfer).
+
+    :func:`thread_limit` cuts a mini-batch into parts, which one picture does not have; here the
+    GEMMs of each layer (im2col rows x filters: tens of thousands of rows) use ``threads`` BLAS threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads={threads} must be at least 1")
+    with threadpool_limits(limits=threads):
+        yield
+
+
 def threads() -> int:
     """The CPU threads the layers may use (1 unless inside thread_limit(T >= 2))."""
     return _threads if DEVICE == "cpu" else 1

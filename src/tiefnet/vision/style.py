@@ -131,7 +131,7 @@ def run(config: Config, content: str | Path, style: str | Path, out: str | Path,
     style_picture = fit(read_picture(style, max(H, W), config.max_pixels), H, W)  # the style at the content's size
     features = feature_net(config.net)
     folder = RunFolder(out, app="style", progress=progress).start(config)
-    with folder, backend.thread_limit(config.threads):
+    with folder, backend.picture_threads(config.threads):
         x_content = backend.asarray(content_picture[None])
         loss = PerceptualLoss(features, backend.asarray(style_picture[None]), config.alpha, config.beta, config.tv)
         a_content = loss.content_target(x_content)
