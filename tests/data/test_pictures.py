@@ -203,3 +203,10 @@ def test_a_picture_above_max_pixels(tmp_path):
                           "use --size", max_pixels=50_000)
     assert read_picture(path, 100, max_pixels=50_000).shape == (3, 67, 100)  # counted after --size
     assert read_picture(path, max_pixels=60_000).shape == (3, 200, 300)  # at the limit: accepted
+
+
+def test_16_bit_grey_keeps_its_levels(tmp_path):
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")  # mode I;16: a conversion to "RGB" would clip it to 255
+    picture = read_picture(tmp_path / "g16.png")
+    assert abs(picture.mean() - 0.5) < 0.01 and picture.shape == (3, 32, 32)

@@ -481,3 +481,11 @@ def test_perceptual_loss_refuses_a_content_target_of_another_size():
     with pytest.raises(ShapeError) as caught:
         loss(pictures((1, 3, 16, 16), 2, np.float32), a_content)
     assert "(1, 8, 4, 4)" in str(caught.value) and "(1, 8, 2, 2)" in str(caught.value) and "conv4_2" in str(caught.value)
+
+
+def test_tv_part_is_reported_when_its_weight_is_zero():
+    features = random_features(0, (4, 8, 8, 8, 8))
+    x = np.random.default_rng(0).random((1, 3, 16, 16)).astype(np.float32)
+    loss = PerceptualLoss(features, x)
+    a = loss.content_target(x)
+    assert loss(x, a)[1]["tv"] == pytest.approx(loss.parts_of(x, a)["tv"]) and loss(x, a)[1]["tv"] > 0

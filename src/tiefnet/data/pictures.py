@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tiefnet.data.image import opened_image
+from tiefnet.data.image import _grey_levels as grey_levels, opened_image
 from tiefnet.errors import DataError
 
 SHIPPED = Path(__file__).parent / "style"
@@ -71,7 +71,10 @@ def read_picture(spec: str | Path, size: int | None = None, max_pixels: int = MA
     path = resolve(spec)
     with opened_image(path) as img:
         img.load()
-        rgb = img.convert("RGB")
+        if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float grey: "RGB" would clip it to 255
+            rgb = Image.fromarray((grey_levels(img, path) * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
+        else:
+            rgb = img.convert("RGB")
     width, height = rgb.size
     if size is not None:
         if size < MIN_SIDE:

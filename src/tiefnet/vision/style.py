@@ -16,6 +16,7 @@ image and the result, the seconds per iteration).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
+from tiefnet.data.image import MAX_PIXELS as IMAGE_PIXELS
 from tiefnet.data.pictures import MAX_PIXELS, fit, read_picture, save_gif, save_picture
 from tiefnet.errors import ConfigError
 from tiefnet.optim import Adam
@@ -49,7 +51,8 @@ class Config:
     beta: float = setting(1e3, "Weight beta of L_style (alpha/beta = 1e-3, as in the lecture).")
     tv: float = setting(0.0, "Weight of the total-variation term (smoothness; 0: off).")
     optimizer: str = setting("lbfgs", "lbfgs (scipy's L-BFGS-B), adam, or gd: x^' = x^ - eta dL/dx^.")
-    eta: float = setting(0.02, "Step size of adam (pixels in [0, 1]) and of gd.")
+    eta: float = setting(0.02, "adam: its step size (pixels in [0, 1]); gd: how far the first step x^' = x^ - "
+                               "lambda dL/dx^ moves the most-moved pixel (lambda = eta / max|dL/dx^|, then fixed).")
     iterations: int = setting(300, "Forward and backward passes (L-BFGS: function evaluations).")
     init: str = setting("content", "Start x^ from the 'content' picture or from 'noise'.")
     seed: int = setting(0, "Seed of the noise start.")
@@ -65,8 +68,11 @@ class Config:
             raise ConfigError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.init not in INITS:
             raise ConfigError(f"init={self.init!r} is not one of {', '.join(INITS)}")
-        if not (math.isfinite(self.eta) and self.eta > 0):
-            raise ConfigError(f"eta={self.eta} must be a positive number")
+        for name in ("alpha", "beta", "tv", "eta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                    or value < 0 or (name == "eta" and value == 0):
+                raise ConfigError(f"{name}={value!r} must be a finite number {'> 0' if name == 'eta' else '>= 0'}")
         check_seed(self.seed)
 
 
@@ -84,9 +90,19 @@ def feature_net(spec: str) -> FeatureNet:
 Step = Callable[[int, float, dict[str, float], numpy.ndarray], None]
 
 
+class _Enough(Exception):
+    """Raised inside L-BFGS-B's function once the iterations are spent (its own maxfun may run over)."""
+
+
 def optimise(loss: PerceptualLoss, x0: numpy.ndarray, a_content, config: Config, on_step: Step) -> numpy.ndarray:
     """Minimise L_total over x^ in [0, 1]^(3 H W) from x0 (1, 3, H, W); ``on_step(i, L, parts, x)`` after
-    each forward/backward pass i = 1..iterations. Returns the best x^ seen."""
+    each forward/backward pass i = 1..iterations (exactly ``config.iterations`` of them). Returns the
+    best x^ seen.
+
+    "gd" is the lecture's step x^' = x^ - lambda dL_total/dx^ with one fixed lambda = eta / max|dL/dx^|
+    of the first pass: the gradient's size depends on the network and the weights (1e8 and more on the
+    random network), so eta says how far the first step moves the most-moved pixel (0.02: 2% of the range).
+    """
     best = {"L": math.inf, "x": x0}
     count = 0
 
@@ -105,21 +121,30 @@ def optimise(loss: PerceptualLoss, x0: numpy.ndarray, a_content, config: Config,
         shape = x0.shape
 
         def f(flat: numpy.ndarray) -> tuple[float, numpy.ndarray]:
+            if count >= config.iterations:
+                raise _Enough
             L, g = evaluate(flat.reshape(shape).astype(numpy.float32))
             return L, g.reshape(-1).astype(numpy.float64)
 
-        minimize(f, x0.reshape(-1).astype(numpy.float64), jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)],
-                 options={"maxfun": config.iterations, "maxiter": config.iterations, "maxcor": 20,
-                          "ftol": 0.0, "gtol": 0.0})
+        try:
+            minimize(f, x0.reshape(-1).astype(numpy.float64), jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)],
+                     options={"maxfun": config.iterations + 1, "maxiter": config.iterations, "maxcor": 20,
+                              "ftol": 0.0, "gtol": 0.0})
+        except _Enough:
+            pass
         return best["x"]
     x = x0.copy()
     adam = Adam(eta=config.eta).bind(x) if config.optimizer == "adam" else None
+    lmbda = None
     for _ in range(config.iterations):
         _, g = evaluate(x)
         if adam is not None:
             adam.step(g)
         else:
-            x -= config.eta * g  # the lecture's step x^' = x^ - lambda dL_total/dx^
+            if lmbda is None:
+                largest = float(numpy.abs(g).max())
+                lmbda = config.eta / largest if largest > 0 else 0.0
+            x -= lmbda * g  # the lecture's step x^' = x^ - lambda dL_total/dx^
         numpy.clip(x, 0.0, 1.0, out=x)  # stay a picture
     return best["x"]
 
@@ -128,7 +153,7 @@ def run(config: Config, content: str | Path, style: str | Path, out: str | Path,
     """Transfer the style of ``style`` onto ``content`` (files or shipped names); write the run folder."""
     content_picture = read_picture(content, config.size or None, config.max_pixels)  # (3, H, W)
     _, H, W = content_picture.shape
-    style_picture = fit(read_picture(style, max(H, W), config.max_pixels), H, W)  # the style at the content's size
+    style_picture = fit(read_picture(style, max_pixels=IMAGE_PIXELS), H, W)  # the style at the content's size
     features = feature_net(config.net)
     folder = RunFolder(out, app="style", progress=progress).start(config)
     with folder, backend.picture_threads(config.threads):

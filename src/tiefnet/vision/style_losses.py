@@ -16,6 +16,9 @@ Shapes:
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 from tiefnet.backend import Array, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.vision.features import FeatureNet
@@ -80,7 +83,7 @@ class PerceptualLoss:
     def __init__(self, features: FeatureNet, style: Array, alpha: float = 1.0, beta: float = 1e3,
                  tv: float = 0.0):
         for name, value in (("alpha", alpha), ("beta", beta), ("tv", tv)):
-            if not (isinstance(value, (int, float)) and value >= 0 and value == value and value != float("inf")):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
         self.features, self.alpha, self.beta, self.tv = features, float(alpha), float(beta), float(tv)
         style_acts = features.forward(style)
@@ -110,9 +113,8 @@ class PerceptualLoss:
             g *= self.beta * w / N
             grads[name] = g if name not in grads else grads[name] + g  # a layer may carry both costs
         dx = self.features.backward(grads)
-        L_tv = 0.0
+        L_tv, d_tv = tv_loss(x)  # reported also when its weight is 0
         if self.tv:
-            L_tv, d_tv = tv_loss(x)
             dx += (self.tv / N) * d_tv
         parts.update(content=L_content / N, style=L_style / N, tv=L_tv / N)
         total = (self.alpha * L_content + self.beta * L_style + self.tv * L_tv) / N
