@@ -76,6 +76,9 @@ def read_picture(spec: str | Path, size: int | None = None, max_pixels: int = MA
         else:
             rgb = img.convert("RGB")
     width, height = rgb.size
+    if min(width, height) < MIN_SIDE:  # even if --size would scale it up: too little to paint on
+        raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
+                        f"{MIN_SIDE} on each side")
     if size is not None:
         if size < MIN_SIDE:
             raise DataError(f"--size {size}: pictures need at least {MIN_SIDE} pixels on a side")
