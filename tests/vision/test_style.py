@@ -36,15 +36,15 @@ def one_blas_thread():
 def test_config_defaults_are_the_lectures():
     config = Config()
     assert config.alpha / config.beta == pytest.approx(1e-3)  # alpha/beta = 1e-3
-    assert (config.optimizer, config.init, config.net, config.tv) == ("lbfgs", "content", "random", 0.0)
-    assert OPTIMIZERS == ("lbfgs", "adam", "gd") and INITS == ("content", "noise")
+    assert (config.optimizer, config.init, config.net, config.tv) == ("adam", "content", "random", 0.0)
+    assert OPTIMIZERS == ("adam", "lbfgs", "gd") and INITS == ("content", "noise")
     with pytest.raises(FrozenInstanceError):
         config.eta = 1.0
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"optimizer": "sgd"}, "optimizer='sgd' is not one of lbfgs, adam, gd"),
-    ({"optimizer": "LBFGS"}, "optimizer='LBFGS' is not one of lbfgs, adam, gd"),
+    ({"optimizer": "sgd"}, "optimizer='sgd' is not one of adam, lbfgs, gd"),
+    ({"optimizer": "LBFGS"}, "optimizer='LBFGS' is not one of adam, lbfgs, gd"),
     ({"init": "zeros"}, "init='zeros' is not one of content, noise"),
     ({"iterations": 0}, "iterations=0 must be a whole number >= 1"),
     ({"iterations": -3}, "iterations=-3 must be a whole number >= 1"),
@@ -201,7 +201,7 @@ def test_size_16_runs_with_a_wide_painting(tmp_path):
 
 @pytest.mark.parametrize("iterations", [1, 2, 5])
 def test_lbfgs_makes_exactly_the_iterations(tmp_path, iterations):
-    summary = run(Config(size=32, iterations=iterations), "astronaut", "starry_night", tmp_path / "out",
+    summary = run(Config(size=32, iterations=iterations, optimizer="lbfgs"), "astronaut", "starry_night", tmp_path / "out",
                   progress=False)
     assert summary["iterations"] == iterations
 

@@ -27,7 +27,7 @@ from tiefnet import __version__
 from tiefnet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Parser, check_out
 from tiefnet.errors import TiefnetError
 
-COMMANDS = ["mnist", "experiment", "charrnn", "caption", "rl", "alphazero"]  # modules of tiefnet.cli, in the order of `tiefnet --help`
+COMMANDS = ["mnist", "experiment", "charrnn", "caption", "style", "rl", "alphazero"]  # modules of tiefnet.cli, in the order of `tiefnet --help`
 
 
 def build_parser(modules: Sequence) -> Parser:
