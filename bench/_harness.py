@@ -303,6 +303,31 @@ def interleave(blocks: dict[str, Callable[[], float]], repeats: int, pause: floa
     return runs
 
 
+def alternate_steps(ours: Callable[[], float], theirs: Callable[[], float], steps: int, rounds: int,
+                    idle: float = 0.5, wake: int = 2) -> tuple[list[float], list[float]]:
+    """Time two step functions (each returns its own seconds) in ``rounds`` alternating blocks of
+    ``steps`` timed steps, after two warm-up steps each. Every block follows a pause of ``idle``
+    seconds and ``wake`` untimed steps: PyTorch's OpenMP threads keep spinning for a while after a
+    parallel region (KMP_BLOCKTIME) and would take a core from a step that followed at once; the
+    untimed steps wake the other's threads. Returns (our times, their times)."""
+    for _ in range(2):  # warm-up
+        ours(), theirs()
+    times_ours: list[float] = []
+    times_theirs: list[float] = []
+    for _ in range(rounds):
+        for step, times in ((ours, times_ours), (theirs, times_theirs)):
+            time.sleep(idle)
+            for _ in range(wake):
+                step()
+            times.extend(step() for _ in range(steps))
+    return times_ours, times_theirs
+
+
+def openblas_kernels(env: dict) -> list[str]:
+    """The OpenBLAS kernels (architectures) that :func:`environment` found loaded."""
+    return [p["architecture"] for p in env["blas_pools"] if p["internal_api"] == "openblas"]
+
+
 def best_of(runs: list[dict]) -> dict:
     """The best (fastest) and median seconds of :func:`interleave`'s runs of one block: outside
     load only ever makes a run slower, so the best counts."""

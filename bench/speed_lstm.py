@@ -78,7 +78,7 @@ def main() -> None:
     _harness.add_output_options(parser, markdown=False)
     args = parser.parse_args()
     env = _harness.announce_environment(f"{_harness.UNSET_OPENBLAS} .venv/bin/python bench/speed_lstm.py")
-    kernel = [p["architecture"] for p in env["blas_pools"] if p["internal_api"] == "openblas"]
+    kernel = _harness.openblas_kernels(env)
     results = {"shape": {"V": V, "H": H, "T": T, "N": N}, "openblas_kernel": kernel, "rows": [], "environment": env}
     print(f"LSTM step, vocabulary {V}, hidden {H}, T {T}, batch {N}; OpenBLAS kernel {kernel}")
     with _harness.RunLoad() as run_load:
@@ -94,17 +94,7 @@ def main() -> None:
 def compare(threads: int, steps: int, rounds: int) -> dict:
     """Best step of each framework over ``rounds`` alternating blocks of ``steps`` timed steps."""
     ours, theirs = tiefnet_step(threads), torch_step(threads)
-    for _ in range(2):  # warm-up
-        ours(), theirs()
-    times_ours, times_theirs = [], []
-    for _ in range(rounds):
-        # Blocks of steps, each after a pause and two untimed steps: PyTorch's OpenMP threads
-        # keep spinning for a while after a parallel region (KMP_BLOCKTIME) and would take a
-        # core from a step that followed at once; the warm-up steps wake the other's threads.
-        for step, times in ((ours, times_ours), (theirs, times_theirs)):
-            time.sleep(IDLE)
-            step(), step()
-            times.extend(step() for _ in range(steps))
+    times_ours, times_theirs = _harness.alternate_steps(ours, theirs, steps, rounds, IDLE)
     best_ours, best_theirs = min(times_ours), min(times_theirs)
     return {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
             "ratio": best_ours / best_theirs}

@@ -139,14 +139,7 @@ def torch_step(feats, size: int, threads: int):
 def compare(net: str, size: int, threads: int, steps: int, rounds: int) -> dict:
     ours, feats = tiefnet_step(net, size, threads)
     theirs = torch_step(feats, size, threads)
-    for _ in range(2):  # warm-up
-        ours(), theirs()
-    times_ours, times_theirs = [], []
-    for _ in range(rounds):
-        for step, times in ((ours, times_ours), (theirs, times_theirs)):
-            time.sleep(IDLE)
-            step()
-            times.extend(step() for _ in range(steps))
+    times_ours, times_theirs = _harness.alternate_steps(ours, theirs, steps, rounds, IDLE, wake=1)
     best_ours, best_theirs = min(times_ours), min(times_theirs)
     return {"net": net, "size": size, "threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
             "tiefnet_median_ms": 1e3 * float(np.median(times_ours)), "torch_median_ms": 1e3 * float(np.median(times_theirs)),
@@ -163,7 +156,7 @@ def main() -> None:
     _harness.add_output_options(parser, markdown=False)
     args = parser.parse_args()
     env = _harness.announce_environment(f"{_harness.UNSET_OPENBLAS} .venv/bin/python bench/style_speed.py")
-    kernel = [p["architecture"] for p in env["blas_pools"] if p["internal_api"] == "openblas"]
+    kernel = _harness.openblas_kernels(env)
     results = {"openblas_kernel": kernel, "rows": [], "environment": env}
     print(f"style transfer iteration, {args.net} network, {args.size}x{args.size}; OpenBLAS kernel {kernel}")
     with _harness.RunLoad() as run_load:
