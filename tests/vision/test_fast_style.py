@@ -17,7 +17,7 @@ from tiefnet import backend
 from tiefnet.checkpoint import read_npz, save_model, write_npz
 from tiefnet.errors import CheckpointError, ConfigError, DataError, ShapeError
 from tiefnet.gradcheck import relative_error
-from tiefnet.nn import Conv2d, Dense, Flatten, InstanceNorm2d, ReflectionPad2d, Residual, Sequential
+from tiefnet.nn import Conv2d, Dense, Flatten, InstanceNorm2d, ReflectionPad2d, Residual, Sequential, Upsample
 from tiefnet.optim import Adam
 from tiefnet.vision import fast_style
 from tiefnet.vision.fast_style import forward, load_stylizer, stylize, stylize_files, transform_net
@@ -281,7 +281,7 @@ def test_bad_photo_folders_are_one_data_error(tmp_path):
         Config(crop=30)
 
 
-@pytest.mark.parametrize("kind", ["app", "channels", "layers", "shape"])
+@pytest.mark.parametrize("kind", ["app", "channels", "layers", "shape", "upsample", "widths"])
 def test_bad_model_folders_are_one_checkpoint_error(whole, tmp_path, kind):
     folder = tmp_path / kind
     rng = np.random.default_rng(0)
@@ -291,6 +291,12 @@ def test_bad_model_folders_are_one_checkpoint_error(whole, tmp_path, kind):
         save_model(folder, Sequential(ReflectionPad2d(1), Conv2d(3, 2, 3, rng=rng)), app="fast-style")
     elif kind == "layers":
         save_model(folder, Sequential(Flatten(), Dense(3 * 16 * 16, 2, rng=rng)), app="fast-style")
+    elif kind == "upsample":  # a picture layer that would allocate 40,000 x the picture: not N_FST
+        save_model(folder, Sequential(Upsample(200), Conv2d(3, 3, 1, rng=rng)), app="fast-style",
+                   info={"widths": [4, 8, 8], "residual_blocks": 1})
+    elif kind == "widths":  # N_FST itself, but model.json claims widths no N_FST may have
+        save_model(folder, transform_net((4, 8, 8), 1, rng), app="fast-style",
+                   info={"widths": [4, 8, 10**6], "residual_blocks": 1})
     else:
         shutil.copytree(whole, folder)
         arrays, meta = read_npz(folder / "model.npz")
@@ -298,8 +304,8 @@ def test_bad_model_folders_are_one_checkpoint_error(whole, tmp_path, kind):
         write_npz(folder / "model.npz", arrays, meta)
     with pytest.raises(CheckpointError) as error:
         load_stylizer(folder)
-    assert {"app": "mnist", "channels": "maps a picture", "layers": "Flatten", "shape": "1.W"}[kind] \
-        in one_line(error)
+    assert {"app": "mnist", "channels": "names widths None", "layers": "Flatten", "shape": "1.W",
+            "upsample": "is not N_FST", "widths": "names widths [4, 8, 1000000]"}[kind] in one_line(error)
 
 
 def test_the_stylizer_of_a_run_folder(whole):

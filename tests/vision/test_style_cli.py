@@ -139,6 +139,10 @@ def test_style_train_then_stylize(tmp_path, capsys):
     painted = tmp_path / "painted"
     assert main(["stylize", "--model", str(model), "astronaut", "--size", "40", "--out", str(painted)]) == 0
     assert Image.open(painted / "astronaut.png").size == (40, 40)
+    assert main(["stylize", "--model", str(model), "astronaut", "--size", "40", "--out", str(painted)]) == 1
+    assert "--overwrite" in error_line(capsys)  # an earlier result is not replaced unasked
+    assert main(["stylize", "--model", str(model), "astronaut", "--size", "40", "--out", str(painted),
+                 "--overwrite"]) == 0
 
 
 def test_stylize_bad_inputs_give_one_line(tmp_path, capsys):
@@ -146,3 +150,31 @@ def test_stylize_bad_inputs_give_one_line(tmp_path, capsys):
     not_a_model.mkdir()
     assert main(["stylize", "--model", str(not_a_model), "astronaut", "--out", str(tmp_path / "o")]) == 1
     error_line(capsys)
+
+
+def test_style_never_writes_through_a_symbolic_link(tmp_path):
+    out, victim = tmp_path / "run", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("keep me")
+    (out / "result.png").symlink_to(victim)
+    (out / "frames.gif").symlink_to(tmp_path / "elsewhere.gif")
+    assert main(["style", "astronaut", "starry_night", *TINY_GATYS, "--out", str(out), "--overwrite"]) == 0
+    assert victim.read_text() == "keep me" and not (tmp_path / "elsewhere.gif").exists()
+    assert not (out / "result.png").is_symlink() and Image.open(out / "result.png").size == (32, 32)
+
+
+def test_style_of_a_picture_with_itself_reports_no_reduction(tmp_path, capsys):
+    assert main(["style", "chelsea", "chelsea", *TINY_GATYS, "--out", str(tmp_path / "run")]) == 0
+    assert "n/a" in capsys.readouterr().out
+
+
+def test_style_convert_needs_npz_and_overwrite(tmp_path, capsys):
+    weights = tmp_path / "vgg19.safetensors"
+    random_vgg19_safetensors(weights)
+    assert main(["style-convert", str(weights), "--out", str(tmp_path / "vgg19.bin")]) == 1
+    assert ".npz" in error_line(capsys)
+    target = tmp_path / "vgg19.npz"
+    target.write_text("mine")
+    assert main(["style-convert", str(weights), "--out", str(target)]) == 1
+    assert "--overwrite" in error_line(capsys) and target.read_text() == "mine"
+    assert main(["style-convert", str(weights), "--out", str(target), "--overwrite"]) == 0

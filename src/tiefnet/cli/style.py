@@ -51,6 +51,7 @@ def add_commands(sub) -> None:
     s.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="refuse larger pictures (after --size; "
                                                                       f"default {MAX_PIXELS:,})")
     s.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    s.add_argument("--overwrite", action="store_true", help="replace painted pictures already in --out")
     s.set_defaults(handler=_cmd_stylize)
 
     c = sub.add_parser("style-convert", help="turn torchvision VGG-19 ImageNet weights into tiefnet's .npz",
@@ -59,6 +60,7 @@ def add_commands(sub) -> None:
                                    "and write the feature layers as a tiefnet .npz for --net.")
     c.add_argument("weights", type=Path, help="vgg19 weights: .pth / .pt or .safetensors")
     c.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     c.set_defaults(handler=_cmd_convert)
 
 
@@ -86,8 +88,10 @@ def _cmd_style(args: argparse.Namespace) -> int:
     config = config_from(args, Config)
     out = args.out or default_out("style")
     summary = run(config, args.content, args.style, out, progress=not args.no_progress)
+    reduction = summary["style_reduction"]  # None when the photo's own style cost is 0 (photo = painting)
+    lower = "n/a" if reduction is None else f"{100 * reduction:.1f}% lower"
     print(f"L_style {summary['content_image']['style']:.4g} (the photo) -> {summary['result']['style']:.4g} "
-          f"({100 * summary['style_reduction']:.1f}% lower); L_content {summary['result']['content']:.4g} "
+          f"({lower}); L_content {summary['result']['content']:.4g} "
           f"(the painting's: {summary['style_image']['content']:.4g}); "
           f"{summary['seconds_per_iteration']:.3f} s per iteration; result in {Path(out) / 'result.png'}")
     return 0
@@ -109,15 +113,20 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     from tiefnet.vision.fast_style import stylize_files
 
     written = stylize_files(args.model, args.images, args.out, size=args.size or None, max_pixels=args.max_pixels,
-                            threads=args.threads)
+                            threads=args.threads, overwrite=args.overwrite)
     for path in written:
         print(path)
     return 0
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from tiefnet.errors import ConfigError
     from tiefnet.vision.vgg import convert_weights
 
+    if args.out.suffix != ".npz":
+        raise ConfigError(f"--out {args.out}: name the converted weights FILE.npz (what --net reads)")
+    if args.out.exists() and not args.overwrite:
+        raise ConfigError(f"--out {args.out} exists; give --overwrite to replace it")
     path = convert_weights(args.weights, args.out)
     print(f"VGG-19 feature layers written to {path}; use them with tiefnet style --net {path}")
     return 0

@@ -64,32 +64,52 @@ def resolve(spec: str | Path) -> Path:
     return Path(spec)
 
 
+def open_rgb(path: Path, max_pixels: int | None = None, size: int | None = None) -> Image.Image:
+    """The picture file as a Pillow RGB image: 16-bit and float grey keep their levels (a plain "RGB"
+    conversion clips them to 255), transparency is laid on white (as for digits, data/image.py). With
+    ``max_pixels``, the size the picture will have (after scaling its longer side to ``size``) is
+    checked from the header, before the pixels are decoded."""
+    with opened_image(path) as img:
+        width, height = img.size
+        if min(width, height) < MIN_SIDE:  # even if --size would scale it up: too little to paint on
+            raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
+                            f"{MIN_SIDE} on each side")
+        if max_pixels is not None:
+            w, h = scaled((width, height), size)
+            if w * h > max_pixels:
+                raise DataError(f"{path}: the picture is {w}x{h} = {w * h:,} pixels, more than --max-pixels "
+                                f"{max_pixels:,} (use --size to scale it down)")
+        img.load()
+        if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float grey
+            return Image.fromarray((grey_levels(img, path) * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
+        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+            rgba = img.convert("RGBA")
+            return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+        return img.convert("RGB")
+
+
+def scaled(size_wh: tuple[int, int], size: int | None) -> tuple[int, int]:
+    """(width, height) with the longer side scaled to ``size`` (aspect ratio kept); as is for None."""
+    width, height = size_wh
+    if size is None:
+        return width, height
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def read_picture(spec: str | Path, size: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A picture (3, H, W) float32 in [0, 1] from a file or a shipped name; with ``size`` the longer
     side is scaled to ``size`` pixels (aspect ratio kept). A clear DataError for anything that is no
-    picture, smaller than MIN_SIDE on a side, or more than ``max_pixels`` pixels (after scaling)."""
+    picture, smaller than MIN_SIDE on a side, or more than ``max_pixels`` pixels (after scaling; checked
+    before the pixels are decoded)."""
+    if size is not None and size < MIN_SIDE:
+        raise DataError(f"--size {size}: pictures need at least {MIN_SIDE} pixels on a side")
     path = resolve(spec)
-    with opened_image(path) as img:
-        img.load()
-        if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float grey: "RGB" would clip it to 255
-            rgb = Image.fromarray((grey_levels(img, path) * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
-        else:
-            rgb = img.convert("RGB")
-    width, height = rgb.size
-    if min(width, height) < MIN_SIDE:  # even if --size would scale it up: too little to paint on
-        raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
-                        f"{MIN_SIDE} on each side")
-    if size is not None:
-        if size < MIN_SIDE:
-            raise DataError(f"--size {size}: pictures need at least {MIN_SIDE} pixels on a side")
-        scale = size / max(width, height)
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    rgb = open_rgb(path, max_pixels, size)
+    width, height = scaled(rgb.size, size)
     if min(width, height) < MIN_SIDE:
         raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
                         f"{MIN_SIDE} on each side")
-    if width * height > max_pixels:
-        raise DataError(f"{path}: the picture is {width}x{height} = {width * height:,} pixels, more than "
-                        f"--max-pixels {max_pixels:,} (use --size to scale it down)")
     if (width, height) != rgb.size:
         rgb = rgb.resize((width, height), Image.LANCZOS)
     return (np.asarray(rgb, dtype=np.float32) / 255.0).transpose(2, 0, 1).copy()
@@ -121,5 +141,5 @@ def save_gif(frames: list[np.ndarray], path: str | Path, ms_per_frame: int = 120
     return path
 
 
-__all__ = ["PAINTINGS", "PHOTOS", "fit", "painting_path", "photo_path", "read_picture", "resolve", "save_gif",
+__all__ = ["PAINTINGS", "PHOTOS", "fit", "open_rgb", "scaled", "painting_path", "photo_path", "read_picture", "resolve", "save_gif",
            "save_picture", "to_uint8"]

@@ -24,6 +24,7 @@ uneven overlap paints checkerboards (Odena et al. 2016).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,7 +38,9 @@ from tiefnet.errors import CheckpointError, ConfigError, ShapeError
 from tiefnet.files import replacing
 from tiefnet.nn import Conv2d, InstanceNorm2d, ReflectionPad2d, ReLU, Residual, Sequential, Sigmoid, Upsample
 from tiefnet.nn.conv import channels_last, im2col
-from tiefnet.nn.layer import Layer
+from tiefnet.limits import check_allocation
+from tiefnet.nn.layer import Layer, layer_to_config
+from tiefnet.settings import is_whole
 
 APP = "fast-style"  # model.json's "app"
 # c1, c2, c3. Johnson et al.: (32, 64, 128), 4x the arithmetic: a training step of 4 crops 128x128 took
@@ -48,6 +51,7 @@ RESIDUAL_BLOCKS = 5  # "fuenf residual blocks"
 PICTURE_LAYERS = (Sequential, Residual, Conv2d, InstanceNorm2d, ReflectionPad2d, ReLU, Sigmoid, Upsample)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what a folder's images are
 BAND_NUMBERS = 2**22  # stylize's im2col matrices hold at most this many numbers (16 MB in float32)
+MAX_WIDTH, MAX_RESIDUAL_BLOCKS = 1024, 64  # what a model folder may name
 
 
 def _conv(C: int, F: int, kernel: int, stride: int, rng: numpy.random.Generator) -> list[Layer]:
@@ -148,6 +152,7 @@ def stylize(net: Layer, picture: Array) -> numpy.ndarray:
     if min(H, W) < 2 * multiple:
         raise ShapeError(f"stylize: the picture is {W}x{H} pixels; the network needs at least {2 * multiple} "
                          f"on each side")
+    check_allocation(forward_bytes(net, H, W), f"stylizing a {W}x{H} picture")
     pad_h, pad_w = -H % multiple, -W % multiple
     top, left = pad_h // 2, pad_w // 2
     x = xp.pad(picture[None], ((0, 0), (0, 0), (top, pad_h - top), (left, pad_w - left)), mode="reflect")
@@ -155,15 +160,20 @@ def stylize(net: Layer, picture: Array) -> numpy.ndarray:
     return numpy.clip(backend.to_numpy(x_hat), 0.0, 1.0)
 
 
-def check_picture_net(net: Layer, source: str) -> None:
-    """A CheckpointError unless ``net`` is a Sequential of picture layers that maps a (1, 3, S, S)
-    picture to (1, 3, S, S) finite numbers (one small dry forward)."""
+def check_layer_types(net: Layer, source: str) -> None:
+    """A CheckpointError unless ``net`` is a Sequential of picture layers only."""
     if not isinstance(net, Sequential):
         raise CheckpointError(f"{source}: its network is {type(net).__name__}, not a Sequential")
     for _, layer in net.walk():
         if type(layer) not in PICTURE_LAYERS or isinstance(layer, Residual) and layer.shortcut is not None:
             raise CheckpointError(f"{source}: its network holds {layer.describe()[:60]}, not a layer of a "
                                   f"picture-to-picture network")
+
+
+def check_picture_net(net: Layer, source: str) -> None:
+    """A CheckpointError unless ``net`` is a Sequential of picture layers that maps a (1, 3, S, S)
+    picture to (1, 3, S, S) finite numbers (one small dry forward)."""
+    check_layer_types(net, source)
     multiple = size_multiple(net)
     if not 1 <= multiple <= 64:
         raise CheckpointError(f"{source}: its convolutions shrink a picture {multiple} times")
@@ -190,9 +200,34 @@ def load_stylizer(model_dir: str | Path) -> tuple[Sequential, dict[str, Any]]:
     if meta["app"] != APP:
         raise CheckpointError(f"{model_dir}: holds a model of tiefnet {str(meta['app'])[:40]}, not a fast "
                               f"style transfer network")
-    check_picture_net(net, source)
     info = meta["info"] if isinstance(meta["info"], dict) else {}
+    check_layer_types(net, source)
+    check_architecture(net, info, source)
+    check_picture_net(net, source)
     return net, info
+
+
+def check_architecture(net: Layer, info: dict[str, Any], source: str) -> None:
+    """A CheckpointError unless ``net`` is exactly transform_net(info["widths"], info["residual_blocks"]):
+    a folder from someone else must not bring its own layers, scales, paddings or widths (each could make
+    a picture's forward pass allocate without limit)."""
+    widths, blocks = info.get("widths"), info.get("residual_blocks")
+    if not (isinstance(widths, list) and len(widths) == 3 and all(is_whole(w, 1, MAX_WIDTH) for w in widths)
+            and is_whole(blocks, 0, MAX_RESIDUAL_BLOCKS)):
+        raise CheckpointError(f"{source}: model.json names widths {str(widths)[:40]} and residual_blocks "
+                              f"{str(blocks)[:20]}, not three feature counts in [1, {MAX_WIDTH}] and a count in "
+                              f"[0, {MAX_RESIDUAL_BLOCKS}]")
+    expected = transform_net(tuple(widths), blocks, numpy.random.default_rng(0))
+    if layer_to_config(net) != layer_to_config(expected):
+        raise CheckpointError(f"{source}: its network is not N_FST with widths {widths} and {blocks} residual "
+                              f"blocks (a layer, size, padding or scale differs)")
+
+
+def forward_bytes(net: Layer, H: int, W: int) -> int:
+    """About the memory a forward pass of N_FST over an H x W picture holds at once: a few copies of the
+    widest full-resolution maps, the half- and quarter-resolution ones, and one band of im2col."""
+    c1 = max((layer.F for _, layer in net.walk() if isinstance(layer, Conv2d)), default=3)
+    return 4 * (H + 8) * (W + 8) * (8 * c1 + 12) + 4 * BAND_NUMBERS * 2
 
 
 def picture_files(images: Sequence[str | Path]) -> list[Path]:
@@ -209,11 +244,12 @@ def picture_files(images: Sequence[str | Path]) -> list[Path]:
 
 
 def stylize_files(model_dir: str | Path, images: Sequence[str | Path], out_dir: str | Path,
-                  size: int | None = None, max_pixels: int = MAX_PIXELS, threads: int = 1) -> list[Path]:
+                  size: int | None = None, max_pixels: int = MAX_PIXELS, threads: int = 1,
+                  overwrite: bool = False) -> list[Path]:
     """Stylise every picture of ``images`` (files, folders, sample-photo names) with the model in
     ``model_dir`` and write ``out_dir/<stem>.png`` each; ``size`` scales a picture's longer side first,
     ``threads`` CPU threads share each convolution's bands. Returns the written paths. Refuses to
-    overwrite an input or to write two outputs of one name."""
+    overwrite an input or to write two outputs of one name, and (unless ``overwrite``) a file already there."""
     net, _ = load_stylizer(model_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -223,12 +259,15 @@ def stylize_files(model_dir: str | Path, images: Sequence[str | Path], out_dir: 
         raise ConfigError("stylize: no pictures given (or the folders hold no images)")
     targets = [out_dir / f"{path.stem}.png" for path in inputs]
     resolved = {path.resolve() for path in inputs}
+    names = Counter(targets)
     for path, target in zip(inputs, targets):
         if target.resolve() in resolved:
             raise ConfigError(f"{target}: refusing to overwrite an input picture (choose another output folder)")
-        if targets.count(target) > 1:
+        if names[target] > 1:
             raise ConfigError(f"{path}: another input is also named {path.stem}; its output {target} would be "
                               f"overwritten")
+        if not overwrite and (target.exists() or target.is_symlink()):
+            raise ConfigError(f"{target} exists; give --overwrite to replace it (or choose another --out)")
     out_dir.mkdir(parents=True, exist_ok=True)
     with backend.thread_limit(threads):
         for path, target in zip(inputs, targets):

@@ -29,8 +29,7 @@ from PIL import Image
 
 from tiefnet import backend
 from tiefnet.checkpoint import read_checkpoint, load_state, write_npz
-from tiefnet.data.image import opened_image
-from tiefnet.data.pictures import MIN_SIDE, PHOTOS, photo_path, read_picture, save_picture
+from tiefnet.data.pictures import MIN_SIDE, PHOTOS, open_rgb, photo_path, read_picture, save_picture
 from tiefnet.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from tiefnet.limits import check_allocation
 from tiefnet.optim import Adam
@@ -117,9 +116,7 @@ def content_photos(config: Config) -> list[numpy.ndarray]:
         paths = [photo_path(name) for name in PHOTOS]
     photos, total = [], 0
     for path in paths:
-        with opened_image(path) as img:  # a clear DataError for anything that is no readable picture
-            img.load()
-            rgb = img.convert("RGB")
+        rgb = open_rgb(path)  # a clear DataError for anything that is no readable picture
         width, height = rgb.size
         if min(width, height) < MIN_SIDE:
             raise DataError(f"{path}: the photo is {width}x{height} pixels, less than {MIN_SIDE} on a side")
@@ -184,7 +181,7 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
                      f"training N_FST with widths {config.widths} on {config.batch_size} crops of {config.crop}")
     loss = perceptual_loss(config)
     rng = numpy.random.default_rng(config.seed)
-    with folder.start(config, resume, RESUMABLE_CHANGES), backend.thread_limit(config.threads):
+    with folder.start(config, resume, RESUMABLE_CHANGES), backend.picture_threads(config.threads):
         net = transform_net(config.transform_widths, config.residual_blocks, rng)
         optimizer = Adam(config.eta).bind(net)
         columns = ["total", "content", "style", "tv", *(f"style:{n}" for n in loss.features.style_weights)]
@@ -261,19 +258,19 @@ def restore(path: Path, net, optimizer: Adam, rng: numpy.random.Generator, confi
         raise CheckpointError(f"{path}: its costs are not {', '.join(columns)}")
     if not isinstance(opt, dict) or opt.get("name") != optimizer.name or opt.get("t") != step:
         raise CheckpointError(f"{path}: its optimizer state is not Adam's after step {step}")
-    expected: dict[str, Any] = {f"model.{k}": v for k, v in net.arrays().items()}
-    expected.update({f"opt.{k}": v for k, v in optimizer.state_dict()[1].items()})
-    expected["history"] = numpy.empty((step, len(columns) + 1))
+    expected: dict[str, Any] = {f"model.{k}": (tuple(v.shape), v.dtype) for k, v in net.arrays().items()}
+    expected.update({f"opt.{k}": (tuple(v.shape), v.dtype) for k, v in optimizer.state_dict()[1].items()})
+    expected["history"] = ((step, len(columns) + 1), numpy.dtype(numpy.float64))  # shapes only: nothing allocated
     missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
     if missing or extra:
         raise CheckpointError(f"{path}: " + "; ".join(f"{what} arrays {', '.join(names[:5])}" for what, names in
                                                       (("missing", missing), ("unexpected", extra)) if names))
-    for name, like in expected.items():
-        if arrays[name].shape != tuple(like.shape) or arrays[name].dtype.kind not in "iuf":
+    for name, (shape, dtype) in expected.items():
+        if arrays[name].shape != shape or arrays[name].dtype.kind not in "iuf":
             raise CheckpointError(f"{path}: array {name} is {arrays[name].dtype} {arrays[name].shape}, expected "
-                                  f"numbers of shape {tuple(like.shape)}")
+                                  f"numbers of shape {shape}")
         with numpy.errstate(over="ignore"):
-            arrays[name] = arrays[name].astype(like.dtype)
+            arrays[name] = arrays[name].astype(dtype)
         impossible = name == "history" or name.startswith("opt.v")  # costs, times, means of squares are >= 0
         if not numpy.isfinite(arrays[name]).all() or impossible and (arrays[name] < 0).any():
             raise CheckpointError(f"{path}: array {name} holds NaN, infinite or impossible values")

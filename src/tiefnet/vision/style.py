@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy
 
 from tiefnet import backend
+from tiefnet.backend import Array, xp
 from tiefnet.data.image import MAX_PIXELS as IMAGE_PIXELS
 from tiefnet.data.pictures import MAX_PIXELS, fit, read_picture, save_gif, save_picture
 from tiefnet.errors import ConfigError
@@ -109,16 +110,18 @@ def optimise(loss: PerceptualLoss, x0: numpy.ndarray, a_content, config: Config,
     best = {"L": math.inf, "x": x0}
     count = 0
 
-    def evaluate(x: numpy.ndarray) -> tuple[float, numpy.ndarray]:
+    def evaluate(x: Array) -> tuple[float, Array]:
+        """L_total and dL/dx^ at x^ (on the array device); the best x^ and on_step's copy on the host."""
         nonlocal count
-        L, parts, dx = loss(backend.asarray(x), a_content)
+        L, parts, dx = loss(x, a_content)
         count += 1
+        host = backend.to_numpy(x)
         if L < best["L"]:
-            best.update(L=L, x=x.copy())
-        on_step(count, L, parts, x)
-        return L, backend.to_numpy(dx)
+            best.update(L=L, x=host.copy())
+        on_step(count, L, parts, host)
+        return L, dx
 
-    if config.optimizer == "lbfgs":
+    if config.optimizer == "lbfgs":  # scipy works on the host, in float64
         from scipy.optimize import Bounds, minimize
 
         shape = x0.shape
@@ -126,8 +129,8 @@ def optimise(loss: PerceptualLoss, x0: numpy.ndarray, a_content, config: Config,
         def f(flat: numpy.ndarray) -> tuple[float, numpy.ndarray]:
             if count >= config.iterations:
                 raise _Enough
-            L, g = evaluate(flat.reshape(shape).astype(numpy.float32))
-            return L, g.reshape(-1).astype(numpy.float64)
+            L, g = evaluate(backend.asarray(flat.reshape(shape).astype(numpy.float32)))
+            return L, backend.to_numpy(g).reshape(-1).astype(numpy.float64)
 
         try:
             minimize(f, x0.reshape(-1).astype(numpy.float64), jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0),
@@ -136,7 +139,7 @@ def optimise(loss: PerceptualLoss, x0: numpy.ndarray, a_content, config: Config,
         except _Enough:
             pass
         return best["x"]
-    x = x0.copy()
+    x = backend.asarray(x0).copy()  # x^ lives where the network computes (NumPy or CuPy)
     adam = Adam(eta=config.eta).bind(x) if config.optimizer == "adam" else None
     lmbda = None
     for _ in range(config.iterations):
@@ -145,10 +148,10 @@ def optimise(loss: PerceptualLoss, x0: numpy.ndarray, a_content, config: Config,
             adam.step(g)
         else:
             if lmbda is None:
-                largest = float(numpy.abs(g).max())
+                largest = float(xp.abs(g).max())
                 lmbda = config.eta / largest if largest > 0 else 0.0
             x -= lmbda * g  # the lecture's step x^' = x^ - lambda dL_total/dx^
-        numpy.clip(x, 0.0, 1.0, out=x)  # stay a picture
+        xp.clip(x, 0.0, 1.0, out=x)  # stay a picture
     return best["x"]
 
 
@@ -191,10 +194,12 @@ def run(config: Config, content: str | Path, style: str | Path, out: str | Path,
             bar.close()
         elapsed = time.perf_counter() - started
         result = loss.parts_of(backend.asarray(x), a_content)
-        save_picture(x[0], folder.path / "result.png")
         frames.append(x[0])
-        save_gif(frames, folder.path / "frames.gif")
-        _loss_plot(history, before, folder.path / "loss.png")
+        for name, write in (("result.png", lambda path: save_picture(x[0], path)),
+                            ("frames.gif", lambda path: save_gif(frames, path)),
+                            ("loss.png", lambda path: _loss_plot(history, before, path))):
+            with folder.replacing(name) as path:  # never through a symbolic link, never half-written
+                write(path)
         summary = {"content_image": before["content image"], "style_image": before["style image"], "result": result,
                    "style_reduction": 1 - result["style"] / before["content image"]["style"]
                    if before["content image"]["style"] > 0 else None,

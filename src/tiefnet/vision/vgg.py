@@ -164,8 +164,11 @@ def _read_torch(path: Path) -> dict[str, numpy.ndarray]:
         raise DataError(f"{path}: reading .pth needs PyTorch; convert it to .safetensors elsewhere or install torch") \
             from None
     # mmap needs torch's zip format (torch >= 1.6); older files such as torchvision's 2017 weights are
-    # read whole, still without pickle (weights_only): torch reserves the storages they declare and
-    # fills them from the file, so the memory used stays about the file's size
+    # read whole, still without pickle (weights_only). torch reserves the storages such a file declares
+    # before the shapes below are checked: a crafted file may declare more than it holds; the reserved
+    # pages that the file does not fill stay untouched (a 494 KB file declaring 8.6 GB was refused at its
+    # shapes with 240 MB resident), but the address space is reserved. Zip-format files (torch >= 1.6,
+    # mmap) and .safetensors have no such step.
     mmap = zipfile.is_zipfile(path)
     try:
         with warnings.catch_warnings():  # a corrupt file is reported below, in one line
