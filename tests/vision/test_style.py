@@ -164,7 +164,7 @@ def test_run_writes_the_run_folder(tmp_path):
                           "seconds_per_iteration", "size", "net"}
     for name in ("content_image", "style_image", "result"):
         assert set(saved[name]) == {"content", "style", "tv"}
-    assert saved["content_image"]["content"] == 0.0 and saved["style_image"]["style"] == 0.0
+    assert saved["content_image"]["content"] == 0.0  # the style image is the painting stretched to 32 x 32: its L_style is small, not 0
     assert saved["size"] == [32, 32] and saved["net"] == "random" and saved["iterations"] == len(metrics)
     assert saved["style_reduction"] == pytest.approx(1 - saved["result"]["style"] / saved["content_image"]["style"])
     assert 0.0 < saved["style_reduction"] <= 1.0  # L_total fell, and L_content can only have grown

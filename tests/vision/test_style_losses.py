@@ -489,3 +489,16 @@ def test_tv_part_is_reported_when_its_weight_is_zero():
     loss = PerceptualLoss(features, x)
     a = loss.content_target(x)
     assert loss(x, a)[1]["tv"] == pytest.approx(loss.parts_of(x, a)["tv"]) and loss(x, a)[1]["tv"] > 0
+
+
+def test_style_targets_are_rescaled_to_the_pictures_positions():
+    """G sums over positions: for pictures of twice the painting's sides, G_style is 4 x the painting's
+    own (the same correlations per position); for the painting's own size it is unchanged."""
+    features = random_features(0, (4, 8, 8, 8, 8))
+    painting = np.random.default_rng(1).random((1, 3, 32, 48)).astype(np.float32)
+    own = PerceptualLoss(features, painting).G_style
+    same = PerceptualLoss(features, painting, size=(32, 48)).G_style
+    double = PerceptualLoss(features, painting, size=(64, 96)).G_style
+    for name in own:
+        np.testing.assert_array_equal(same[name], own[name])
+        np.testing.assert_allclose(double[name], 4 * own[name], rtol=1e-6)

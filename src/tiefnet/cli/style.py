@@ -29,7 +29,7 @@ def add_commands(sub) -> None:
                        description="Gatys et al.: the feature network stays fixed and gradient descent runs on the "
                                    "picture x^ itself, L_total = alpha L_content + beta L_style, by backpropagation "
                                    "down to the pixels. Writes result.png, frames.gif, loss.png, metrics.jsonl, "
-                                   "config.json, summary.json. 300 iterations at 256x256 take about 22 s on one core "
+                                   "config.json, summary.json. 300 iterations at 256x256 take about 23 s on one core "
                                    "of a 2-core AMD EPYC machine.",
                        epilog=f"{NAMES} {NETWORKS}")
     p.add_argument("content", help="the photo (a file, or a sample photo name such as astronaut)")

@@ -147,17 +147,11 @@ def crops(photos: list[numpy.ndarray], config: Config, rng: numpy.random.Generat
 
 
 def perceptual_loss(config: Config) -> PerceptualLoss:
-    """L_total with G_style of the painting, rescaled to a crop's number of positions: G sums over the
-    M_l positions of a layer, the painting has other M_l than a crop, so G_style M_l(crop) / M_l(style)
-    (the same correlations per position) is what a crop's G^ should match."""
+    """L_total with G_style of the painting (its longer side style_size) rescaled to a crop's number of
+    positions (see PerceptualLoss's ``size``)."""
     features = feature_net(config.net)
     style = backend.asarray(read_picture(config.style, config.style_size)[None])
-    loss = PerceptualLoss(features, style, config.alpha, config.beta, config.tv)
-    style_acts = features.forward(style)
-    crop_acts = features.forward(backend.asarray(numpy.zeros((1, 3, config.crop, config.crop))))
-    for name in loss.G_style:
-        loss.G_style[name] *= math.prod(crop_acts[name].shape[2:]) / math.prod(style_acts[name].shape[2:])
-    return loss
+    return PerceptualLoss(features, style, config.alpha, config.beta, config.tv, size=(config.crop, config.crop))
 
 
 def train_step(net, loss: PerceptualLoss, optimizer: Adam, x_in) -> tuple[float, dict[str, float]]:

@@ -29,7 +29,7 @@ import numpy
 from tiefnet import backend
 from tiefnet.backend import Array, xp
 from tiefnet.data.image import MAX_PIXELS as IMAGE_PIXELS
-from tiefnet.data.pictures import MAX_PIXELS, fit, read_picture, save_gif, save_picture
+from tiefnet.data.pictures import MAX_PIXELS, MIN_SIDE, fit, read_picture, save_gif, save_picture
 from tiefnet.errors import ConfigError
 from tiefnet.optim import Adam
 from tiefnet.runs import RunFolder
@@ -159,12 +159,17 @@ def run(config: Config, content: str | Path, style: str | Path, out: str | Path,
     """Transfer the style of ``style`` onto ``content`` (files or shipped names); write the run folder."""
     content_picture = read_picture(content, config.size or None, config.max_pixels)  # (3, H, W)
     _, H, W = content_picture.shape
-    style_picture = fit(read_picture(style, max_pixels=IMAGE_PIXELS), H, W)  # the style at the content's size
+    painting = read_picture(style, max_pixels=IMAGE_PIXELS)
+    _, h, w = painting.shape
+    scale = max(max(H, W) / max(h, w), MIN_SIDE / min(h, w))  # its longer side the content's, no side < MIN_SIDE
+    painting = fit(painting, round(h * scale), round(w * scale))  # in its own aspect ratio
+    style_picture = fit(painting, H, W)  # stretched to the content's size: only to report its L_content
     features = feature_net(config.net)
     folder = RunFolder(out, app="style", progress=progress).start(config)
     with folder, backend.picture_threads(config.threads):
         x_content = backend.asarray(content_picture[None])
-        loss = PerceptualLoss(features, backend.asarray(style_picture[None]), config.alpha, config.beta, config.tv)
+        loss = PerceptualLoss(features, backend.asarray(painting[None]), config.alpha, config.beta, config.tv,
+                              size=(H, W))  # the painting in its own aspect ratio, G_style rescaled to H x W
         a_content = loss.content_target(x_content)
         before = {"content image": loss.parts_of(x_content, a_content),
                   "style image": loss.parts_of(backend.asarray(style_picture[None]), a_content)}

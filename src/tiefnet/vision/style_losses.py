@@ -76,18 +76,26 @@ class PerceptualLoss:
     """L_total(x_content, x_style, x^) = alpha L_content + beta L_style + tv L_TV, averaged over a
     mini-batch of pictures x^, and dL_total/dx^ by one backward pass through the feature network.
 
-    The style image's Gram matrices are computed once here; the content targets a^l_content are
-    given per call (Gatys: one photo; fast style transfer: the photos of the mini-batch).
+    The style image's Gram matrices are computed once here, rescaled to pictures of ``size`` (H, W)
+    when that differs from the painting's; the content targets a^l_content are given per call (Gatys:
+    one photo; fast style transfer: the photos of the mini-batch).
     """
 
     def __init__(self, features: FeatureNet, style: Array, alpha: float = 1.0, beta: float = 1e3,
-                 tv: float = 0.0):
+                 tv: float = 0.0, size: tuple[int, int] | None = None):
         for name, value in (("alpha", alpha), ("beta", beta), ("tv", tv)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
         self.features, self.alpha, self.beta, self.tv = features, float(alpha), float(beta), float(tv)
         style_acts = features.forward(style)
         self.G_style = {name: gram(style_acts[name]) for name in features.style_weights}  # (1, F_l, F_l)
+        if size is not None and tuple(size) != tuple(style.shape[2:]):
+            # G sums over the M_l positions of a layer: for pictures of another size than the painting's,
+            # G_style M_l(picture) / M_l(painting) holds the same correlations per position (the painting
+            # keeps its own aspect ratio instead of being stretched to the picture's)
+            probe = features.forward(xp.zeros((1, 3, *size), dtype=style.dtype))
+            for name in self.G_style:
+                self.G_style[name] *= math.prod(probe[name].shape[2:]) / math.prod(style_acts[name].shape[2:])
 
     def content_target(self, content: Array) -> Array:
         """a^l_content of the content layer for pictures (N, 3, H, W)."""
