@@ -117,13 +117,19 @@ def _grey_levels(img: Image.Image, path: Path) -> np.ndarray:
         gray = levels if levels.min() >= 0 and levels.max() <= 1 else _stretch(levels)
         return gray.astype(np.float32)
     try:
-        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
-            img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-        gray = img.convert("L")
+        gray = on_white(img).convert("L")
     except ValueError as exc:
         raise DataError(f"{path}: cannot turn its {img.mode} pixels into grey levels ({exc})") from None
     return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def on_white(img: Image.Image) -> Image.Image:
+    """The picture with any transparency laid on white (a transparent background counts as paper);
+    a picture without transparency as it is."""
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return img
 
 
 def _stretch(levels: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tiefnet.data.image import _grey_levels as grey_levels, opened_image
+from tiefnet.data.image import _grey_levels as grey_levels, on_white, opened_image
 from tiefnet.errors import DataError
 
 SHIPPED = Path(__file__).parent / "style"
@@ -71,9 +71,7 @@ def open_rgb(path: Path, max_pixels: int | None = None, size: int | None = None)
     checked from the header, before the pixels are decoded."""
     with opened_image(path) as img:
         width, height = img.size
-        if min(width, height) < MIN_SIDE:  # even if --size would scale it up: too little to paint on
-            raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
-                            f"{MIN_SIDE} on each side")
+        check_sides(path, width, height)  # even if --size would scale it up: too little to paint on
         if max_pixels is not None:
             w, h = scaled((width, height), size)
             if w * h > max_pixels:
@@ -82,10 +80,14 @@ def open_rgb(path: Path, max_pixels: int | None = None, size: int | None = None)
         img.load()
         if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float grey
             return Image.fromarray((grey_levels(img, path) * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
-        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
-            return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-        return img.convert("RGB")
+        return on_white(img).convert("RGB")
+
+
+def check_sides(path: Path, width: int, height: int) -> None:
+    """A DataError unless both sides of a width x height picture have at least MIN_SIDE pixels."""
+    if min(width, height) < MIN_SIDE:
+        raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
+                        f"{MIN_SIDE} on each side")
 
 
 def scaled(size_wh: tuple[int, int], size: int | None) -> tuple[int, int]:
@@ -107,9 +109,7 @@ def read_picture(spec: str | Path, size: int | None = None, max_pixels: int = MA
     path = resolve(spec)
     rgb = open_rgb(path, max_pixels, size)
     width, height = scaled(rgb.size, size)
-    if min(width, height) < MIN_SIDE:
-        raise DataError(f"{path}: the picture is {width}x{height} pixels; style transfer needs at least "
-                        f"{MIN_SIDE} on each side")
+    check_sides(path, width, height)
     if (width, height) != rgb.size:
         rgb = rgb.resize((width, height), Image.LANCZOS)
     return (np.asarray(rgb, dtype=np.float32) / 255.0).transpose(2, 0, 1).copy()

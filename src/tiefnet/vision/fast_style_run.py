@@ -116,10 +116,8 @@ def content_photos(config: Config) -> list[numpy.ndarray]:
         paths = [photo_path(name) for name in PHOTOS]
     photos, total = [], 0
     for path in paths:
-        rgb = open_rgb(path)  # a clear DataError for anything that is no readable picture
+        rgb = open_rgb(path)  # a clear DataError for anything that is no picture, or under MIN_SIDE on a side
         width, height = rgb.size
-        if min(width, height) < MIN_SIDE:
-            raise DataError(f"{path}: the photo is {width}x{height} pixels, less than {MIN_SIDE} on a side")
         scale = config.photo_side / min(width, height)
         size = (max(config.photo_side, round(width * scale)), max(config.photo_side, round(height * scale)))
         total += 3 * size[0] * size[1]
