@@ -1,8 +1,11 @@
 """Shared fixtures. Per-module helpers live in the test modules themselves (tests/ is not a package);
 the device boundary helpers ``dev``/``host`` live in tests/helpers.py, importable from every test module."""
 
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("TIEFNET_TUNE", "off")  # bit-exact runs; tests/helpers.every_variant forces each variant
 
 import numpy as np
 import pytest

@@ -9,6 +9,7 @@ no-ops for NumPy arrays (no copy).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tiefnet import backend
 
@@ -49,3 +50,13 @@ def guard_against_writes(arrays):
         except (AttributeError, ValueError, TypeError):  # CuPy arrays have no read-only flag
             pass
     return lambda: all(bool(np.isnan(host(a)).all()) for a in arrays)
+
+
+@pytest.fixture(autouse=True, params=["force:0", "force:1"], ids=["variant0", "variant1"])
+def every_variant(request):
+    """Imported by a test module, this runs each of its tests once with every site's first
+    implementation forced and once with its second (tiefnet.plans): every variant passes the same tests."""
+    from tiefnet import plans
+
+    with plans.tuning(request.param):
+        yield request.param

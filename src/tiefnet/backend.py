@@ -142,6 +142,31 @@ def threads() -> int:
     return _threads if DEVICE == "cpu" else 1
 
 
+_part: tuple[int, int, int] | None = None  # (lo, hi, N) while a process computes samples lo..hi-1 of N
+
+
+@contextmanager
+def batch_part(lo: int, hi: int, N: int) -> Iterator[None]:
+    """This process computes the samples lo..hi-1 of a mini-batch of N (tiefnet.parallel): the
+    layers see only these rows, do not split them further, and per-sample random draws take the
+    rows lo..hi-1 of the whole batch's draw (see :func:`part_of_batch`)."""
+    global _part, _threads
+    old = _part, _threads
+    _part, _threads = (int(lo), int(hi), int(N)), 1
+    try:
+        yield
+    finally:
+        _part, _threads = old
+
+
+def part_of_batch(n: int) -> tuple[int, int, int]:
+    """(lo, hi, N) for a forward over n rows: the part this process computes of a mini-batch of N
+    (inside :func:`batch_part`), or (0, n, n) for a whole batch."""
+    if _part is not None and _part[1] - _part[0] == n:
+        return _part
+    return 0, n, n
+
+
 def split_batch(work, n: int, min_part: int = 8) -> None:
     """Call ``work(lo, hi)`` on contiguous parts of the samples range(n), at once on the CPU threads.
 

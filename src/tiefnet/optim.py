@@ -70,6 +70,28 @@ class Group:
             False, []
         return group
 
+    def relocate(self, p: Array) -> None:
+        """Move the parameters into ``p`` (a flat array of the same size, e.g. in shared memory,
+        tiefnet.parallel), copying their values and re-pointing every layer's view."""
+        p[...] = self.p
+        self.p = p
+        self._repoint(p, 2, "params")
+
+    def relocate_grads(self, g: Array) -> None:
+        """Let the layers write their gradients into ``g`` (a flat array of the same size) from now on."""
+        g[...] = self.g
+        self.g = g
+        self._repoint(g, 3, "grads")
+
+    def _repoint(self, flat: Array, index: int, where: str) -> None:
+        offset = 0
+        for k, slot in enumerate(self.slots):
+            layer, name = slot[0], slot[1]
+            view = flat[offset : offset + slot[index].size].reshape(slot[index].shape)
+            getattr(layer, where)[name] = view
+            self.slots[k] = (*slot[:index], view, *slot[index + 1:])
+            offset += view.size
+
     def attach(self) -> None:
         """Copy in any parameter or gradient array a layer replaced since bind, and re-point it."""
         for layer, name, view, grad in self.slots:

@@ -77,6 +77,47 @@ def train_step(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, *target
     return a
 
 
+class _OneProcess:
+    """Training steps in this process (on threads within layers, backend.split_batch)."""
+
+    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer):
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+
+    def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
+        train_step(self.model, self.loss, self.optimizer, x, *targets, clip=clip)
+
+    def close(self) -> None:
+        pass
+
+
+class _Processes(_OneProcess):
+    """Training steps whose mini-batch is cut into one part per CPU thread, each in its own process."""
+
+    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, parts: int):
+        from tiefnet.parallel import DataParallel
+
+        super().__init__(model, loss, optimizer)
+        self.engine = DataParallel(model, loss, optimizer, parts)
+
+    def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
+        self.engine.step(x, *targets, clip=clip)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def step_runner(model: Layer, loss: Loss, optimizer: Optimizer):
+    """What runs fit's training steps, ``runner(x, *targets, clip=None)`` then ``runner.close()``:
+    with backend.thread_limit(T >= 2) on the CPU, each mini-batch is cut into T parts computed by
+    T processes (tiefnet.parallel) where the model allows it; otherwise one process."""
+    from tiefnet.parallel import splittable
+
+    parts = backend.threads()
+    if parts >= 2 and backend.DEVICE == "cpu" and splittable(model):
+        return _Processes(model, loss, optimizer, parts)
+    return _OneProcess(model, loss, optimizer)
+
+
 def predict(model: Layer, x: Array, batch_size: int = 500) -> Array:
     """The network's output a^L for every row of x (test mode: no dropout).
 
@@ -164,10 +205,11 @@ def fit(
         if history.stopped_by is not None:  # by early stopping, or a callback (a pruned trial stays pruned)
             return history
     bar = progress_bar(progress, max(epochs - first_epoch + 1, 0) * len(train_data), "training", unit="img")
+    steps = step_runner(model, loss, optimizer)
     try:
         for epoch in range(first_epoch, epochs + 1):
             metrics = _epoch(epoch, model, loss, optimizer, train_data, val_data, test_data, batch_size, rng,
-                             bar, monitor_train, had_checkpoint=checkpoint is not None and epoch > 1)
+                             bar, monitor_train, had_checkpoint=checkpoint is not None and epoch > 1, step=steps)
             history.epochs.append(metrics)
             if val_data is not None:
                 best_before = max((e["validation_accuracy"] for e in history.epochs[:-1]), default=-1.0)
@@ -189,18 +231,19 @@ def fit(
                 history.stopped_by = "early_stopping"
                 break
     finally:
+        steps.close()
         if bar is not None:
             bar.close()
     return history
 
 
 def _epoch(epoch, model, loss, optimizer, train, val, test, batch_size, rng, bar, monitor_train,
-           had_checkpoint) -> dict[str, float]:
+           had_checkpoint, step) -> dict[str, float]:
     """Train one epoch, then measure it; raises TrainingDiverged on a NaN/inf cost."""
     # overflow shows up as a NaN/inf cost, which is checked below with a clear message
     with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
         start = time.perf_counter()
-        _train_epoch(model, loss, optimizer, train, batch_size, rng, bar)
+        _train_epoch(step, train, batch_size, rng, bar)
         seconds = time.perf_counter() - start
         metrics = _measure(epoch, model, loss, optimizer, train, val, test, monitor_train)
     metrics["seconds"] = seconds
@@ -211,7 +254,7 @@ def _epoch(epoch, model, loss, optimizer, train, val, test, batch_size, rng, bar
     return metrics
 
 
-def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> None:
+def _train_epoch(step, data: Data, batch_size, rng, bar) -> None:
     """One pass over the shuffled training data in disjoint mini-batches (2.5)."""
     n = len(data)
     order = xp.asarray(rng.permutation(n))
@@ -222,7 +265,7 @@ def _train_epoch(model, loss, optimizer, data: Data, batch_size, rng, bar) -> No
         rows = order[start : start + chunk]
         x, y = data.x[rows], data.y[rows]
         for i in range(0, len(rows), batch_size):
-            train_step(model, loss, optimizer, x[i : i + batch_size], y[i : i + batch_size])
+            step(x[i : i + batch_size], y[i : i + batch_size])
         if bar is not None:
             bar.update(len(rows))
 

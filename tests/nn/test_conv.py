@@ -18,6 +18,7 @@ from tiefnet.gradcheck import check_layer
 from tiefnet.nn import Conv2d, Flatten, Reshape
 from tiefnet.nn.conv import col2im, im2col, output_size, windows
 from tiefnet.nn.registry import layer_from_config, layer_to_config
+from helpers import every_variant  # noqa: F401  (each test runs with every variant of tiefnet.plans forced)
 
 TOL = 1e-6  # finite differences, float64
 

@@ -8,7 +8,7 @@ refuses it (ShapeError), so only geometries that fit are compared.
 
 import numpy as np
 import pytest
-from helpers import dev, host
+from helpers import dev, every_variant, host  # noqa: F401  (every_variant: each test runs with every variant of tiefnet.plans forced)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

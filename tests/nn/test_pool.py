@@ -15,6 +15,7 @@ from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.gradcheck import check_layer
 from tiefnet.nn import L2Pool2d, MaxPool2d
 from tiefnet.nn.registry import layer_from_config, layer_to_config
+from helpers import every_variant  # noqa: F401  (each test runs with every variant of tiefnet.plans forced)
 
 TOL = 1e-6
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy
 
+from tiefnet import plans
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn import init as initialisers
@@ -61,6 +62,22 @@ def im2col(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int, out: Ar
         return fields.reshape(N * H_out * W_out, Q * R * C)
     out.reshape(fields.shape)[...] = fields
     return out
+
+
+def im2col_offsets(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int) -> Array:
+    """The same matrix as :func:`im2col`, (N H_out W_out, Q R C), filled one filter offset at a time.
+
+    The (Q R C, N H_out W_out) array behind it gets Q R block copies, one per offset (q, r), of
+    the inputs that offset touches; the matrix is its transpose, a view BLAS reads as it is.
+    With one input channel (the first layer) each copy moves runs of W_out numbers where
+    :func:`im2col` moves runs of R.
+    """
+    N, H, W, C = x_hwc.shape
+    blocks = xp.empty((Q, R, C, N, H_out, W_out), dtype=x_hwc.dtype)
+    for q in range(Q):
+        for r in range(R):
+            blocks[q, r] = x_hwc[:, q : q + S * H_out : S, r : r + S * W_out : S, :].transpose(3, 0, 1, 2)
+    return blocks.reshape(Q * R * C, N * H_out * W_out).T
 
 
 def col2im(cols: Array, hwc_shape: tuple[int, ...], Q: int, R: int, S: int, H_out: int, W_out: int,
@@ -145,12 +162,13 @@ class Conv2d(Layer):
         H_out, W_out = self.geometry(x.shape)
         x_hwc = channels_last(x, self.P)  # (N, H + 2P, W + 2P, C)
         W_mat, b, fields = self._filters(), self.params["b"], H_out * W_out  # rows per sample
-        cols = xp.empty((N * fields, self.Q * self.R * self.C), dtype=x.dtype)  # im2col matrix
+        cols = plans.choose("conv2d.im2col", (x_hwc.shape, self.Q, self.R, self.S), {  # the im2col matrix
+            "rows": lambda: self._im2col_rows(x_hwc, H_out, W_out),
+            "offsets": lambda: im2col_offsets(x_hwc, self.Q, self.R, self.S, H_out, W_out)})
         z = xp.empty((N * fields, self.F), dtype=x.dtype)
 
-        def samples(lo: int, hi: int) -> None:  # rows of samples lo..hi-1: im2col, then the GEMM
+        def samples(lo: int, hi: int) -> None:  # rows of samples lo..hi-1: z = cols W^T + b
             rows = slice(lo * fields, hi * fields)
-            im2col(x_hwc[lo:hi], self.Q, self.R, self.S, H_out, W_out, out=cols[rows])  # (., Q R C)
             xp.matmul(cols[rows], W_mat.T, out=z[rows])  # (., F)
             z[rows] += b
 
@@ -161,6 +179,17 @@ class Conv2d(Layer):
         if train:
             self._cols, self._hwc_shape, self.output = cols, x_hwc.shape, out  # (BP4-conv), col2im
         return out
+
+    def _im2col_rows(self, x_hwc: Array, H_out: int, W_out: int) -> Array:
+        """The im2col matrix (N H_out W_out, Q R C), one receptive field copied per row."""
+        N, fields = x_hwc.shape[0], H_out * W_out
+        cols = xp.empty((N * fields, self.Q * self.R * self.C), dtype=x_hwc.dtype)
+
+        def samples(lo: int, hi: int) -> None:
+            im2col(x_hwc[lo:hi], self.Q, self.R, self.S, H_out, W_out, out=cols[lo * fields : hi * fields])
+
+        split_batch(samples, N)
+        return cols
 
     def _filters(self) -> Array:
         """W as the (F, Q R C) matrix whose columns match the im2col rows (channels innermost)."""
@@ -184,7 +213,11 @@ class Conv2d(Layer):
             if trainable:
                 partial_dW[lo] = cols[rows].T @ d[rows]  # (BP4-conv) over these samples, as (Q R C, F)
             if need_input_grad:  # (BP2-conv): the "full" correlation with the filters
-                col2im_gemm(d[rows], self.params["W"], dx[lo:hi], self.S, H_out, W_out)
+                d_part, dx_part, W, S = d[rows], dx[lo:hi], self.params["W"], self.S
+                plans.choose("conv2d.bp2", (d_part.shape, W.shape, S), {
+                    "offsets": lambda: col2im_gemm(d_part, W, dx_part, S, H_out, W_out),
+                    "gemm": lambda: col2im(d_part @ self._filters(), dx_part.shape, self.Q, self.R, S, H_out,
+                                           W_out, out=dx_part)})
 
         if need_input_grad:
             split_batch(samples, N)

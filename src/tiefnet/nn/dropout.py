@@ -39,8 +39,11 @@ class Dropout(Layer):
         if self.p == 0.0:
             self.output = x
             return x
-        shape = x.shape if self.per_sample else (1, *x.shape[1:])  # per mini-batch: (1, n)
-        keep = self.rng.random(shape) >= self.p  # drawn on the host: reproducible on CPU and GPU
+        if self.per_sample:  # one mask per sample; a part of a split batch takes its rows of the batch's draw
+            lo, hi, N = backend.part_of_batch(x.shape[0])
+            keep = self.rng.random((N, *x.shape[1:]))[lo:hi] >= self.p
+        else:  # one mask per mini-batch, (1, n): every part of a split batch draws the same
+            keep = self.rng.random((1, *x.shape[1:])) >= self.p  # drawn on the host: reproducible on CPU and GPU
         self._mask = backend.asarray(keep, dtype=x.dtype) / (1.0 - self.p)
         self.output = x * self._mask
         return self.output

@@ -61,6 +61,9 @@ class Layer:
             and optimizers bound afterwards leave its parameters alone.
         decayed: the names of the parameters that regularisation shrinks; None (the default) means
             every parameter of two or more dimensions (weight matrices, filters; never biases or scales).
+        batch_coupled: True where a training forward couples the samples of a batch (batch
+            normalisation's batch statistics, a stateful layer's carried state): a step of such a
+            model is not cut into parts of the mini-batch (tiefnet.parallel).
 
     ``to_config()`` returns the JSON-able constructor arguments; ``from_config``
     rebuilds the layer, so a model's architecture can be saved beside its arrays.
@@ -68,6 +71,7 @@ class Layer:
 
     is_container = False  # containers own no arrays: their params/grads/buffers are views of their children's
     decayed: frozenset[str] | None = None
+    batch_coupled = False
     _trainable = True
 
     def __init__(self) -> None:

@@ -144,6 +144,8 @@ class BatchNorm(Normalization):
     for this, beside ``requires_grad=False``); its backward is dC/dx = dy gamma / sigma_run.
     """
 
+    batch_coupled = True  # the batch statistics mix the samples of a mini-batch
+
     def __init__(self, C: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__(C, eps, affine=True)
         self.momentum = _check_number(type(self).__name__, "momentum", momentum, lambda v: 0.0 <= v <= 1.0,

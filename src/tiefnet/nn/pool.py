@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tiefnet import plans
 from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError, ShapeError
 from tiefnet.nn.conv import windows
@@ -94,8 +95,14 @@ class MaxPool2d(Pool2d):
             return self._scatter(mask * da[..., None], self._x_shape)
         x = self._require_cache("_x")
         a = self.output
-        if x.shape[2] % self.k == 0 and x.shape[3] % self.k == 0:
-            return self._backward_blocks(x, a, da)
+        if x.shape[2] % self.k == 0 and x.shape[3] % self.k == 0:  # both ways apply; the same dx
+            return plans.choose("maxpool2d.backward", (x.shape, x.strides, self.k), {
+                "blocks": lambda: self._backward_blocks(x, a, da),
+                "slices": lambda: self._backward_slices(x, a, da)})
+        return self._backward_slices(x, a, da)
+
+    def _backward_slices(self, x: Array, a: Array, da: Array) -> Array:
+        """dx: one comparison and one product per region offset, on the k^2 strided slices."""
         dx = xp.zeros_like(x, dtype=da.dtype)  # in x's memory order, as the Conv2d before it expects
 
         def samples(lo: int, hi: int) -> None:

@@ -65,6 +65,12 @@ class _Recurrent(_RecurrentParams):
 
     # --- the carried state (stateful=True: truncated BPTT) --------------------------------
     @property
+    def batch_coupled(self) -> bool:  # type: ignore[override]
+        """A stateful layer carries each sequence's state from call to call: its batch is not split
+        into parts on other processes (tiefnet.parallel)."""
+        return self.stateful
+
+    @property
     def state(self) -> tuple[Array, ...] | None:
         """A stateful layer's carried state, each (N, H): the last state of its latest forward,
         the first state of its next one; None before the first forward and after reset_state()."""
