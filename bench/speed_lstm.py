@@ -23,9 +23,13 @@ V, H, T, N = 65, 256, 100, 32
 IDLE = 0.5  # seconds between blocks, so that neither framework's spinning threads disturb the other
 
 
-def tiefnet_step(threads: int, seed: int = 0):
+def tiefnet_step(threads: int, seed: int = 0, split: str = "processes"):
+    """One step as fit runs it (train.step_runner): at 2+ threads each mini-batch is cut into one part per
+    thread, on processes (``split="processes"``, tiefnet.parallel) or on threads inside the layers ("layers",
+    what a stateful char-rnn LSTM uses)."""
     import tiefnet as tn
     from tiefnet.backend import thread_limit
+    from tiefnet.train import step_runner
 
     rng = np.random.default_rng(seed)
     net = tn.Sequential(tn.Embedding(V, V, rng=rng), tn.LSTM(V, H, rng=rng), tn.Dense(H, V, rng=rng), tn.Softmax())
@@ -33,12 +37,18 @@ def tiefnet_step(threads: int, seed: int = 0):
     x = rng.integers(0, V, (N, T))
     y = np.eye(V, dtype=np.float32)[rng.integers(0, V, (N, T))]
 
+    with thread_limit(threads):
+        runner = step_runner(net, loss, opt) if split == "processes" else None
+
     def step() -> float:
         with thread_limit(threads):  # set up outside the timed part, like torch.set_num_threads below
             start = time.perf_counter()
-            net.forward(x, True)
-            net.backward_from(loss, y)
-            opt.step()
+            if runner is not None:
+                runner(x, y)
+            else:
+                net.forward(x, True)
+                net.backward_from(loss, y)
+                opt.step()
             return time.perf_counter() - start
 
     return step
@@ -74,16 +84,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per block")
     parser.add_argument("--rounds", type=int, default=4, help="blocks per framework and thread count")
+    parser.add_argument("--split", choices=("processes", "layers"), default="processes",
+                        help="at 2+ threads: the mini-batch in parts on processes (fit's default) or on threads "
+                             "inside the LSTM layer (a stateful char-rnn)")
     _harness.add_threads_option(parser)
     _harness.add_output_options(parser, markdown=False)
     args = parser.parse_args()
     env = _harness.announce_environment(f"{_harness.UNSET_OPENBLAS} .venv/bin/python bench/speed_lstm.py")
     kernel = _harness.openblas_kernels(env)
-    results = {"shape": {"V": V, "H": H, "T": T, "N": N}, "openblas_kernel": kernel, "rows": [], "environment": env}
+    results = {"shape": {"V": V, "H": H, "T": T, "N": N}, "split": args.split, "openblas_kernel": kernel, "rows": [], "environment": env}
     print(f"LSTM step, vocabulary {V}, hidden {H}, T {T}, batch {N}; OpenBLAS kernel {kernel}")
     with _harness.RunLoad() as run_load:
         for threads in args.threads:
-            row = compare(threads, args.steps, args.rounds)
+            row = compare(threads, args.steps, args.rounds, args.split)
             results["rows"].append(row)
             print(f"threads {threads}: tiefnet {row['tiefnet_ms']:.1f} ms, torch {row['torch_ms']:.1f} ms, "
                   f"ratio {row['ratio']:.2f}")
@@ -91,9 +104,9 @@ def main() -> None:
     _harness.write_json(args.json, results)
 
 
-def compare(threads: int, steps: int, rounds: int) -> dict:
+def compare(threads: int, steps: int, rounds: int, split: str = "processes") -> dict:
     """Best step of each framework over ``rounds`` alternating blocks of ``steps`` timed steps."""
-    ours, theirs = tiefnet_step(threads), torch_step(threads)
+    ours, theirs = tiefnet_step(threads, split=split), torch_step(threads)
     times_ours, times_theirs = _harness.alternate_steps(ours, theirs, steps, rounds, IDLE)
     best_ours, best_theirs = min(times_ours), min(times_theirs)
     return {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,

@@ -36,7 +36,7 @@ from typing import Any
 import numpy
 
 from tiefnet import backend
-from tiefnet.backend import Array, xp
+from tiefnet.backend import Array
 from tiefnet.errors import ConfigError, TiefnetError
 from tiefnet.nn.layer import Layer
 
