@@ -51,3 +51,43 @@ def test_the_variants_of_conv_and_pooling_compute_the_same(C, kernel, padding, s
         np.testing.assert_allclose(second, first, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(out[1][2], out[0][2])  # pooling's two ways: exactly the same dx
+
+
+def test_export_adopt_round_trip_and_bad_entries_are_skipped():
+    plans.forget()
+    with plans.tuning("measure"):
+        plans.choose("test.round", ((2, 3), 5, "x"), {"a": lambda: 1, "b": lambda: 2})
+    saved = plans.export()
+    assert saved[0]["site"] == "test.round" and saved[0]["key"] == [[2, 3], 5, "x"]
+    plans.forget()
+    assert plans.adopt(saved + [{"site": 1}, "junk", {"site": "s", "variant": "v", "key": [[[[[[1]]]]]]},
+                                {"site": "s", "variant": "v", "key": [True]}]) == 1
+    with plans.tuning("measure"):
+        calls = []
+        result = plans.choose("test.round", ((2, 3), 5, "x"), {"a": lambda: calls.append("a") or 1,
+                                                               "b": lambda: calls.append("b") or 2})
+    assert calls == [saved[0]["variant"]] and result == {"a": 1, "b": 2}[saved[0]["variant"]]  # adopted: no measuring
+    assert plans.adopt({"not": "a list"}) == 0
+    plans.forget()
+
+
+def test_a_run_folder_keeps_its_plans_and_a_resumed_run_adopts_them(tmp_path):
+    import json
+    from dataclasses import dataclass
+
+    from tiefnet.runs import RunFolder
+
+    @dataclass(frozen=True)
+    class Config:
+        size: int = 1
+
+    plans.forget()
+    with plans.tuning("measure"), RunFolder(tmp_path / "run").start(Config()):
+        plans.choose("test.folder", (7,), {"a": lambda: 1, "b": lambda: 2})
+    written = json.loads((tmp_path / "run" / "plans.json").read_text())
+    assert [e["site"] for e in written] == ["test.folder"]
+    plans.forget()
+    (tmp_path / "run" / "checkpoint.npz").write_bytes(b"")  # resumable as far as RunFolder checks
+    with RunFolder(tmp_path / "run").start(Config(), resume=True):
+        assert "test.folder (7,)" in plans.chosen()
+    plans.forget()

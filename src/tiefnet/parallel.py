@@ -113,15 +113,11 @@ class DataParallel:
             raise ConfigError(f"DataParallel.step: every target needs the {N} rows of x")
         bounds = [N * i // parts for i in range(parts + 1)] if parts >= 2 else [0, N]
         pieces = [[numpy.ascontiguousarray(a[lo:hi]) for a in inputs] for lo, hi in zip(bounds[1:-1], bounds[2:])]
-        if pieces and (len(self._workers) < len(pieces) or
-                       not all(w[2].fits(p) for w, p in zip(self._workers, pieces))):
-            self._start(pieces)
-        states = [layer.rng.bit_generator.state for layer in self.model.random_layers()]
-        for (process, pipe, inbox, _), piece, lo, hi in zip(self._workers, pieces, bounds[1:-1], bounds[2:]):
-            for k, a in enumerate(piece):
-                inbox.view(k, a.shape, a.dtype)[...] = a
-            pipe.send_bytes(json.dumps({"op": "step", "lo": lo, "hi": hi, "N": N, "rng": states,
-                                        "arrays": [[list(a.shape), a.dtype.str] for a in piece]}).encode())
+        restart = bool(pieces) and (len(self._workers) < len(pieces) or
+                                    not all(w[2].fits(p) for w, p in zip(self._workers, pieces)))
+        states = [layer.rng.bit_generator.state for layer in self.model.random_layers()]  # before our draws
+        if not restart:
+            self._send(pieces, bounds, N, states)
         error = None
         try:
             lo, hi = bounds[0], bounds[1]
@@ -130,6 +126,11 @@ class DataParallel:
                 self.model.backward_from(self.loss, *[t[lo:hi] if hi - lo < N else t for t in targets])
         except BaseException as exc:  # the workers' replies are collected first, so the next step starts clean
             error = exc
+        if restart:  # forked after our part: the workers inherit the plans it measured (tiefnet.plans)
+            if error is not None:
+                raise error
+            self._start(pieces)
+            self._send(pieces, bounds, N, states)
         replies = [pipe.recv_bytes() for _, pipe, _, _ in self._workers[:len(pieces)]]
         if error is not None:
             raise error
@@ -146,6 +147,14 @@ class DataParallel:
         self.optimizer.step()
 
     # --- the workers ----------------------------------------------------------------------
+    def _send(self, pieces, bounds, N: int, states) -> None:
+        """Hand each worker its part of the step's inputs, through its shared inbox."""
+        for (_, pipe, inbox, _), piece, lo, hi in zip(self._workers, pieces, bounds[1:-1], bounds[2:]):
+            for k, a in enumerate(piece):
+                inbox.view(k, a.shape, a.dtype)[...] = a
+            pipe.send_bytes(json.dumps({"op": "step", "lo": lo, "hi": hi, "N": N, "rng": states,
+                                        "arrays": [[list(a.shape), a.dtype.str] for a in piece]}).encode())
+
     def _start(self, pieces: list[list[numpy.ndarray]]) -> None:
         """(Re)start one worker per piece, with shared memory for its inputs and gradients."""
         self.close()

@@ -14,6 +14,9 @@ the BLAS kernel). A layer names its variants, the lecture's formula written once
   which pass with every variant forced (``.ci/run``).
 
 Set it with the environment variable ``TIEFNET_TUNE`` or :func:`tuning` (a context manager).
+
+A run folder (tiefnet.runs.RunFolder) keeps the choices of its run in ``plans.json``, and a resumed
+run adopts them (:func:`adopt`), so that it computes as the uninterrupted run did.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from typing import Any, Callable, Iterator, Mapping
 
 from tiefnet.errors import ConfigError
 
-REPEATS = 3  # timed calls per variant when a site meets a new shape; the best counts
+REPEATS = 5  # timed calls per variant when a site meets a new shape; the best counts
+MARGIN = 0.9  # another variant replaces the default only when it takes at most 0.9 of its time
+MAX_ADOPTED = 10_000  # entries a plans.json may hold
 
 
 def _parse(mode: str) -> str:
@@ -36,6 +41,7 @@ def _parse(mode: str) -> str:
 
 _mode = _parse(os.environ.get("TIEFNET_TUNE", "measure"))
 _chosen: dict[tuple[str, tuple], str] = {}  # (site, shape key) -> the variant measured fastest
+_listeners: list[Callable[[], None]] = []  # called after each new choice (a run folder saving plans.json)
 
 
 def mode() -> str:
@@ -64,6 +70,56 @@ def forget() -> None:
     _chosen.clear()
 
 
+def export() -> list[dict[str, Any]]:
+    """The measured choices as JSON: [{"site": ..., "key": [...], "variant": ...}, ...]."""
+    return [{"site": site, "key": _listed(key), "variant": name} for (site, key), name in _chosen.items()]
+
+
+def adopt(entries: Any) -> int:
+    """Take over choices that :func:`export` wrote (a resumed run: its plans.json). Entries that are
+    not of that form are skipped; a variant a site does not have is measured when it is met.
+    Returns the number adopted."""
+    if not isinstance(entries, list):
+        return 0
+    adopted = 0
+    for entry in entries[:MAX_ADOPTED]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("site"), str)
+                and isinstance(entry.get("variant"), str)):
+            continue
+        key = _tupled(entry.get("key"), depth=0)
+        if key is None or not isinstance(key, tuple):
+            continue
+        _chosen[(entry["site"], key)] = entry["variant"]
+        adopted += 1
+    return adopted
+
+
+@contextmanager
+def listening(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback()`` after each new choice inside the block."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+
+
+def _listed(key: Any) -> Any:
+    return [_listed(k) for k in key] if isinstance(key, tuple) else key
+
+
+def _tupled(value: Any, depth: int) -> Any:
+    """A JSON key back as the tuple it was (ints and strings inside nested lists); None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, str)):
+        return value
+    if isinstance(value, list) and depth < 4 and len(value) <= 16:
+        parts = [_tupled(v, depth + 1) for v in value]
+        return None if any(p is None for p in parts) else tuple(parts)
+    return None
+
+
 def choose(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]]) -> Any:
     """Run one of ``variants`` (name -> a call without arguments; the first is the default) and
     return its result. The calls must compute the same thing and may be repeated (they write
@@ -75,7 +131,7 @@ def choose(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]]) -> 
     if _mode.startswith("force:"):
         return variants[names[int(_mode[6:]) % len(names)]]()
     name = _chosen.get((site, key))
-    if name is None:
+    if name not in variants:  # not met yet (or an adopted name this site does not have)
         best = {}
         for candidate in names:
             times = []
@@ -84,5 +140,8 @@ def choose(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]]) -> 
                 variants[candidate]()
                 times.append(time.perf_counter() - start)
             best[candidate] = min(times)
-        name = _chosen[(site, key)] = min(names, key=lambda n: best[n])
+        fastest = min(names, key=lambda n: best[n])
+        name = _chosen[(site, key)] = fastest if best[fastest] <= MARGIN * best[names[0]] else names[0]
+        for callback in list(_listeners):
+            callback()
     return variants[name]()

@@ -1,6 +1,7 @@
 """The run folder every application writes (``tiefnet mnist``, ``charrnn``, ``dqn``, ``qlearn --out``,
-``experiment``): the ``--out`` checks, ``config.json``, ``metrics.jsonl``, ``summary.json``, the
-progress bar, and the one line that an interrupted run (Ctrl-C) ends with.
+``experiment``): the ``--out`` checks, ``config.json``, ``metrics.jsonl``, ``summary.json``, ``plans.json``
+(the implementations tiefnet.plans measured fastest, adopted by a resumed run), the progress bar, and the
+one line that an interrupted run (Ctrl-C) ends with.
 
     folder = RunFolder(out, app="mnist", resume_command="tiefnet mnist --resume")  # --out checked
     with folder.start(config, resume=resume, may_change=RESUMABLE_CHANGES):  # mkdir, config.json
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tiefnet import checkpoint
-from tiefnet.errors import CheckpointError, ConfigError
+from tiefnet.errors import CheckpointError, ConfigError, TiefnetError
 from tiefnet.files import open_appending, parse_json, read_text, remove_stale_temp_files, replacing, write_json, \
     write_text
 from tiefnet.progress import progress_bar
@@ -88,6 +89,7 @@ class RunFolder:
         self.app, self.resume_command, self.progress = app, resume_command, progress
         self._logs: list[MetricsLog] = []
         self.resume, self._old_checkpoint = False, None  # set by start()
+        self._plans = None  # while started: plans.json follows tiefnet.plans' choices
 
     def start(self, config: Any = None, resume: bool = False, may_change: set[str] = frozenset()) -> RunFolder:
         """Create the folder and write ``config.json`` from the Config dataclass ``config``; with
@@ -102,7 +104,26 @@ class RunFolder:
         remove_stale_temp_files(self.path)  # of an earlier run killed while writing
         if config is not None:
             self.write_json("config.json", asdict(config))
+        self._start_plans(resume)
         return self
+
+    def _start_plans(self, resume: bool) -> None:
+        """plans.json: the implementations tiefnet.plans chose in this run; a resumed run adopts them."""
+        from tiefnet import plans
+
+        path = self.path / "plans.json"
+        if resume and path.is_file() and not path.is_symlink() and path.stat().st_size <= 4_000_000:
+            try:
+                plans.adopt(json.loads(read_text(path)))
+            except (OSError, ValueError, TiefnetError):
+                pass  # unreadable: the sites measure again
+        if plans.export():
+            self.write_json("plans.json", plans.export())
+        elif not resume and (path.is_file() or path.is_symlink()):
+            path.unlink()  # an earlier run's, in a folder this run overwrites
+        if self._plans is None:
+            self._plans = plans.listening(lambda: self.write_json("plans.json", plans.export()))
+            self._plans.__enter__()
 
     def write_json(self, name: str, data: Any, ascii: bool = True) -> Path:
         return write_json(self.path / name, data, ascii)
@@ -155,5 +176,8 @@ class RunFolder:
         for log in self._logs:
             log.close()
         self._logs = []
+        if self._plans is not None:
+            self._plans.__exit__(None, None, None)
+            self._plans = None
         if kind is not None and issubclass(kind, KeyboardInterrupt) and not isinstance(error, RunInterrupted):
             raise RunInterrupted(self.interrupted()) from None

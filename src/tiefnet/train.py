@@ -11,6 +11,8 @@ from such a checkpoint with the same result as an uninterrupted run.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.backend import Array, xp
-from tiefnet.errors import ConfigError, TrainingDiverged
+from tiefnet.errors import ConfigError, TiefnetError, TrainingDiverged
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.losses import Loss
 from tiefnet.optim import Optimizer, ReduceOnPlateau, clip_gradients
@@ -106,13 +108,14 @@ class _Processes(_OneProcess):
         self.engine.close()
 
 
-def step_runner(model: Layer, loss: Loss, optimizer: Optimizer):
+def step_runner(model: Layer, loss: Loss, optimizer: Optimizer, reserve: int = 0):
     """What runs fit's training steps, ``runner(x, *targets, clip=None)`` then ``runner.close()``:
-    with backend.thread_limit(T >= 2) on the CPU, each mini-batch is cut into T parts computed by
-    T processes (tiefnet.parallel) where the model allows it; otherwise one process."""
+    with backend.thread_limit(T >= 2) on the CPU, each mini-batch is cut into T - ``reserve`` parts
+    computed by as many processes (tiefnet.parallel) where the model allows it; otherwise one process.
+    (fit reserves a core for measuring the previous epoch.)"""
     from tiefnet.parallel import splittable
 
-    parts = backend.threads()
+    parts = backend.threads() - reserve
     if parts >= 2 and backend.DEVICE == "cpu" and splittable(model):
         return _Processes(model, loss, optimizer, parts)
     return _OneProcess(model, loss, optimizer)
@@ -205,53 +208,197 @@ def fit(
         if history.stopped_by is not None:  # by early stopping, or a callback (a pruned trial stays pruned)
             return history
     bar = progress_bar(progress, max(epochs - first_epoch + 1, 0) * len(train_data), "training", unit="img")
-    steps = step_runner(model, loss, optimizer)
+    pipelined = _pipelined(monitor_train, val_data, test_data)
+    steps = step_runner(model, loss, optimizer, reserve=1 if pipelined else 0)
+    pending: _Evaluation | None = None  # epoch j's evaluation, running on a core of its own during epoch j + 1
+    state = _EpochState(history, stale, val_data, schedule, early_stopping, callbacks, checkpoint, bar, model,
+                        optimizer, rng)
     try:
-        for epoch in range(first_epoch, epochs + 1):
-            metrics = _epoch(epoch, model, loss, optimizer, train_data, val_data, test_data, batch_size, rng,
-                             bar, monitor_train, had_checkpoint=checkpoint is not None and epoch > 1, step=steps)
-            history.epochs.append(metrics)
-            if val_data is not None:
-                best_before = max((e["validation_accuracy"] for e in history.epochs[:-1]), default=-1.0)
-                stale = 0 if metrics["validation_accuracy"] > best_before else stale + 1
-                if schedule is not None:
-                    schedule.update(optimizer, metrics["validation_accuracy"])
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
-            stop = [callback for callback in callbacks if callback(metrics) is True]
-            if bar is not None:
-                bar.set_postfix(_postfix(metrics))
-            if stop:
-                history.stopped_by = getattr(stop[0], "__name__", type(stop[0]).__name__)
-                if checkpoint is not None:  # a resumed run stays stopped
-                    save_checkpoint(checkpoint, epoch, model, optimizer, rng, schedule, history, stale)
-                break
-            if early_stopping and stale >= early_stopping:
-                history.stopped_early = True
-                history.stopped_by = "early_stopping"
-                break
+        epoch = first_epoch
+        while epoch <= epochs:
+            with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    (backend.thread_limit(backend.threads() - 1) if pipelined else contextlib.nullcontext()):
+                start = time.perf_counter()
+                _train_epoch(steps, train_data, batch_size, rng, bar)
+                seconds = time.perf_counter() - start
+            now = None
+            if pending is not None:  # the metrics of epoch j = epoch - 1, with the state of epoch j put back
+                metrics, finite = pending.result()
+                now = _Snapshot(model, optimizer, rng)
+                pending.snapshot.restore(model, optimizer, rng)
+                pending = None
+                if not finite:
+                    raise _diverged(epoch - 1, checkpoint, metrics["eta"])
+                eta = optimizer.eta
+                if state.after(epoch - 1, metrics):  # stopped after epoch j: its state stays
+                    break
+                if optimizer.eta != eta:  # the schedule lowered eta for epoch j + 1: train it again with it
+                    continue
+                now.restore(model, optimizer, rng)
+            if pipelined and epoch < epochs:  # measure epoch `epoch` beside the training of the next one
+                pending = _Evaluation(epoch, seconds, now or _Snapshot(model, optimizer, rng),
+                                      lambda e=epoch: _measured(e, model, loss, optimizer, train_data, val_data,
+                                                                test_data, monitor_train))
+            else:
+                metrics, finite = _measured(epoch, model, loss, optimizer, train_data, val_data, test_data,
+                                            monitor_train)
+                metrics["seconds"] = seconds
+                if not finite:
+                    raise _diverged(epoch, checkpoint, metrics["eta"])
+                if state.after(epoch, metrics):
+                    break
+            epoch += 1
+    except KeyboardInterrupt:
+        if pending is not None and pending.ready(timeout=10):  # keep the finished epoch j (its checkpoint)
+            metrics, finite = pending.result()
+            pending.snapshot.restore(model, optimizer, rng)
+            if finite:
+                state.after(pending.epoch, metrics)
+        raise
     finally:
+        if pending is not None:
+            pending.close()
         steps.close()
         if bar is not None:
             bar.close()
     return history
 
 
-def _epoch(epoch, model, loss, optimizer, train, val, test, batch_size, rng, bar, monitor_train,
-           had_checkpoint, step) -> dict[str, float]:
-    """Train one epoch, then measure it; raises TrainingDiverged on a NaN/inf cost."""
-    # overflow shows up as a NaN/inf cost, which is checked below with a clear message
+def _diverged(epoch: int, checkpoint, eta: float) -> TrainingDiverged:
+    kept = f", the checkpoint of epoch {epoch - 1} is kept" if checkpoint is not None and epoch > 1 else ""
+    return TrainingDiverged(f"epoch {epoch}: the cost became NaN or infinite (eta={eta:g} is probably too large); "
+                            f"training stopped{kept}")
+
+
+class _EpochState:
+    """What fit does with an epoch's metrics: the history, the epochs without a better validation
+    accuracy (early stopping, the schedule), the checkpoint, the callbacks, the progress bar."""
+
+    def __init__(self, history, stale, val_data, schedule, early_stopping, callbacks, checkpoint, bar, model,
+                 optimizer, rng):
+        self.history, self.stale, self.val_data, self.schedule = history, stale, val_data, schedule
+        self.early_stopping, self.callbacks, self.checkpoint, self.bar = early_stopping, list(callbacks), \
+            checkpoint, bar
+        self.model, self.optimizer, self.rng = model, optimizer, rng
+
+    def after(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Record epoch ``epoch`` (the model, optimizer and generators hold its state); True to stop."""
+        history, schedule, checkpoint = self.history, self.schedule, self.checkpoint
+        model, optimizer, rng = self.model, self.optimizer, self.rng
+        history.epochs.append(metrics)
+        if self.val_data is not None:
+            best_before = max((e["validation_accuracy"] for e in history.epochs[:-1]), default=-1.0)
+            self.stale = 0 if metrics["validation_accuracy"] > best_before else self.stale + 1
+            if schedule is not None:
+                schedule.update(optimizer, metrics["validation_accuracy"])
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, epoch, model, optimizer, rng, schedule, history, self.stale)
+        stop = [callback for callback in self.callbacks if callback(metrics) is True]
+        if self.bar is not None:
+            self.bar.set_postfix(_postfix(metrics))
+        if stop:
+            history.stopped_by = getattr(stop[0], "__name__", type(stop[0]).__name__)
+            if checkpoint is not None:  # a resumed run stays stopped
+                save_checkpoint(checkpoint, epoch, model, optimizer, rng, schedule, history, self.stale)
+            return True
+        if self.early_stopping and self.stale >= self.early_stopping:
+            history.stopped_early = True
+            history.stopped_by = "early_stopping"
+            return True
+        return False
+
+
+class _Snapshot:
+    """Everything a training epoch changes, copied: the model's arrays, the optimizer's state (with
+    eta) and every generator's state. ``restore`` puts it back (an epoch trained ahead is undone)."""
+
+    def __init__(self, model: Layer, optimizer: Optimizer, rng: numpy.random.Generator):
+        self.arrays = {key: value.copy() for key, value in model.arrays().items()}
+        meta, arrays = optimizer.state_dict()
+        self.optimizer = (dict(meta), {key: value.copy() for key, value in arrays.items()})
+        self.rngs = [rng.bit_generator.state] + [layer.rng.bit_generator.state for layer in model.random_layers()]
+
+    def restore(self, model: Layer, optimizer: Optimizer, rng: numpy.random.Generator) -> None:
+        for key, value in model.arrays().items():
+            value[...] = self.arrays[key]
+        optimizer.load_state_dict(*self.optimizer)
+        for generator, state in zip([rng] + [layer.rng for layer in model.random_layers()], self.rngs):
+            generator.bit_generator.state = state
+
+
+class _Evaluation:
+    """``measure()`` in a process forked now: it evaluates the model as it is at this moment on a CPU core
+    of its own, while this process trains on. ``result()`` waits for (metrics, finite)."""
+
+    def __init__(self, epoch: int, seconds: float, snapshot: _Snapshot, measure: Callable):
+        import multiprocessing
+
+        self.epoch, self.seconds, self.snapshot = epoch, seconds, snapshot
+        context = multiprocessing.get_context("fork")
+        self._pipe, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(target=_evaluate_here, args=(theirs, self._pipe, measure), daemon=True)
+        self._process.start()
+        theirs.close()
+        self._result: tuple[dict[str, float], bool] | None = None
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        return self._result is not None or self._pipe.poll(timeout)
+
+    def result(self) -> tuple[dict[str, float], bool]:
+        if self._result is None:
+            try:
+                reply = json.loads(self._pipe.recv_bytes())
+            except EOFError:
+                raise TiefnetError(f"the evaluation of epoch {self.epoch} ended without a result (its process "
+                                   f"exited with code {self._process.exitcode})") from None
+            finally:
+                self.close()
+            if "error" in reply:
+                raise TiefnetError(f"the evaluation of epoch {self.epoch} failed: {reply['error']}")
+            metrics = reply["metrics"]
+            metrics["seconds"] = self.seconds
+            self._result = (metrics, bool(reply["finite"]))
+        return self._result
+
+    def close(self) -> None:
+        self._pipe.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _evaluate_here(pipe, parent_end, measure: Callable) -> None:
+    """The evaluation process: one thread (the training has the other core), the metrics back as JSON."""
+    import os
+    import signal
+
+    from threadpoolctl import threadpool_limits
+
+    parent_end.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training's; it ends this process
+    backend._pool, backend._threads = None, 1  # the parent's pool threads do not exist here
+    threadpool_limits(limits=1)
+    try:
+        metrics, finite = measure()
+        pipe.send_bytes(json.dumps({"metrics": metrics, "finite": finite}).encode())
+    except BaseException as exc:  # reported by result() in the parent
+        pipe.send_bytes(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+    os._exit(0)
+
+
+def _pipelined(monitor_train: bool, val_data, test_data) -> bool:
+    """Whether fit measures each epoch on a core of its own while the next one trains: with
+    thread_limit(T >= 2) on the CPU, where there is something to measure (not the last epoch)."""
+    return backend.threads() >= 2 and backend.DEVICE == "cpu" and (monitor_train or val_data is not None
+                                                                    or test_data is not None)
+
+
+def _measured(epoch, model, loss, optimizer, train, val, test, monitor_train) -> tuple[dict[str, float], bool]:
+    """(the epoch's metrics, whether its costs are finite) for the model as it is now."""
     with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        start = time.perf_counter()
-        _train_epoch(step, train, batch_size, rng, bar)
-        seconds = time.perf_counter() - start
         metrics = _measure(epoch, model, loss, optimizer, train, val, test, monitor_train)
-    metrics["seconds"] = seconds
-    if not _finite(model, metrics):
-        kept = f", the checkpoint of epoch {epoch - 1} is kept" if had_checkpoint else ""
-        raise TrainingDiverged(f"epoch {epoch}: the cost became NaN or infinite (eta={optimizer.eta:g} is "
-                               f"probably too large); training stopped{kept}")
-    return metrics
+    return metrics, _finite(model, metrics)
 
 
 def _train_epoch(step, data: Data, batch_size, rng, bar) -> None:

@@ -83,7 +83,8 @@ class Config:
                             "(0 = never).")
     early_stop: int = setting(0, "Stop after this many epochs without a better validation accuracy (0 = never).")
     seed: int = setting(0, "Seed of every random choice (weights, shuffling, dropout, expansion).")
-    threads: int = setting(1, "BLAS threads; small GEMMs run faster on one thread on a 2-core machine.")
+    threads: int = setting(1, "CPU cores: from 2 on, each epoch is measured on one core while the next one "
+                              "trains (the result of one thread); from 3 on, mini-batches are split over the rest.")
     data: str = setting("", "A folder with your own MNIST IDX files (empty: the copy shipped with tiefnet).")
     verify: bool = setting(True, "Check the data files' SHA-256 against the original MNIST.")
 
