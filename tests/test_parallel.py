@@ -79,8 +79,9 @@ def test_models_that_couple_samples_train_in_one_process():
 
 
 def test_fit_without_evaluation_splits_its_steps_over_processes():
-    """fit at thread_limit(2) with nothing to measure per epoch cuts each mini-batch in two processes:
-    the parameters of the one-process run, to float32 rounding."""
+    """fit at thread_limit(2) with nothing to measure per epoch cuts each mini-batch of 40 in two
+    processes (also with the self-measurement off: from 32 samples on): the parameters of the
+    one-process run, to float32 rounding."""
     rng = np.random.default_rng(3)
     x = rng.random((200, 64)).astype(np.float32)
     labels = rng.integers(0, 4, 200)
@@ -88,7 +89,7 @@ def test_fit_without_evaluation_splits_its_steps_over_processes():
     for threads in (1, 2):
         net, loss = _cnn(), tn.LogLikelihood()
         with backend.thread_limit(threads):
-            fit(net, loss, tn.SGD(0.1), (x, labels), epochs=2, batch_size=10, rng=np.random.default_rng(0),
+            fit(net, loss, tn.SGD(0.1), (x, labels), epochs=2, batch_size=40, rng=np.random.default_rng(0),
                 classes=4, monitor_train=False)
         finals.append([p.value.copy() for p in net.parameters()])
     for one, two in zip(*finals):

@@ -104,8 +104,17 @@ class DataParallel:
 
     # --- the step -------------------------------------------------------------------------
     def step(self, x: Array, *targets: Array, clip: float | None = None) -> None:
+        """A training step: :meth:`gradients`, global-norm clipping to ``clip`` if given, the update."""
         from tiefnet.optim import clip_gradients
 
+        self.gradients(x, *targets)
+        if clip is not None:
+            clip_gradients(self.model, clip)
+        self.optimizer.step()
+
+    def gradients(self, x: Array, *targets: Array) -> None:
+        """Feedforward and backpropagation of the mini-batch in parts: the parameters' gradients
+        (the optimizer's flat arrays) become sum_p (n_p / N) (dC/dw)_p. May be repeated (tiefnet.plans)."""
         N = x.shape[0]
         parts = min(self.parts, N // self.min_part)
         inputs = [x, *targets]
@@ -142,9 +151,6 @@ class DataParallel:
                 group.g *= (bounds[1] - bounds[0]) / N
                 for (_, _, _, grads), lo, hi in zip(self._workers, bounds[1:-1], bounds[2:]):
                     group.g += grads[k] * numpy.asarray((hi - lo) / N, dtype=group.g.dtype)
-        if clip is not None:
-            clip_gradients(self.model, clip)
-        self.optimizer.step()
 
     # --- the workers ----------------------------------------------------------------------
     def _send(self, pieces, bounds, N: int, states) -> None:

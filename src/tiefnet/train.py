@@ -93,7 +93,11 @@ class _OneProcess:
 
 
 class _Processes(_OneProcess):
-    """Training steps whose mini-batch is cut into one part per CPU thread, each in its own process."""
+    """Training steps whose mini-batch is cut into parts, one per process (tiefnet.parallel), or
+    computed in this process where that is faster: tiefnet.plans measures the two per batch shape
+    (without measuring: the parts from SPLIT_FROM samples on)."""
+
+    SPLIT_FROM = 32  # samples per mini-batch from which the default is to cut it into parts
 
     def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, parts: int):
         from tiefnet.parallel import DataParallel
@@ -102,7 +106,28 @@ class _Processes(_OneProcess):
         self.engine = DataParallel(model, loss, optimizer, parts)
 
     def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
-        self.engine.step(x, *targets, clip=clip)
+        from tiefnet import plans
+
+        random_layers = self.model.random_layers()
+        states = [layer.rng.bit_generator.state for layer in random_layers]
+
+        def again(gradients):  # each (measured) call draws the dropout masks of this step
+            def call():
+                for layer, state in zip(random_layers, states):
+                    layer.rng.bit_generator.state = state
+                gradients()
+            return call
+
+        def in_this_process():
+            self.model.forward(x, True)
+            self.model.backward_from(self.loss, *targets)
+
+        parts, here = again(lambda: self.engine.gradients(x, *targets)), again(in_this_process)
+        variants = {"parts": parts, "here": here} if x.shape[0] >= self.SPLIT_FROM else {"here": here, "parts": parts}
+        plans.choose("fit.split", (tuple(x.shape), self.engine.parts), variants)
+        if clip is not None:
+            clip_gradients(self.model, clip)
+        self.optimizer.step()
 
     def close(self) -> None:
         self.engine.close()
