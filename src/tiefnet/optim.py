@@ -321,6 +321,14 @@ class Adam(Optimizer):
         self.t = 0
         self.m = [xp.zeros_like(group.p) for group in self.groups]
         self.v = [xp.zeros_like(group.p) for group in self.groups]
+        self._buffers: dict[int, tuple[Array, Array]] = {}
+
+    def _scratch(self, group: Group) -> tuple[Array, Array]:
+        """Two work arrays like group.p, kept from step to step."""
+        buffers = self._buffers.get(id(group))
+        if buffers is None or buffers[0].shape != group.p.shape or buffers[0].dtype != group.p.dtype:
+            buffers = self._buffers[id(group)] = (xp.empty_like(group.p), xp.empty_like(group.p))
+        return buffers
 
     def _update(self) -> None:
         self.t += 1
@@ -329,11 +337,19 @@ class Adam(Optimizer):
         for group, m, v in zip(self.groups, self.m, self.v):
             group.attach()
             g = self._reg_grad(group)
+            s1, s2 = self._scratch(group)  # the steps in place: no temporary arrays
             m *= b1
-            m += (1 - b1) * g
+            xp.multiply(g, 1 - b1, out=s1)
+            m += s1  # m = b1 m + (1 - b1) g
             v *= b2
-            v += (1 - b2) * (g * g)
-            group.p -= step_size * m / (xp.sqrt(v) + self.eps)
+            xp.multiply(g, g, out=s1)
+            s1 *= 1 - b2
+            v += s1  # v = b2 v + (1 - b2) g^2
+            xp.sqrt(v, out=s1)
+            s1 += self.eps
+            xp.multiply(m, step_size, out=s2)
+            s2 /= s1
+            group.p -= s2  # p -= step_size m / (sqrt(v) + eps)
 
     def state_dict(self):
         arrays = {f"m{i}": m for i, m in enumerate(self.m)}

@@ -41,6 +41,12 @@ from tiefnet.errors import ConfigError, TiefnetError
 from tiefnet.nn.layer import Layer
 
 
+def can_fork() -> bool:
+    """Whether this platform forks processes (Linux, macOS; not Windows): data parallelism and
+    fit's measuring of an epoch beside the next need it, and without it run in one process."""
+    return backend.DEVICE == "cpu" and "fork" in multiprocessing.get_all_start_methods()
+
+
 def splittable(model: Layer) -> bool:
     """Whether a training step of ``model`` may be computed in parts of the mini-batch: no layer
     couples the samples of a batch (``batch_coupled``)."""
@@ -82,8 +88,9 @@ class DataParallel:
     """
 
     def __init__(self, model: Layer, loss, optimizer, parts: int = 2, min_part: int = 2):
-        if backend.DEVICE != "cpu":
-            raise ConfigError("DataParallel splits a mini-batch over CPU processes; on a GPU, use one process")
+        if not can_fork():
+            raise ConfigError("DataParallel splits a mini-batch over forked CPU processes: on a GPU, or where "
+                              "processes cannot be forked (Windows), train in one process")
         if parts < 2:
             raise ConfigError(f"DataParallel: parts={parts} must be at least 2")
         if not splittable(model):

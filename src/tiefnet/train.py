@@ -138,10 +138,10 @@ def step_runner(model: Layer, loss: Loss, optimizer: Optimizer, reserve: int = 0
     with backend.thread_limit(T >= 2) on the CPU, each mini-batch is cut into T - ``reserve`` parts
     computed by as many processes (tiefnet.parallel) where the model allows it; otherwise one process.
     (fit reserves a core for measuring the previous epoch.)"""
-    from tiefnet.parallel import splittable
+    from tiefnet.parallel import can_fork, splittable
 
     parts = backend.threads() - reserve
-    if parts >= 2 and backend.DEVICE == "cpu" and splittable(model):
+    if parts >= 2 and can_fork() and splittable(model):
         return _Processes(model, loss, optimizer, parts)
     return _OneProcess(model, loss, optimizer)
 
@@ -415,8 +415,9 @@ def _evaluate_here(pipe, parent_end, measure: Callable) -> None:
 def _pipelined(monitor_train: bool, val_data, test_data) -> bool:
     """Whether fit measures each epoch on a core of its own while the next one trains: with
     thread_limit(T >= 2) on the CPU, where there is something to measure (not the last epoch)."""
-    return backend.threads() >= 2 and backend.DEVICE == "cpu" and (monitor_train or val_data is not None
-                                                                    or test_data is not None)
+    from tiefnet.parallel import can_fork
+
+    return backend.threads() >= 2 and can_fork() and (monitor_train or val_data is not None or test_data is not None)
 
 
 def _measured(epoch, model, loss, optimizer, train, val, test, monitor_train) -> tuple[dict[str, float], bool]:

@@ -75,8 +75,10 @@ class Softmax(Activation):
     """
 
     def f(self, z: Array) -> Array:
-        e = xp.exp(z - z.max(axis=-1, keepdims=True))  # shift by max z: same a, no overflow
-        return e / e.sum(axis=-1, keepdims=True)
+        e = z - z.max(axis=-1, keepdims=True)  # shift by max z: same a, no overflow
+        xp.exp(e, out=e)
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
         a = self._require_cache("_a")

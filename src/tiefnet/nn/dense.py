@@ -39,7 +39,10 @@ class Dense(Layer):
         self._a_prev: Array | None = None  # a^{l-1}, needed by (BP4)
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        z = x @ self.params["W"].T  # (N, n_out)
+        if x.ndim > 2:  # (N, T, n_in): one GEMM over all N T rows (matmul would make one per sequence)
+            z = (x.reshape(-1, x.shape[-1]) @ self.params["W"].T).reshape(*x.shape[:-1], self.n_out)
+        else:
+            z = x @ self.params["W"].T  # (N, n_out)
         z += self.params["b"]
         if train:
             self._a_prev, self.output = x, z  # a^{l-1} for (BP4)

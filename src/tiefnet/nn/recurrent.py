@@ -50,7 +50,7 @@ class _Recurrent(_RecurrentParams):
     projection and parameter gradients, and the split of the batch into parallel parts.
 
     A subclass writes the recursion for one part of the batch:
-    ``_forward_part(Zx, state) -> (h, last_state, cache)`` with Zx = U x^t + b (G, T, n) and
+    ``_forward_part(Zx, state) -> (h, last_state, cache)`` with Zx = U x^t + b (T, G, n) and
     h (T, H, n); ``_backward_part(cache, dh_out, dlast) -> (delta, h_prev, dstate)`` with
     dh_out(t) -> dC/dh^t from the output (H, n) or None, dlast = dC/d(last state) as (H, n) blocks
     or None, delta (G, T, n), h_prev (H, T, n) = h^0..h^{T-1}.
@@ -117,7 +117,7 @@ class _Recurrent(_RecurrentParams):
             x1 = xp.empty((D + 1, T, n), dtype=x.dtype)  # [x^t; 1] as columns, (D+1, T, n)
             x1[:D] = x[lo:hi].transpose(2, 1, 0)
             x1[D] = 1
-            Zx = (Ub @ x1.reshape(D + 1, T * n)).reshape(-1, T, n)  # U x^t + b for every t, (G, T, n)
+            Zx = xp.matmul(Ub, x1.transpose(1, 0, 2))  # U x^t + b for every t, one contiguous (G, n) block each
             h, last_state, cache = self._forward_part(Zx, tuple(s[lo:hi].T for s in initial))
             if self.return_sequences:
                 out[lo:hi] = h.transpose(2, 0, 1)  # (T, H, n) -> (n, T, H)
@@ -233,14 +233,14 @@ class RNN(_Recurrent):
         super().__init__(D, H, rng, init, return_sequences, stateful)
 
     def _forward_part(self, Zx: Array, state: tuple[Array, ...]):
-        """Zx (H, T, n) = U x^t + b; state (h^0,) with h^0 (H, n). Columns are sequences."""
-        H, T, n = Zx.shape
+        """Zx (T, H, n) = U x^t + b; state (h^0,) with h^0 (H, n). Columns are sequences."""
+        T, H, n = Zx.shape
         W = self.params["W"]
         h = xp.empty((T + 1, H, n), dtype=Zx.dtype)  # h[t] is h^t, one contiguous (H, n) block per t
         h[0] = state[0]
         for t in range(T):
             z = xp.matmul(W, h[t], out=h[t + 1])  # W h^{t-1} ...
-            z += Zx[:, t]  # ... + U x^t + b
+            z += Zx[t]  # ... + U x^t + b
             xp.tanh(z, out=z)  # h^t = tanh(z^t)
         return h[1:], (h[T],), h
 
@@ -305,22 +305,23 @@ class LSTM(_Recurrent):
         super().__init__(D, H, rng, init, return_sequences, stateful, float(forget_bias))
 
     def _forward_part(self, Zx: Array, state: tuple[Array, ...]):
-        """Zx (4H, T, n) = U x^t + b; state (h^0, c^0), each (H, n). Columns are sequences.
+        """Zx (T, 4H, n) = U x^t + b; state (h^0, c^0), each (H, n). Columns are sequences.
 
         Kept for backward, one contiguous block per t: the gates [f; i; o; g] (T, 4H, n),
         c^0..c^T (T+1, H, n), tanh(c^t) (T, H, n) and h^0..h^T (T+1, H, n).
         """
-        G, T, n = Zx.shape
+        T, G, n = Zx.shape
         H, W = self.H, self.params["W"]
-        gates = xp.empty((T, G, n), dtype=Zx.dtype)
+        gates = Zx  # U x^t + b, turned into the gates in place
+        W_h = xp.empty((G, n), dtype=Zx.dtype)
         h = xp.empty((T + 1, H, n), dtype=Zx.dtype)
         c = xp.empty((T + 1, H, n), dtype=Zx.dtype)
         tanh_c = xp.empty((T, H, n), dtype=Zx.dtype)
         i_g = xp.empty((H, n), dtype=Zx.dtype)
         h[0], c[0] = state
         for t in range(T):
-            z = xp.matmul(W, h[t], out=gates[t])  # W h^{t-1} ...
-            z += Zx[:, t]  # ... + U x^t + b = [z_f; z_i; z_o; z_g]
+            z = gates[t]
+            z += xp.matmul(W, h[t], out=W_h)  # z^t = U x^t + b + W h^{t-1} = [z_f; z_i; z_o; z_g]
             _sigmoid_(z[: 3 * H])  # f, i, o = sigma(z_f), sigma(z_i), sigma(z_o)
             xp.tanh(z[3 * H:], out=z[3 * H:])  # g = tanh(z_g)
             f, i, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
