@@ -51,6 +51,7 @@ def tiefnet_step(threads: int, seed: int = 0, split: str = "processes"):
                 opt.step()
             return time.perf_counter() - start
 
+    step.close = runner.close if runner is not None else (lambda: None)  # the worker processes, if any
     return step
 
 
@@ -107,7 +108,10 @@ def main() -> None:
 def compare(threads: int, steps: int, rounds: int, split: str = "processes") -> dict:
     """Best step of each framework over ``rounds`` alternating blocks of ``steps`` timed steps."""
     ours, theirs = tiefnet_step(threads, split=split), torch_step(threads)
-    times_ours, times_theirs = _harness.alternate_steps(ours, theirs, steps, rounds, IDLE)
+    try:
+        times_ours, times_theirs = _harness.alternate_steps(ours, theirs, steps, rounds, IDLE)
+    finally:
+        ours.close()
     best_ours, best_theirs = min(times_ours), min(times_theirs)
     return {"threads": threads, "tiefnet_ms": 1e3 * best_ours, "torch_ms": 1e3 * best_theirs,
             "ratio": best_ours / best_theirs}

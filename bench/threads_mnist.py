@@ -31,7 +31,7 @@ TARGET = 1.4
 
 
 def run(threads: int, out: Path, epochs: int, extra: list[str]) -> dict:
-    command = [sys.executable, "-m", "tiefnet", "mnist", "--model", "cnn", "--epochs", str(epochs),
+    command = [sys.executable, "-m", "tiefnet.cli", "mnist", "--model", "cnn", "--epochs", str(epochs),
                "--threads", str(threads), "--no-progress", "--out", str(out), "--overwrite", *extra]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

@@ -160,10 +160,14 @@ def batch_part(lo: int, hi: int, N: int) -> Iterator[None]:
 
 
 def part_of_batch(n: int) -> tuple[int, int, int]:
-    """(lo, hi, N) for a forward over n rows: the part this process computes of a mini-batch of N
-    (inside :func:`batch_part`), or (0, n, n) for a whole batch."""
-    if _part is not None and _part[1] - _part[0] == n:
-        return _part
+    """(lo, hi, N) for a forward over n rows: the rows this process computes of a mini-batch's
+    (inside :func:`batch_part`), or (0, n, n) for a whole batch. A layer that sees k rows per
+    sample (after TimeFlatten: N T rows, sample by sample) gets (k lo, k hi, k N)."""
+    if _part is not None:
+        lo, hi, N = _part
+        if hi > lo and n % (hi - lo) == 0:
+            k = n // (hi - lo)
+            return k * lo, k * hi, k * N
     return 0, n, n
 
 

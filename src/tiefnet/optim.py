@@ -73,6 +73,7 @@ class Group:
     def relocate(self, p: Array) -> None:
         """Move the parameters into ``p`` (a flat array of the same size, e.g. in shared memory,
         tiefnet.parallel), copying their values and re-pointing every layer's view."""
+        self.attach()  # a parameter array a layer replaced since bind is copied in first
         p[...] = self.p
         self.p = p
         self._repoint(p, 2, "params")

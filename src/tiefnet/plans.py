@@ -21,6 +21,7 @@ run adopts them (:func:`adopt`), so that it computes as the uninterrupted run di
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping
@@ -40,12 +41,15 @@ def _parse(mode: str) -> str:
 
 
 _mode = _parse(os.environ.get("TIEFNET_TUNE", "measure"))
+_ON_GPU = os.environ.get("TIEFNET_DEVICE", "cpu").strip().lower() == "gpu"
 _chosen: dict[tuple[str, tuple], str] = {}  # (site, shape key) -> the variant measured fastest
 _listeners: list[Callable[[], None]] = []  # called after each new choice (a run folder saving plans.json)
+_lock = threading.Lock()  # guards _chosen (layers call choose from backend.split_batch's threads)
 
 
 def mode() -> str:
-    """The current mode: 'measure', 'off' or 'force:K'."""
+    """The current mode: 'measure', 'off' or 'force:K' ('measure' acts as 'off' on a GPU, whose
+    calls return before their work is done: timing them would measure nothing)."""
     return _mode
 
 
@@ -71,14 +75,17 @@ def forget() -> None:
 
 
 def export() -> list[dict[str, Any]]:
-    """The measured choices as JSON: [{"site": ..., "key": [...], "variant": ...}, ...]."""
-    return [{"site": site, "key": _listed(key), "variant": name} for (site, key), name in _chosen.items()]
+    """The measured choices as JSON, in the order they were made: [{"site": ..., "key": [...], "variant": ...}, ...]."""
+    with _lock:
+        items = list(_chosen.items())
+    return [{"site": site, "key": _listed(key), "variant": name} for (site, key), name in items]
 
 
-def adopt(entries: Any) -> int:
-    """Take over choices that :func:`export` wrote (a resumed run: its plans.json). Entries that are
-    not of that form are skipped; a variant a site does not have is measured when it is met.
-    Returns the number adopted."""
+def adopt(entries: Any, notify: bool = False) -> int:
+    """Take over choices that :func:`export` wrote (a resumed run: its plans.json; a child process's
+    choices); ``notify``: tell the listeners (plans.json is written again). Entries that are not of
+    that form are skipped; a variant a site does not have is measured when it is met. Returns the
+    number adopted."""
     if not isinstance(entries, list):
         return 0
     adopted = 0
@@ -89,9 +96,17 @@ def adopt(entries: Any) -> int:
         key = _tupled(entry.get("key"), depth=0)
         if key is None or not isinstance(key, tuple):
             continue
-        _chosen[(entry["site"], key)] = entry["variant"]
+        with _lock:
+            _chosen[(entry["site"], key)] = entry["variant"]
         adopted += 1
+    if adopted and notify:
+        _notify()
     return adopted
+
+
+def _notify() -> None:
+    for callback in list(_listeners):
+        callback()
 
 
 @contextmanager
@@ -130,18 +145,28 @@ def choose(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]]) -> 
         return variants[names[0]]()
     if _mode.startswith("force:"):
         return variants[names[int(_mode[6:]) % len(names)]]()
+    if _ON_GPU:
+        return variants[names[0]]()
     name = _chosen.get((site, key))
     if name not in variants:  # not met yet (or an adopted name this site does not have)
-        best = {}
-        for candidate in names:
-            times = []
-            for _ in range(REPEATS):
-                start = time.perf_counter()
-                variants[candidate]()
-                times.append(time.perf_counter() - start)
-            best[candidate] = min(times)
-        fastest = min(names, key=lambda n: best[n])
-        name = _chosen[(site, key)] = fastest if best[fastest] <= MARGIN * best[names[0]] else names[0]
-        for callback in list(_listeners):
-            callback()
+        name = _measure(site, key, variants, names)
+        _notify()
     return variants[name]()
+
+
+def _measure(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]], names: list[str]) -> str:
+    """Time every variant REPEATS times; keep the fastest for (site, key) unless it saves less than
+    1 - MARGIN of the default's time. (No lock is held while the variants run: they may call
+    choose themselves, from this thread or from split_batch's; a choice another thread made
+    meanwhile is kept.)"""
+    best = {}
+    for candidate in names:
+        times = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            variants[candidate]()
+            times.append(time.perf_counter() - start)
+        best[candidate] = min(times)
+    fastest = min(names, key=lambda n: best[n])
+    with _lock:
+        return _chosen.setdefault((site, key), fastest if best[fastest] <= MARGIN * best[names[0]] else names[0])

@@ -32,6 +32,9 @@ from tiefnet.progress import progress_bar
 from tiefnet.settings import check_app, check_resumable
 
 
+MAX_PLANS_BYTES = 4_000_000  # a plans.json larger than this is not read
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``str(error)`` says where the run's files are and how to continue it."""
 
@@ -108,22 +111,33 @@ class RunFolder:
         return self
 
     def _start_plans(self, resume: bool) -> None:
-        """plans.json: the implementations tiefnet.plans chose in this run; a resumed run adopts them."""
+        """plans.json: the implementations tiefnet.plans chose in this run; a resumed run adopts them.
+        A plans.json from anyone: size-limited, parsed with the JSON guards, only known variant names
+        ever used (plans.adopt); one that cannot be read or written is left alone (the sites measure)."""
         from tiefnet import plans
 
         path = self.path / "plans.json"
-        if resume and path.is_file() and not path.is_symlink() and path.stat().st_size <= 4_000_000:
+        if resume and path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_PLANS_BYTES:
             try:
-                plans.adopt(json.loads(read_text(path)))
+                plans.adopt(parse_json(read_text(path), str(path)))
             except (OSError, ValueError, TiefnetError):
-                pass  # unreadable: the sites measure again
-        if plans.export():
-            self.write_json("plans.json", plans.export())
-        elif not resume and (path.is_file() or path.is_symlink()):
+                pass
+        if not resume and path.is_file() and not path.is_symlink():
             path.unlink()  # an earlier run's, in a folder this run overwrites
+        self._save_plans()
         if self._plans is None:
-            self._plans = plans.listening(lambda: self.write_json("plans.json", plans.export()))
+            self._plans = plans.listening(self._save_plans)
             self._plans.__enter__()
+
+    def _save_plans(self) -> None:
+        from tiefnet import plans
+
+        chosen = plans.export()
+        if chosen:
+            try:
+                self.write_json("plans.json", chosen)
+            except (OSError, TiefnetError):  # a folder in its way, a full disk: the run goes on without it
+                pass
 
     def write_json(self, name: str, data: Any, ascii: bool = True) -> Path:
         return write_json(self.path / name, data, ascii)

@@ -71,11 +71,17 @@ def train_step(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, *target
     (y, or the actions and targets of TDError), global-norm clipping to ``clip`` if given,
     then the optimizer's update v -> v - eta grad.
     """
-    a = model.forward(x, True)  # feedforward pass, caches z^l, a^l
-    model.backward_from(loss, *targets)  # (BP1)-(BP4)
+    a = gradients(model, loss, x, *targets)
     if clip is not None:
         clip_gradients(model, clip)
     optimizer.step()
+    return a
+
+
+def gradients(model: Layer, loss: Loss, x: Array, *targets: Array) -> Array:
+    """Feedforward (caching z^l, a^l), then (BP1)-(BP4): every parameter's gradient; returns a^L."""
+    a = model.forward(x, True)
+    model.backward_from(loss, *targets)
     return a
 
 
@@ -89,7 +95,7 @@ class _OneProcess:
         train_step(self.model, self.loss, self.optimizer, x, *targets, clip=clip)
 
     def close(self) -> None:
-        pass
+        """Let go of anything started for the steps (the next step starts it again)."""
 
 
 class _Processes(_OneProcess):
@@ -107,22 +113,18 @@ class _Processes(_OneProcess):
 
     def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
         from tiefnet import plans
+        from tiefnet.parallel import generator_states, set_generator_states
 
-        random_layers = self.model.random_layers()
-        states = [layer.rng.bit_generator.state for layer in random_layers]
+        states = generator_states(self.model)
 
-        def again(gradients):  # each (measured) call draws the dropout masks of this step
+        def again(compute):  # each (measured) call draws this step's dropout masks
             def call():
-                for layer, state in zip(random_layers, states):
-                    layer.rng.bit_generator.state = state
-                gradients()
+                set_generator_states(self.model, states)
+                compute()
             return call
 
-        def in_this_process():
-            self.model.forward(x, True)
-            self.model.backward_from(self.loss, *targets)
-
-        parts, here = again(lambda: self.engine.gradients(x, *targets)), again(in_this_process)
+        parts = again(lambda: self.engine.gradients(x, *targets))
+        here = again(lambda: gradients(self.model, self.loss, x, *targets))
         variants = {"parts": parts, "here": here} if x.shape[0] >= self.SPLIT_FROM else {"here": here, "parts": parts}
         plans.choose("fit.split", (tuple(x.shape), self.engine.parts), variants)
         if clip is not None:
@@ -141,7 +143,7 @@ def step_runner(model: Layer, loss: Loss, optimizer: Optimizer, reserve: int = 0
     from tiefnet.parallel import can_fork, splittable
 
     parts = backend.threads() - reserve
-    if parts >= 2 and can_fork() and splittable(model):
+    if parts >= 2 and can_fork() and splittable(model) and optimizer.groups and not optimizer._plain:
         return _Processes(model, loss, optimizer, parts)
     return _OneProcess(model, loss, optimizer)
 
@@ -233,52 +235,54 @@ def fit(
         if history.stopped_by is not None:  # by early stopping, or a callback (a pruned trial stays pruned)
             return history
     bar = progress_bar(progress, max(epochs - first_epoch + 1, 0) * len(train_data), "training", unit="img")
-    pipelined = _pipelined(monitor_train, val_data, test_data)
+    pipelined = _pipelined(model, monitor_train, val_data, test_data)
     steps = step_runner(model, loss, optimizer, reserve=1 if pipelined else 0)
-    pending: _Evaluation | None = None  # epoch j's evaluation, running on a core of its own during epoch j + 1
     state = _EpochState(history, stale, val_data, schedule, early_stopping, callbacks, checkpoint, bar, model,
                         optimizer, rng)
+    measure = lambda e: _measured(e, model, loss, optimizer, train_data, val_data, test_data,  # noqa: E731
+                                  monitor_train)
+    pending: _Evaluation | None = None  # epoch j's evaluation, on a core of its own while epoch j + 1 trains
     try:
         epoch = first_epoch
         while epoch <= epochs:
-            with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    (backend.thread_limit(backend.threads() - 1) if pipelined else contextlib.nullcontext()):
-                start = time.perf_counter()
-                _train_epoch(steps, train_data, batch_size, rng, bar)
-                seconds = time.perf_counter() - start
-            now = None
-            if pending is not None:  # the metrics of epoch j = epoch - 1, with the state of epoch j put back
-                metrics, finite = pending.result()
-                now = _Snapshot(model, optimizer, rng)
-                pending.snapshot.restore(model, optimizer, rng)
-                pending = None
-                if not finite:
-                    raise _diverged(epoch - 1, checkpoint, metrics["eta"])
-                eta = optimizer.eta
-                if state.after(epoch - 1, metrics):  # stopped after epoch j: its state stays
+            seconds = _timed_epoch(steps, train_data, batch_size, rng, bar, backend.threads() - 1 if pipelined else 0)
+            if pending is not None:  # epoch j = epoch - 1 is measured: its state goes back in for what follows
+                trained_ahead = _Snapshot(model, optimizer, rng)
+                done, pending = pending, None
+                metrics, finite = done.result()
+                done.snapshot.restore(model, optimizer, rng)
+                before = _settings(model, optimizer)
+                if _finish(state, done.epoch, metrics, finite, checkpoint):  # stopped after epoch j: its state stays
                     break
-                if optimizer.eta != eta:  # the schedule lowered eta for epoch j + 1: train it again with it
+                if not done.snapshot.holds(model) or _settings(model, optimizer) != before:
+                    # the metrics changed what epoch j + 1 trains with (eta from the schedule, a callback's
+                    # edit): train it again from epoch j's state, as one thread would have
+                    steps.close()  # the workers (if any) restart with the model as it is now
+                    if bar is not None:
+                        bar.total += len(train_data)
                     continue
-                now.restore(model, optimizer, rng)
-            if pipelined and epoch < epochs:  # measure epoch `epoch` beside the training of the next one
-                pending = _Evaluation(epoch, seconds, now or _Snapshot(model, optimizer, rng),
-                                      lambda e=epoch: _measured(e, model, loss, optimizer, train_data, val_data,
-                                                                test_data, monitor_train))
+                trained_ahead.restore(model, optimizer, rng)
+            if pipelined and epoch < epochs:  # measure `epoch` in a forked process beside the next epoch
+                steps.close()  # no worker shares the parameters with the forked evaluation
+                pending = _Evaluation(epoch, seconds, _Snapshot(model, optimizer, rng), model, optimizer, measure)
             else:
-                metrics, finite = _measured(epoch, model, loss, optimizer, train_data, val_data, test_data,
-                                            monitor_train)
+                metrics, finite = measure(epoch)
                 metrics["seconds"] = seconds
-                if not finite:
-                    raise _diverged(epoch, checkpoint, metrics["eta"])
-                if state.after(epoch, metrics):
+                before = _settings(model, optimizer)
+                if _finish(state, epoch, metrics, finite, checkpoint):
                     break
+                if _settings(model, optimizer) != before:
+                    steps.close()  # workers hold the model as forked: a changed setting restarts them
             epoch += 1
     except KeyboardInterrupt:
         if pending is not None and pending.ready(timeout=10):  # keep the finished epoch j (its checkpoint)
-            metrics, finite = pending.result()
-            pending.snapshot.restore(model, optimizer, rng)
-            if finite:
-                state.after(pending.epoch, metrics)
+            try:
+                metrics, finite = pending.result()
+                pending.snapshot.restore(model, optimizer, rng)
+                if finite:
+                    state.after(pending.epoch, metrics)
+            except Exception:  # noqa: BLE001  (the interrupt is what the caller hears about)
+                pass
         raise
     finally:
         if pending is not None:
@@ -289,10 +293,36 @@ def fit(
     return history
 
 
-def _diverged(epoch: int, checkpoint, eta: float) -> TrainingDiverged:
-    kept = f", the checkpoint of epoch {epoch - 1} is kept" if checkpoint is not None and epoch > 1 else ""
-    return TrainingDiverged(f"epoch {epoch}: the cost became NaN or infinite (eta={eta:g} is probably too large); "
-                            f"training stopped{kept}")
+def _timed_epoch(steps, train_data, batch_size, rng, bar, threads: int) -> float:
+    """Train one epoch (on ``threads`` threads if > 0, else as set); returns its seconds."""
+    # overflow shows up as a NaN/inf cost, which is checked after the epoch with a clear message
+    with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+            (backend.thread_limit(threads) if threads > 0 else contextlib.nullcontext()):
+        start = time.perf_counter()
+        _train_epoch(steps, train_data, batch_size, rng, bar)
+        return time.perf_counter() - start
+
+
+def _finish(state: "_EpochState", epoch: int, metrics: dict[str, float], finite: bool, checkpoint) -> bool:
+    """An epoch's metrics, with the model in that epoch's state: TrainingDiverged if its costs are not
+    finite, else the bookkeeping of :meth:`_EpochState.after`; True to stop."""
+    if not finite:
+        kept = f", the checkpoint of epoch {epoch - 1} is kept" if checkpoint is not None and epoch > 1 else ""
+        raise TrainingDiverged(f"epoch {epoch}: the cost became NaN or infinite (eta={metrics['eta']:g} is "
+                               f"probably too large); training stopped{kept}")
+    return state.after(epoch, metrics)
+
+
+def _settings(model: Layer, optimizer: Optimizer) -> tuple:
+    """What a callback may change that the next epoch trains with, besides the arrays: every layer's
+    configuration, the trainable flags (the tree's generation) and the optimizer's own numbers."""
+    from tiefnet.nn import layer as tree
+
+    layers = tuple(repr(layer.to_config()) for _, layer in model.walk())
+    numbers = tuple(sorted((k, v) for k, v in vars(optimizer).items() if isinstance(v, (int, float, str, bool))))
+    regularizer = optimizer.regularizer
+    reg = repr(sorted(vars(regularizer).items())) if regularizer is not None else ""
+    return layers, numbers, reg, tree.generation()
 
 
 class _EpochState:
@@ -334,90 +364,106 @@ class _EpochState:
 
 
 class _Snapshot:
-    """Everything a training epoch changes, copied: the model's arrays, the optimizer's state (with
-    eta) and every generator's state. ``restore`` puts it back (an epoch trained ahead is undone)."""
+    """Everything a training epoch changes, copied: the model's arrays (parameters, buffers), the
+    optimizer's state (its numbers, eta among them, and arrays) and every generator's state.
+    ``restore`` puts it back (an epoch trained ahead is undone), without the checks a checkpoint
+    from a file gets: these values may be NaN, the divergence is reported afterwards."""
 
     def __init__(self, model: Layer, optimizer: Optimizer, rng: numpy.random.Generator):
+        from tiefnet.parallel import generator_states
+
         self.arrays = {key: value.copy() for key, value in model.arrays().items()}
         meta, arrays = optimizer.state_dict()
         self.optimizer = (dict(meta), {key: value.copy() for key, value in arrays.items()})
-        self.rngs = [rng.bit_generator.state] + [layer.rng.bit_generator.state for layer in model.random_layers()]
+        self.rng, self.layer_rngs = rng.bit_generator.state, generator_states(model)
+
+    def holds(self, model: Layer) -> bool:
+        """Whether the model's arrays are still these (bit for bit)."""
+        return all(numpy.array_equal(value, self.arrays[key], equal_nan=True)
+                   for key, value in model.arrays().items())
 
     def restore(self, model: Layer, optimizer: Optimizer, rng: numpy.random.Generator) -> None:
+        from tiefnet.parallel import set_generator_states
+
         for key, value in model.arrays().items():
             value[...] = self.arrays[key]
-        optimizer.load_state_dict(*self.optimizer)
-        for generator, state in zip([rng] + [layer.rng for layer in model.random_layers()], self.rngs):
-            generator.bit_generator.state = state
+        meta, arrays = self.optimizer
+        _, live = optimizer.state_dict()  # the optimizer's own arrays
+        for key, value in arrays.items():
+            live[key][...] = value
+        for key, value in meta.items():
+            setattr(optimizer, key, value)
+        rng.bit_generator.state = self.rng
+        set_generator_states(model, self.layer_rngs)
 
 
 class _Evaluation:
-    """``measure()`` in a process forked now: it evaluates the model as it is at this moment on a CPU core
-    of its own, while this process trains on. ``result()`` waits for (metrics, finite)."""
+    """``measure(epoch)`` in a process forked now, on a CPU core of its own, for the model as it is
+    at this moment (the ``snapshot``), while this process trains on. ``result()`` waits for
+    (metrics, finite); the implementations the child measured (tiefnet.plans) come back with them."""
 
-    def __init__(self, epoch: int, seconds: float, snapshot: _Snapshot, measure: Callable):
-        import multiprocessing
+    def __init__(self, epoch: int, seconds: float, snapshot: _Snapshot, model: Layer, optimizer: Optimizer,
+                 measure: Callable):
+        from tiefnet.parallel import fork
 
         self.epoch, self.seconds, self.snapshot = epoch, seconds, snapshot
-        context = multiprocessing.get_context("fork")
-        self._pipe, theirs = context.Pipe(duplex=False)
-        self._process = context.Process(target=_evaluate_here, args=(theirs, self._pipe, measure), daemon=True)
-        self._process.start()
-        theirs.close()
+        self._process, self._pipe = fork(_evaluate_here, epoch, snapshot, model, optimizer, measure)
         self._result: tuple[dict[str, float], bool] | None = None
 
     def ready(self, timeout: float = 0.0) -> bool:
         return self._result is not None or self._pipe.poll(timeout)
 
     def result(self) -> tuple[dict[str, float], bool]:
+        from tiefnet import plans
+        from tiefnet.parallel import receive
+
         if self._result is None:
             try:
-                reply = json.loads(self._pipe.recv_bytes())
-            except EOFError:
-                raise TiefnetError(f"the evaluation of epoch {self.epoch} ended without a result (its process "
-                                   f"exited with code {self._process.exitcode})") from None
+                reply = json.loads(receive(self._pipe, self._process, f"the evaluation of epoch {self.epoch}"))
             finally:
                 self.close()
             if "error" in reply:
                 raise TiefnetError(f"the evaluation of epoch {self.epoch} failed: {reply['error']}")
+            plans.adopt(reply.get("plans", []), notify=True)
             metrics = reply["metrics"]
             metrics["seconds"] = self.seconds
             self._result = (metrics, bool(reply["finite"]))
         return self._result
 
     def close(self) -> None:
-        self._pipe.close()
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        from tiefnet.parallel import stop
+
+        stop(self._process, self._pipe)
 
 
-def _evaluate_here(pipe, parent_end, measure: Callable) -> None:
-    """The evaluation process: one thread (the training has the other core), the metrics back as JSON."""
-    import os
-    import signal
+def _evaluate_here(pipe, epoch: int, snapshot: _Snapshot, model: Layer, optimizer: Optimizer,
+                   measure: Callable) -> None:
+    """The evaluation process: the parameters in memory of its own, set to the snapshot (shared memory
+    of data-parallel workers would show the parent's later updates), then the metrics back as JSON."""
+    from tiefnet import plans
 
-    from threadpoolctl import threadpool_limits
-
-    parent_end.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training's; it ends this process
-    backend._pool, backend._threads = None, 1  # the parent's pool threads do not exist here
-    threadpool_limits(limits=1)
+    for group in optimizer.groups:
+        group.relocate(numpy.empty_like(group.p))
+    known = len(plans.export())
     try:
-        metrics, finite = measure()
-        pipe.send_bytes(json.dumps({"metrics": metrics, "finite": finite}).encode())
+        for key, value in model.arrays().items():
+            value[...] = snapshot.arrays[key]
+        metrics, finite = measure(epoch)
+        reply = {"metrics": metrics, "finite": finite, "plans": plans.export()[known:]}
     except BaseException as exc:  # reported by result() in the parent
-        pipe.send_bytes(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
-    os._exit(0)
+        reply = {"error": f"{type(exc).__name__}: {exc}"}
+    pipe.send_bytes(json.dumps(reply).encode())
 
 
-def _pipelined(monitor_train: bool, val_data, test_data) -> bool:
+def _pipelined(model: Layer, monitor_train: bool, val_data, test_data) -> bool:
     """Whether fit measures each epoch on a core of its own while the next one trains: with
-    thread_limit(T >= 2) on the CPU, where there is something to measure (not the last epoch)."""
+    thread_limit(T >= 2) on the CPU, where there is something to measure, and no layer carries a
+    state from one forward to the next (an evaluation forward would move it on in one thread)."""
     from tiefnet.parallel import can_fork
 
-    return backend.threads() >= 2 and can_fork() and (monitor_train or val_data is not None or test_data is not None)
+    something = monitor_train or val_data is not None or test_data is not None
+    stateful = any(getattr(layer, "stateful", False) for _, layer in model.walk())
+    return backend.threads() >= 2 and can_fork() and something and not stateful
 
 
 def _measured(epoch, model, loss, optimizer, train, val, test, monitor_train) -> tuple[dict[str, float], bool]:
