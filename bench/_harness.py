@@ -66,6 +66,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_details() -> dict:
+    """lscpu's vendor, family, model, stepping and flags (what decides which kernels and variants run)."""
+    wanted = {"Vendor ID": "vendor", "CPU family": "family", "Model": "model", "Stepping": "stepping",
+              "Flags": "flags", "L1d cache": "l1d", "L2 cache": "l2", "L3 cache": "l3"}
+    details = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5,
+                             env={**os.environ, "LC_ALL": "C"}).stdout
+        for line in out.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in wanted:
+                details[wanted[name.strip()]] = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return details
+
+
 def usable_cpus() -> int:
     """The cores this process may run on (its affinity mask), not all the machine has."""
     try:
@@ -138,6 +155,7 @@ def environment(torch: bool = True) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_details": cpu_details(),
         "usable_cpus": usable_cpus(),
         "versions": versions,
         "numpy_blas": blas,
@@ -447,6 +465,8 @@ def write_json(path: Path | None, results: dict, partial: bool = False) -> None:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if "tiefnet.plans" in sys.modules:  # which implementation each site chose, per shape, in this process
+        results = {**results, "plans": sys.modules["tiefnet.plans"].chosen()}
     path.write_text(json.dumps({**results, "partial": True} if partial else results, indent=1) + "\n")
     if not partial:
         print(f"\nresults written to {path}")

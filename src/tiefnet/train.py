@@ -110,26 +110,39 @@ class _Processes(_OneProcess):
 
         super().__init__(model, loss, optimizer)
         self.engine = DataParallel(model, loss, optimizer, parts)
+        self._how: dict[tuple, str] = {}  # batch shape -> "parts" or "here", once decided
 
     def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
+        how = self._how.get(x.shape)
+        if how is None:  # a new batch shape: tiefnet.plans decides (and computes this step's gradients)
+            how = self._how[x.shape] = self._choose(x, *targets)
+        elif how == "parts":
+            self.engine.gradients(x, *targets)
+        else:
+            gradients(self.model, self.loss, x, *targets)
+        if clip is not None:
+            clip_gradients(self.model, clip)
+        self.optimizer.step()
+
+    def _choose(self, x: Array, *targets: Array) -> str:
+        """plans.choose between the two ways for this batch shape; each measured call draws this step's
+        dropout masks (the generators are put back before it). Returns the way chosen."""
         from tiefnet import plans
         from tiefnet.parallel import generator_states, set_generator_states
 
         states = generator_states(self.model)
 
-        def again(compute):  # each (measured) call draws this step's dropout masks
-            def call():
+        def way(name: str, compute):
+            def call() -> str:
                 set_generator_states(self.model, states)
                 compute()
+                return name
             return call
 
-        parts = again(lambda: self.engine.gradients(x, *targets))
-        here = again(lambda: gradients(self.model, self.loss, x, *targets))
+        parts = way("parts", lambda: self.engine.gradients(x, *targets))
+        here = way("here", lambda: gradients(self.model, self.loss, x, *targets))
         variants = {"parts": parts, "here": here} if x.shape[0] >= self.SPLIT_FROM else {"here": here, "parts": parts}
-        plans.choose("fit.split", (tuple(x.shape), self.engine.parts), variants)
-        if clip is not None:
-            clip_gradients(self.model, clip)
-        self.optimizer.step()
+        return plans.choose("fit.split", (tuple(x.shape), self.engine.parts), variants)
 
     def close(self) -> None:
         self.engine.close()
@@ -213,6 +226,18 @@ def fit(
             (``history.stopped_by`` says which), e.g. a pruned hyperparameter trial.
         checkpoint: a file written atomically after each epoch (model, optimizer, RNG, history).
         resume: continue from ``checkpoint`` if it exists.
+
+    With backend.thread_limit(T >= 2) on a CPU (Linux), each epoch is measured (training accuracy,
+    validation, test) in a process forked at its end, on a core of its own, while the next epoch
+    trains on the other T - 1; its checkpoint and callbacks follow when the measurement is back
+    (with the model in that epoch's state), so a killed run may lose one epoch more than with one
+    thread. The result is the one-thread result bit for bit: where the metrics stop the run or a
+    callback or the schedule changes anything (eta, a setting, a parameter), the epoch trained
+    ahead is undone and trained again. The training steps use the other T - 1 cores: from 2 on,
+    each mini-batch may be cut into parts on as many processes (tiefnet.parallel; faster from
+    mini-batches of about 32, measured per batch shape by tiefnet.plans), which changes the
+    rounding of the gradient sums. With nothing to measure (monitor_train=False, no validation or
+    test data), the steps get all T cores.
     Raises:
         TrainingDiverged: when the training cost becomes NaN or infinite (the checkpoint of the
             last good epoch is kept).
