@@ -291,7 +291,8 @@ def fit(
                 steps.close()  # no worker shares the parameters with the forked evaluation
                 pending = _Evaluation(epoch, seconds, _Snapshot(model, optimizer, rng), model, optimizer, measure)
             else:
-                metrics, finite = measure(epoch)
+                with backend.thread_limit(1) if pipelined else contextlib.nullcontext():  # as the forked ones:
+                    metrics, finite = measure(epoch)  # on one thread, so the result is one thread's bit for bit
                 metrics["seconds"] = seconds
                 before = _settings(model, optimizer)
                 if _finish(state, epoch, metrics, finite, checkpoint):

@@ -5,10 +5,14 @@ from typing import Any
 
 import numpy
 
-from tiefnet.backend import Array, xp
+from tiefnet import backend
+from tiefnet.backend import Array, split_batch, xp
 from tiefnet.errors import ConfigError
 from tiefnet.nn import init as initialisers
 from tiefnet.nn.layer import Layer, whole_numbers
+
+
+SPLIT_ROWS = 512  # rows per thread from which the GEMMs are cut across backend.thread_limit's threads
 
 
 class Dense(Layer):
@@ -39,14 +43,28 @@ class Dense(Layer):
         self._a_prev: Array | None = None  # a^{l-1}, needed by (BP4)
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        if x.ndim > 2:  # (N, T, n_in): one GEMM over all N T rows (matmul would make one per sequence)
-            z = (x.reshape(-1, x.shape[-1]) @ self.params["W"].T).reshape(*x.shape[:-1], self.n_out)
+        rows = x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x  # (N, T, n_in): one GEMM over all N T rows
+        W, b = self.params["W"], self.params["b"]
+        if self._split(rows.shape[0]):  # thousands of rows (a sequence model's output layer): on T threads
+            z = xp.empty((rows.shape[0], self.n_out), dtype=xp.result_type(rows, W))
+
+            def part(lo: int, hi: int) -> None:
+                xp.matmul(rows[lo:hi], W.T, out=z[lo:hi])
+                z[lo:hi] += b
+
+            split_batch(part, rows.shape[0], min_part=SPLIT_ROWS)
         else:
-            z = x @ self.params["W"].T  # (N, n_out)
-        z += self.params["b"]
+            z = rows @ W.T  # (N, n_out)
+            z += b
+        if x.ndim > 2:
+            z = z.reshape(*x.shape[:-1], self.n_out)
         if train:
             self._a_prev, self.output = x, z  # a^{l-1} for (BP4)
         return z
+
+    @staticmethod
+    def _split(rows: int) -> bool:
+        return backend.threads() >= 2 and rows >= 2 * SPLIT_ROWS
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         """delta = dC/dz^l, (N, n_out). Returns dC/da^{l-1}, (N, n_in)."""
@@ -59,12 +77,33 @@ class Dense(Layer):
     def backward_rows(self, delta: Array, a_prev: Array, need_input_grad: bool) -> Array | None:
         """(BP2)-(BP4) for a batch of rows: delta (M, n_out), a_prev (M, n_in). A frozen layer
         (trainable False) computes (BP2) only."""
+        if self._split(delta.shape[0]):
+            return self._backward_parts(delta, a_prev, need_input_grad)
         if self._trainable:  # (the flag itself: this runs at every step)
             delta.sum(axis=0, out=self._grad("b"))  # (BP3)
             xp.matmul(delta.T, a_prev, out=self._grad("W"))  # (BP4): sum over the batch of a^{l-1}_k delta^l_j
         if not need_input_grad:
             return None
         return delta @ self.params["W"]  # (BP2), the (w^{l+1})^T delta^{l+1} part
+
+    def _backward_parts(self, delta: Array, a_prev: Array, need_input_grad: bool) -> Array | None:
+        """The same with the rows cut across the threads; the parts' sums (BP3), (BP4) added in a fixed order."""
+        trainable, W = self._trainable, self.params["W"]
+        dx = xp.empty((delta.shape[0], self.n_in), dtype=xp.result_type(delta, W)) if need_input_grad else None
+        sums: dict[int, tuple[Array, Array]] = {}
+
+        def part(lo: int, hi: int) -> None:
+            if trainable:
+                sums[lo] = (delta[lo:hi].T @ a_prev[lo:hi], delta[lo:hi].sum(axis=0))
+            if dx is not None:
+                xp.matmul(delta[lo:hi], W, out=dx[lo:hi])
+
+        split_batch(part, delta.shape[0], min_part=SPLIT_ROWS)
+        if trainable:
+            order = sorted(sums)
+            self._grad("W")[...] = sum(sums[lo][0] for lo in order)
+            self._grad("b")[...] = sum(sums[lo][1] for lo in order)
+        return dx
 
     def to_config(self) -> dict[str, Any]:
         return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init}
