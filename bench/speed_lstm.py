@@ -44,7 +44,7 @@ def tiefnet_step(threads: int, seed: int = 0, split: str = "processes"):
         with thread_limit(threads):  # set up outside the timed part, like torch.set_num_threads below
             start = time.perf_counter()
             if runner is not None:
-                runner(x, y)
+                runner.step(x, y)
             else:
                 net.forward(x, True)
                 net.backward_from(loss, y)

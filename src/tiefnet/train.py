@@ -12,6 +12,7 @@ from such a checkpoint with the same result as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -71,7 +72,8 @@ def train_step(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, *target
     (y, or the actions and targets of TDError), global-norm clipping to ``clip`` if given,
     then the optimizer's update v -> v - eta grad.
     """
-    a = gradients(model, loss, x, *targets)
+    a = model.forward(x, True)  # feedforward pass, caches z^l, a^l
+    model.backward_from(loss, *targets)  # (BP1)-(BP4)
     if clip is not None:
         clip_gradients(model, clip)
     optimizer.step()
@@ -86,13 +88,12 @@ def gradients(model: Layer, loss: Loss, x: Array, *targets: Array) -> Array:
 
 
 class _OneProcess:
-    """Training steps in this process (on threads within layers, backend.split_batch)."""
+    """Training steps in this process (on threads within layers, backend.split_batch):
+    ``step(x, *targets, clip=None)`` is train_step on the model (bound once: it runs at every step)."""
 
     def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer):
         self.model, self.loss, self.optimizer = model, loss, optimizer
-
-    def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
-        train_step(self.model, self.loss, self.optimizer, x, *targets, clip=clip)
+        self.step = functools.partial(train_step, model, loss, optimizer)
 
     def close(self) -> None:
         """Let go of anything started for the steps (the next step starts it again)."""
@@ -111,8 +112,9 @@ class _Processes(_OneProcess):
         super().__init__(model, loss, optimizer)
         self.engine = DataParallel(model, loss, optimizer, parts)
         self._how: dict[tuple, str] = {}  # batch shape -> "parts" or "here", once decided
+        self.step = self._step
 
-    def __call__(self, x: Array, *targets: Array, clip: float | None = None) -> None:
+    def _step(self, x: Array, *targets: Array, clip: float | None = None) -> None:
         how = self._how.get(x.shape)
         if how is None:  # a new batch shape: tiefnet.plans decides (and computes this step's gradients)
             how = self._how[x.shape] = self._choose(x, *targets)
@@ -149,7 +151,7 @@ class _Processes(_OneProcess):
 
 
 def step_runner(model: Layer, loss: Loss, optimizer: Optimizer, reserve: int = 0):
-    """What runs fit's training steps, ``runner(x, *targets, clip=None)`` then ``runner.close()``:
+    """What runs fit's training steps, ``runner.step(x, *targets, clip=None)`` then ``runner.close()``:
     with backend.thread_limit(T >= 2) on the CPU, each mini-batch is cut into T - ``reserve`` parts
     computed by as many processes (tiefnet.parallel) where the model allows it; otherwise one process.
     (fit reserves a core for measuring the previous epoch.)"""
@@ -325,7 +327,7 @@ def _timed_epoch(steps, train_data, batch_size, rng, bar, threads: int) -> float
     with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             (backend.thread_limit(threads) if threads > 0 else contextlib.nullcontext()):
         start = time.perf_counter()
-        _train_epoch(steps, train_data, batch_size, rng, bar)
+        _train_epoch(steps.step, train_data, batch_size, rng, bar)
         return time.perf_counter() - start
 
 

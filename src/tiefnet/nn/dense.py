@@ -43,9 +43,21 @@ class Dense(Layer):
         self._a_prev: Array | None = None  # a^{l-1}, needed by (BP4)
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        rows = x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x  # (N, T, n_in): one GEMM over all N T rows
+        if x.ndim == 2 and x.shape[0] < 2 * SPLIT_ROWS:  # the usual mini-batch: one GEMM (this runs at every step)
+            z = x @ self.params["W"].T  # (N, n_out)
+            z += self.params["b"]
+        else:
+            z = self._forward_rows(x)
+        if train:
+            self._a_prev, self.output = x, z  # a^{l-1} for (BP4)
+        return z
+
+    def _forward_rows(self, x: Array) -> Array:
+        """z for x (N, n_in) or (N, T, n_in) as one GEMM over all rows; thousands of rows (a
+        sequence model's output layer) cut across backend.thread_limit's threads."""
+        rows = x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x
         W, b = self.params["W"], self.params["b"]
-        if self._split(rows.shape[0]):  # thousands of rows (a sequence model's output layer): on T threads
+        if rows.shape[0] >= 2 * SPLIT_ROWS and backend.threads() >= 2:
             z = xp.empty((rows.shape[0], self.n_out), dtype=xp.result_type(rows, W))
 
             def part(lo: int, hi: int) -> None:
@@ -54,17 +66,9 @@ class Dense(Layer):
 
             split_batch(part, rows.shape[0], min_part=SPLIT_ROWS)
         else:
-            z = rows @ W.T  # (N, n_out)
+            z = rows @ W.T
             z += b
-        if x.ndim > 2:
-            z = z.reshape(*x.shape[:-1], self.n_out)
-        if train:
-            self._a_prev, self.output = x, z  # a^{l-1} for (BP4)
-        return z
-
-    @staticmethod
-    def _split(rows: int) -> bool:
-        return backend.threads() >= 2 and rows >= 2 * SPLIT_ROWS
+        return z.reshape(*x.shape[:-1], self.n_out)
 
     def backward(self, delta: Array, need_input_grad: bool = True) -> Array | None:
         """delta = dC/dz^l, (N, n_out). Returns dC/da^{l-1}, (N, n_in)."""
@@ -77,7 +81,7 @@ class Dense(Layer):
     def backward_rows(self, delta: Array, a_prev: Array, need_input_grad: bool) -> Array | None:
         """(BP2)-(BP4) for a batch of rows: delta (M, n_out), a_prev (M, n_in). A frozen layer
         (trainable False) computes (BP2) only."""
-        if self._split(delta.shape[0]):
+        if delta.shape[0] >= 2 * SPLIT_ROWS and backend.threads() >= 2:  # thousands of rows: on the threads
             return self._backward_parts(delta, a_prev, need_input_grad)
         if self._trainable:  # (the flag itself: this runs at every step)
             delta.sum(axis=0, out=self._grad("b"))  # (BP3)
