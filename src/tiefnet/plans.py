@@ -155,18 +155,16 @@ def choose(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]]) -> 
 
 
 def _measure(site: str, key: tuple, variants: Mapping[str, Callable[[], Any]], names: list[str]) -> str:
-    """Time every variant REPEATS times; keep the fastest for (site, key) unless it saves less than
+    """Time every variant REPEATS times, in turns; keep the fastest for (site, key) unless it saves less than
     1 - MARGIN of the default's time. (No lock is held while the variants run: they may call
     choose themselves, from this thread or from split_batch's; a choice another thread made
     meanwhile is kept.)"""
-    best = {}
-    for candidate in names:
-        times = []
-        for _ in range(REPEATS):
+    best = dict.fromkeys(names, float("inf"))
+    for _ in range(REPEATS):  # in turns, so that a slow moment (or the first touch of memory) hits all alike
+        for candidate in names:
             start = time.perf_counter()
             variants[candidate]()
-            times.append(time.perf_counter() - start)
-        best[candidate] = min(times)
+            best[candidate] = min(best[candidate], time.perf_counter() - start)
     fastest = min(names, key=lambda n: best[n])
     with _lock:
         return _chosen.setdefault((site, key), fastest if best[fastest] <= MARGIN * best[names[0]] else names[0])
