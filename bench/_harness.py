@@ -362,6 +362,22 @@ def alternate_steps(ours: Callable[[], float], theirs: Callable[[], float], step
     return times_ours, times_theirs
 
 
+def read_run(out: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """A finished `tiefnet mnist` run folder: its metrics.jsonl (each epoch without the seconds) and
+    the arrays of its model.npz, to compare two runs bit for bit with :func:`same_run`."""
+    out = Path(out)
+    metrics = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+               for line in (out / "metrics.jsonl").read_text().splitlines()]
+    with np.load(out / "model.npz", allow_pickle=False) as model:
+        arrays = {key: model[key].copy() for key in model.files}
+    return metrics, arrays
+
+
+def same_run(a: tuple[list[dict], dict], b: tuple[list[dict], dict]) -> bool:
+    """Whether two :func:`read_run` results are identical: every metric, every array bit for bit."""
+    return a[0] == b[0] and a[1].keys() == b[1].keys() and all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
+
+
 def openblas_kernels(env: dict) -> list[str]:
     """The OpenBLAS kernels (architectures) that :func:`environment` found loaded."""
     return [p["architecture"] for p in env["blas_pools"] if p["internal_api"] == "openblas"]

@@ -13,7 +13,6 @@ from one process but not from run to run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -21,26 +20,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import _harness  # bench/_harness.py: machine, load
 
 ARGS = ["--model", "cnn", "--epochs", "2", "--train-size", "5000", "--batch-size", "64", "--no-progress"]
 
 
-def run(threads: int, out: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
+def run(threads: int, out: Path) -> tuple[list[dict], dict]:
     env = {**os.environ, "TIEFNET_TUNE": "off"}
     subprocess.run([sys.executable, "-m", "tiefnet.cli", "mnist", *ARGS, "--threads", str(threads), "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL, env=env)
-    metrics = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
-               for line in (out / "metrics.jsonl").read_text().splitlines()]
-    with np.load(out / "model.npz", allow_pickle=False) as model:
-        arrays = {key: model[key].copy() for key in model.files}
-    return metrics, arrays
-
-
-def same(a, b) -> bool:
-    return a[0] == b[0] and a[1].keys() == b[1].keys() and all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
+    return _harness.read_run(out)
 
 
 def main() -> None:
@@ -57,13 +46,13 @@ def main() -> None:
         for threads in args.threads:
             first, second = run(threads, folder / f"t{threads}a"), run(threads, folder / f"t{threads}b")
             runs[threads] = first
-            row = {"threads": threads, "run_to_run_identical": same(first, second),
+            row = {"threads": threads, "run_to_run_identical": _harness.same_run(first, second),
                    "test_accuracy": first[0][-1].get("test_accuracy")}
             results["rows"].append(row)
             print(f"--threads {threads}: two runs identical: {row['run_to_run_identical']} "
                   f"(test accuracy {row['test_accuracy']})", flush=True)
         if 1 in runs and 2 in runs:
-            results["threads_1_equals_threads_2"] = same(runs[1], runs[2])
+            results["threads_1_equals_threads_2"] = _harness.same_run(runs[1], runs[2])
             print(f"--threads 1 and --threads 2 identical: {results['threads_1_equals_threads_2']}")
         _harness.write_json(args.json, results)
     finally:

@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import _harness  # bench/_harness.py: machine, BLAS kernel, load
 
 HERE = Path(__file__).resolve().parent
@@ -37,10 +35,7 @@ def run(threads: int, out: Path, epochs: int, extra: list[str]) -> dict:
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
-    metrics = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
-               for line in (out / "metrics.jsonl").read_text().splitlines()]
-    with np.load(out / "model.npz", allow_pickle=False) as model:
-        arrays = {key: model[key].copy() for key in model.files}
+    metrics, arrays = _harness.read_run(out)
     return {"threads": threads, "wall_s": wall, "training_s_per_epoch": summary["seconds_per_epoch"],
             "test_accuracy": summary["test_accuracy"], "metrics": metrics, "arrays": arrays}
 
@@ -70,8 +65,7 @@ def main() -> None:
         results["load"] = run_load.record
         one, two = by_threads[1][0], by_threads[2][0]
         same_metrics = one["metrics"] == two["metrics"]
-        same_model = one["arrays"].keys() == two["arrays"].keys() and all(
-            np.array_equal(one["arrays"][k], two["arrays"][k]) for k in one["arrays"])
+        same_model = _harness.same_run(({}, one["arrays"]), ({}, two["arrays"]))
         best = {t: min(r["wall_s"] for r in runs) for t, runs in by_threads.items()}
         results["runs"] = [{k: v for k, v in r.items() if k not in ("arrays", "metrics")}
                            for runs in by_threads.values() for r in runs]

@@ -84,13 +84,18 @@ def test_models_that_couple_samples_train_in_one_process():
         runner.close()
 
 
-def test_fit_without_evaluation_splits_its_steps_over_processes():
+def test_fit_without_evaluation_splits_its_steps_over_processes(monkeypatch, every_variant):
     """fit at thread_limit(2) with nothing to measure per epoch cuts each mini-batch of 40 in two
-    processes (also with the self-measurement off: from 32 samples on): the parameters of the
-    one-process run, to float32 rounding."""
+    processes (also with the self-measurement off: from 32 samples on; forced to the other way, it
+    stays in one): the parameters of the one-process run, to float32 rounding."""
     rng = np.random.default_rng(3)
     x = rng.random((200, 64)).astype(np.float32)
     labels = rng.integers(0, 4, 200)
+    import tiefnet.parallel as parallel
+
+    forks = []
+    real_fork = parallel.fork
+    monkeypatch.setattr(parallel, "fork", lambda *args: forks.append(args[0].__name__) or real_fork(*args))
     finals = []
     for threads in (1, 2):
         net, loss = _cnn(), tn.LogLikelihood()
@@ -98,6 +103,8 @@ def test_fit_without_evaluation_splits_its_steps_over_processes():
             fit(net, loss, tn.SGD(0.1), (x, labels), epochs=2, batch_size=40, rng=np.random.default_rng(0),
                 classes=4, monitor_train=False)
         finals.append([p.value.copy() for p in net.parameters()])
+        splits = threads == 2 and every_variant == "force:0"  # "parts", the default from 32 samples on
+        assert forks == (["_work"] * len(forks) if splits else []) and (forks or not splits)
     for one, two in zip(*finals):
         np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-5)
 

@@ -14,6 +14,7 @@ import pytest
 import tiefnet.rl.dqn_run
 import tiefnet.text.charrnn
 import tiefnet.train
+import tiefnet.train_steps
 from tiefnet.cli import main
 from tiefnet.errors import ConfigError
 from tiefnet.files import write_text
@@ -127,7 +128,7 @@ MNIST = ["mnist", "--train-size", "200", "--epochs", "2", "--batch-size", "20", 
 
 def test_ctrl_c_in_mnist_names_the_folder_and_the_resume_command(tmp_path, capsys, monkeypatch):
     out = tmp_path / "mnist"
-    interrupt_after(monkeypatch, tiefnet.train, "train_step", 15)  # in epoch 2: epoch 1 is saved
+    interrupt_after(monkeypatch, tiefnet.train_steps, "train_step", 15)  # in epoch 2: epoch 1 is saved
     err = interrupted_line(capsys, main([*MNIST, "--out", str(out)]))
     command = f"tiefnet mnist --resume --out {shlex.quote(str(out))}"
     assert err == f"tiefnet: interrupted; the last checkpoint is in {out}: continue with {command}"
@@ -139,7 +140,7 @@ def test_ctrl_c_in_mnist_names_the_folder_and_the_resume_command(tmp_path, capsy
 
 def test_ctrl_c_before_the_first_checkpoint(tmp_path, capsys, monkeypatch):
     out = tmp_path / "mnist"
-    interrupt_after(monkeypatch, tiefnet.train, "train_step", 1)
+    interrupt_after(monkeypatch, tiefnet.train_steps, "train_step", 1)
     err = interrupted_line(capsys, main([*MNIST, "--out", str(out)]))
     assert err == f"tiefnet: interrupted; before the first checkpoint; {out} holds nothing to resume from"
 
@@ -185,7 +186,7 @@ def test_ctrl_c_of_a_new_run_never_points_at_an_older_runs_checkpoint(tmp_path, 
     resuming would continue the other run, so the line does not offer it."""
     out = tmp_path / "mnist"
     assert main([*MNIST, "--epochs", "1", "--out", str(out)]) == 0
-    interrupt_after(monkeypatch, tiefnet.train, "train_step", 1)
+    interrupt_after(monkeypatch, tiefnet.train_steps, "train_step", 1)
     err = interrupted_line(capsys, main([*MNIST, "--eta", "0.5", "--out", str(out), "--overwrite"]))
     assert err == f"tiefnet: interrupted; before the first checkpoint; {out} holds nothing to resume from"
 

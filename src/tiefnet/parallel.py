@@ -10,7 +10,7 @@ is their weighted sum. :class:`DataParallel` runs part 0 in this process and the
 processes forked from it, one hand-off per mini-batch (not one per layer): each worker has its own
 Python interpreter, so the many small NumPy calls of a step at mini-batch 10 run at once instead of
 taking turns for one interpreter lock, as threads of one process do. The parameters live in shared
-memory (an optimizer's flat arrays, see :class:`tiefnet.optim.Group`): the update in this process
+memory (an optimizer's flat arrays, see :class:`tiefnet.param_groups.Group`): the update in this process
 is what every worker computes with at the next step. Each worker writes its gradients into shared
 memory of its own; the parts' inputs travel through shared memory too.
 

@@ -12,8 +12,6 @@ from such a checkpoint with the same result as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,12 +22,16 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.backend import Array, xp
-from tiefnet.errors import ConfigError, TiefnetError, TrainingDiverged
+from tiefnet.errors import ConfigError, TrainingDiverged
 from tiefnet.nn.layer import Layer
 from tiefnet.nn.losses import Loss
-from tiefnet.optim import Optimizer, ReduceOnPlateau, clip_gradients
+from tiefnet.optim import Optimizer, ReduceOnPlateau
 from tiefnet.progress import progress_bar
 from tiefnet.train_checkpoint import restore_checkpoint, save_checkpoint
+from tiefnet.train_pipeline import Evaluation, Snapshot, measures_aside, settings
+from tiefnet.train_steps import gradients, step_runner, train_step
+
+__all__ = ["Data", "History", "as_data", "evaluate", "fit", "gradients", "predict", "step_runner", "train_step"]
 
 
 @dataclass
@@ -62,105 +64,6 @@ def as_data(data: Any, classes: int) -> Data:
     if len(labels) != x.shape[0]:
         raise ConfigError(f"{x.shape[0]} inputs but {len(labels)} targets")
     return Data(x, xp.asarray(labels), backend.asarray(one_hot))
-
-
-def train_step(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, *targets: Array,
-               clip: float | None = None) -> Array:
-    """One gradient-descent step on one mini-batch, for any model and cost; returns the output a^L.
-
-    feedforward (caching z^l, a^l), (BP1)-(BP4) from the cost's gradient at a^L and ``targets``
-    (y, or the actions and targets of TDError), global-norm clipping to ``clip`` if given,
-    then the optimizer's update v -> v - eta grad.
-    """
-    a = model.forward(x, True)  # feedforward pass, caches z^l, a^l
-    model.backward_from(loss, *targets)  # (BP1)-(BP4)
-    if clip is not None:
-        clip_gradients(model, clip)
-    optimizer.step()
-    return a
-
-
-def gradients(model: Layer, loss: Loss, x: Array, *targets: Array) -> Array:
-    """Feedforward (caching z^l, a^l), then (BP1)-(BP4): every parameter's gradient; returns a^L."""
-    a = model.forward(x, True)
-    model.backward_from(loss, *targets)
-    return a
-
-
-class _OneProcess:
-    """Training steps in this process (on threads within layers, backend.split_batch):
-    ``step(x, *targets, clip=None)`` is train_step on the model (bound once: it runs at every step)."""
-
-    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer):
-        self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.step = functools.partial(train_step, model, loss, optimizer)
-
-    def close(self) -> None:
-        """Let go of anything started for the steps (the next step starts it again)."""
-
-
-class _Processes(_OneProcess):
-    """Training steps whose mini-batch is cut into parts, one per process (tiefnet.parallel), or
-    computed in this process where that is faster: tiefnet.plans measures the two per batch shape
-    (without measuring: the parts from SPLIT_FROM samples on)."""
-
-    SPLIT_FROM = 32  # samples per mini-batch from which the default is to cut it into parts
-
-    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, parts: int):
-        from tiefnet.parallel import DataParallel
-
-        super().__init__(model, loss, optimizer)
-        self.engine = DataParallel(model, loss, optimizer, parts)
-        self._how: dict[tuple, str] = {}  # batch shape -> "parts" or "here", once decided
-        self.step = self._step
-
-    def _step(self, x: Array, *targets: Array, clip: float | None = None) -> None:
-        how = self._how.get(x.shape)
-        if how is None:  # a new batch shape: tiefnet.plans decides (and computes this step's gradients)
-            how = self._how[x.shape] = self._choose(x, *targets)
-        elif how == "parts":
-            self.engine.gradients(x, *targets)
-        else:
-            gradients(self.model, self.loss, x, *targets)
-        if clip is not None:
-            clip_gradients(self.model, clip)
-        self.optimizer.step()
-
-    def _choose(self, x: Array, *targets: Array) -> str:
-        """plans.choose between the two ways for this batch shape; each measured call draws this step's
-        dropout masks (the generators are put back before it). Returns the way chosen."""
-        from tiefnet import plans
-        from tiefnet.parallel import generator_states, set_generator_states
-
-        states = generator_states(self.model)
-
-        def way(name: str, compute):
-            def call() -> str:
-                set_generator_states(self.model, states)
-                compute()
-                return name
-            return call
-
-        parts = way("parts", lambda: self.engine.gradients(x, *targets))
-        here = way("here", lambda: gradients(self.model, self.loss, x, *targets))
-        variants = {"parts": parts, "here": here} if x.shape[0] >= self.SPLIT_FROM else {"here": here, "parts": parts}
-        return plans.choose("fit.split", (tuple(x.shape), self.engine.parts), variants)
-
-    def close(self) -> None:
-        self.engine.close()
-
-
-def step_runner(model: Layer, loss: Loss, optimizer: Optimizer, reserve: int = 0):
-    """What runs fit's training steps, ``runner.step(x, *targets, clip=None)`` then ``runner.close()``:
-    with backend.thread_limit(T >= 2) on the CPU, each mini-batch is cut into T - ``reserve`` parts
-    computed by as many processes (tiefnet.parallel) where the model allows it; otherwise one process.
-    (fit reserves a core for measuring the previous epoch.)"""
-    from tiefnet.parallel import can_fork, splittable
-
-    parts = backend.threads() - reserve
-    if parts >= 2 and can_fork() and splittable(model) and optimizer.groups and not optimizer._plain:
-        return _Processes(model, loss, optimizer, parts)
-    return _OneProcess(model, loss, optimizer)
 
 
 def predict(model: Layer, x: Array, batch_size: int = 500) -> Array:
@@ -262,26 +165,26 @@ def fit(
         if history.stopped_by is not None:  # by early stopping, or a callback (a pruned trial stays pruned)
             return history
     bar = progress_bar(progress, max(epochs - first_epoch + 1, 0) * len(train_data), "training", unit="img")
-    pipelined = _pipelined(model, monitor_train, val_data, test_data)
-    steps = step_runner(model, loss, optimizer, reserve=1 if pipelined else 0)
+    aside = measures_aside(model, monitor_train, val_data, test_data)
+    steps = step_runner(model, loss, optimizer, reserve=1 if aside else 0)
     state = _EpochState(history, stale, val_data, schedule, early_stopping, callbacks, checkpoint, bar, model,
                         optimizer, rng)
     measure = lambda e: _measured(e, model, loss, optimizer, train_data, val_data, test_data,  # noqa: E731
                                   monitor_train)
-    pending: _Evaluation | None = None  # epoch j's evaluation, on a core of its own while epoch j + 1 trains
+    pending: Evaluation | None = None  # epoch j's evaluation, on a core of its own while epoch j + 1 trains
     try:
         epoch = first_epoch
         while epoch <= epochs:
-            seconds = _timed_epoch(steps, train_data, batch_size, rng, bar, backend.threads() - 1 if pipelined else 0)
+            seconds = _timed_epoch(steps, train_data, batch_size, rng, bar, backend.threads() - 1 if aside else 0)
             if pending is not None:  # epoch j = epoch - 1 is measured: its state goes back in for what follows
-                trained_ahead = _Snapshot(model, optimizer, rng)
+                trained_ahead = Snapshot(model, optimizer, rng)
                 done, pending = pending, None
                 metrics, finite = done.result()
                 done.snapshot.restore(model, optimizer, rng)
-                before = _settings(model, optimizer)
+                before = settings(model, optimizer)
                 if _finish(state, done.epoch, metrics, finite, checkpoint):  # stopped after epoch j: its state stays
                     break
-                if not done.snapshot.holds(model) or _settings(model, optimizer) != before:
+                if not done.snapshot.holds(model) or settings(model, optimizer) != before:
                     # the metrics changed what epoch j + 1 trains with (eta from the schedule, a callback's
                     # edit): train it again from epoch j's state, as one thread would have
                     steps.close()  # the workers (if any) restart with the model as it is now
@@ -289,17 +192,17 @@ def fit(
                         bar.total += len(train_data)
                     continue
                 trained_ahead.restore(model, optimizer, rng)
-            if pipelined and epoch < epochs:  # measure `epoch` in a forked process beside the next epoch
+            if aside and epoch < epochs:  # measure `epoch` in a forked process beside the next epoch
                 steps.close()  # no worker shares the parameters with the forked evaluation
-                pending = _Evaluation(epoch, seconds, _Snapshot(model, optimizer, rng), model, optimizer, measure)
+                pending = Evaluation(epoch, seconds, Snapshot(model, optimizer, rng), model, optimizer, measure)
             else:
-                with backend.thread_limit(1) if pipelined else contextlib.nullcontext():  # as the forked ones:
+                with backend.thread_limit(1) if aside else contextlib.nullcontext():  # as the forked ones:
                     metrics, finite = measure(epoch)  # on one thread, so the result is one thread's bit for bit
                 metrics["seconds"] = seconds
-                before = _settings(model, optimizer)
+                before = settings(model, optimizer)
                 if _finish(state, epoch, metrics, finite, checkpoint):
                     break
-                if _settings(model, optimizer) != before:
+                if settings(model, optimizer) != before:
                     steps.close()  # workers hold the model as forked: a changed setting restarts them
             epoch += 1
     except KeyboardInterrupt:
@@ -341,18 +244,6 @@ def _finish(state: "_EpochState", epoch: int, metrics: dict[str, float], finite:
     return state.after(epoch, metrics)
 
 
-def _settings(model: Layer, optimizer: Optimizer) -> tuple:
-    """What a callback may change that the next epoch trains with, besides the arrays: every layer's
-    configuration, the trainable flags (the tree's generation) and the optimizer's own numbers."""
-    from tiefnet.nn import layer as tree
-
-    layers = tuple(repr(layer.to_config()) for _, layer in model.walk())
-    numbers = tuple(sorted((k, v) for k, v in vars(optimizer).items() if isinstance(v, (int, float, str, bool))))
-    regularizer = optimizer.regularizer
-    reg = repr(sorted(vars(regularizer).items())) if regularizer is not None else ""
-    return layers, numbers, reg, tree.generation()
-
-
 class _EpochState:
     """What fit does with an epoch's metrics: the history, the epochs without a better validation
     accuracy (early stopping, the schedule), the checkpoint, the callbacks, the progress bar."""
@@ -389,109 +280,6 @@ class _EpochState:
             history.stopped_by = "early_stopping"
             return True
         return False
-
-
-class _Snapshot:
-    """Everything a training epoch changes, copied: the model's arrays (parameters, buffers), the
-    optimizer's state (its numbers, eta among them, and arrays) and every generator's state.
-    ``restore`` puts it back (an epoch trained ahead is undone), without the checks a checkpoint
-    from a file gets: these values may be NaN, the divergence is reported afterwards."""
-
-    def __init__(self, model: Layer, optimizer: Optimizer, rng: numpy.random.Generator):
-        from tiefnet.parallel import generator_states
-
-        self.arrays = {key: value.copy() for key, value in model.arrays().items()}
-        meta, arrays = optimizer.state_dict()
-        self.optimizer = (dict(meta), {key: value.copy() for key, value in arrays.items()})
-        self.rng, self.layer_rngs = rng.bit_generator.state, generator_states(model)
-
-    def holds(self, model: Layer) -> bool:
-        """Whether the model's arrays are still these (bit for bit)."""
-        return all(numpy.array_equal(value, self.arrays[key], equal_nan=True)
-                   for key, value in model.arrays().items())
-
-    def restore(self, model: Layer, optimizer: Optimizer, rng: numpy.random.Generator) -> None:
-        from tiefnet.parallel import set_generator_states
-
-        for key, value in model.arrays().items():
-            value[...] = self.arrays[key]
-        meta, arrays = self.optimizer
-        _, live = optimizer.state_dict()  # the optimizer's own arrays
-        for key, value in arrays.items():
-            live[key][...] = value
-        for key, value in meta.items():
-            setattr(optimizer, key, value)
-        rng.bit_generator.state = self.rng
-        set_generator_states(model, self.layer_rngs)
-
-
-class _Evaluation:
-    """``measure(epoch)`` in a process forked now, on a CPU core of its own, for the model as it is
-    at this moment (the ``snapshot``), while this process trains on. ``result()`` waits for
-    (metrics, finite); the implementations the child measured (tiefnet.plans) come back with them."""
-
-    def __init__(self, epoch: int, seconds: float, snapshot: _Snapshot, model: Layer, optimizer: Optimizer,
-                 measure: Callable):
-        from tiefnet.parallel import fork
-
-        self.epoch, self.seconds, self.snapshot = epoch, seconds, snapshot
-        self._process, self._pipe = fork(_evaluate_here, epoch, snapshot, model, optimizer, measure)
-        self._result: tuple[dict[str, float], bool] | None = None
-
-    def ready(self, timeout: float = 0.0) -> bool:
-        return self._result is not None or self._pipe.poll(timeout)
-
-    def result(self) -> tuple[dict[str, float], bool]:
-        from tiefnet import plans
-        from tiefnet.parallel import receive
-
-        if self._result is None:
-            try:
-                reply = json.loads(receive(self._pipe, self._process, f"the evaluation of epoch {self.epoch}"))
-            finally:
-                self.close()
-            if "error" in reply:
-                raise TiefnetError(f"the evaluation of epoch {self.epoch} failed: {reply['error']}")
-            plans.adopt(reply.get("plans", []), notify=True)
-            metrics = reply["metrics"]
-            metrics["seconds"] = self.seconds
-            self._result = (metrics, bool(reply["finite"]))
-        return self._result
-
-    def close(self) -> None:
-        from tiefnet.parallel import stop
-
-        stop(self._process, self._pipe)
-
-
-def _evaluate_here(pipe, epoch: int, snapshot: _Snapshot, model: Layer, optimizer: Optimizer,
-                   measure: Callable) -> None:
-    """The evaluation process: the parameters in memory of its own, set to the snapshot (shared memory
-    of data-parallel workers would show the parent's later updates), then the metrics back as JSON."""
-    from tiefnet import plans
-
-    for group in optimizer.groups:
-        group.relocate(numpy.empty_like(group.p))
-    known = len(plans.export())
-    try:
-        for key, value in model.arrays().items():
-            value[...] = snapshot.arrays[key]
-        metrics, finite = measure(epoch)
-        reply = {"metrics": metrics, "finite": finite, "plans": plans.export()[known:]}
-    except BaseException as exc:  # reported by result() in the parent
-        reply = {"error": f"{type(exc).__name__}: {exc}"}
-    pipe.send_bytes(json.dumps(reply).encode())
-
-
-def _pipelined(model: Layer, monitor_train: bool, val_data, test_data) -> bool:
-    """Whether fit measures each epoch on a core of its own while the next one trains: with
-    thread_limit(T >= 2) on the CPU, where there is something to measure, and no layer carries a
-    state from one forward to the next (an evaluation forward would move it on in one thread)."""
-    from tiefnet.parallel import can_fork
-
-    something = monitor_train or val_data is not None or test_data is not None
-    stateful = any(getattr(layer, "stateful", False) for _, layer in model.walk())
-    return backend.threads() >= 2 and can_fork() and something and not stateful
 
 
 def _measured(epoch, model, loss, optimizer, train, val, test, monitor_train) -> tuple[dict[str, float], bool]:

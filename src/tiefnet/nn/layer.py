@@ -167,7 +167,7 @@ class Layer:
     # --- helpers for subclasses ---------------------------------------------------------
     def _grad(self, name: str) -> Array:
         """The array that backward writes dC/d(params[name]) into, in place: an optimizer
-        may have made it a view of one flat gradient array (optim.Group)."""
+        may have made it a view of one flat gradient array (param_groups.Group)."""
         g = self.grads.get(name)
         p = self.params[name]
         if g is None or g.shape != p.shape or g.dtype != p.dtype:
