@@ -17,12 +17,13 @@ command that continues the run; ``tiefnet``'s ``main`` prints it and exits with 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from tiefnet import checkpoint
 from tiefnet.errors import CheckpointError, ConfigError, TiefnetError
@@ -39,12 +40,29 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``str(error)`` says where the run's files are and how to continue it."""
 
 
+_watchers: list[Callable[[dict[str, Any]], None]] = []
+
+
+@contextlib.contextmanager
+def watching(callback: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """While the block runs, every entry that a run of this process writes to its ``metrics.jsonl``
+    also goes to ``callback``, just after it is written: how a hyperparameter search follows any
+    application's training (tiefnet.hpsearch). An exception that ``callback`` raises stops the run
+    there, like an error of the run itself (a pruned trial: "fail fast", 2.7.3)."""
+    _watchers.append(callback)
+    try:
+        yield
+    finally:
+        _watchers.remove(callback)
+
+
 class MetricsLog:
     """``metrics.jsonl``: one JSON object a line (an epoch, an evaluation, an episode), appended and
-    flushed as the run goes, so that an interrupted run keeps every finished line."""
+    flushed as the run goes, so that an interrupted run keeps every finished line. ``watched``: its
+    entries go to the callbacks of :func:`watching`."""
 
-    def __init__(self, path: Path, lines: Sequence[str]):
-        self.path = path
+    def __init__(self, path: Path, lines: Sequence[str], watched: bool = False):
+        self.path, self.watched = path, watched
         self._file = open_appending(path, "".join(lines))  # a fresh file, never a symlink's target
         self.lines = len(lines)
 
@@ -52,6 +70,8 @@ class MetricsLog:
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
         self.lines += 1
+        for callback in list(_watchers) if self.watched else ():
+            callback(entry)
 
     def entries(self) -> list[dict[str, Any]]:
         """Every line written so far, parsed."""
@@ -162,7 +182,7 @@ class RunFolder:
             lines = read_text(path).splitlines(keepends=True)[:keep_lines] if path.exists() else []
         else:
             lines = []
-        log = MetricsLog(path, lines)
+        log = MetricsLog(path, lines, watched=name == "metrics.jsonl")
         self._logs.append(log)
         return log
 

@@ -133,6 +133,8 @@ def load_mnist(data_dir: str | Path | None = None, verify: bool = True) -> Mnist
         train.x (50000, 784), validation.x (10000, 784), test.x (10000, 784), float32 in [0, 1];
         the y of each is (N,) int64.
     """
+    if data_dir is None and verify and _shipped:  # read once per process: a search trains many networks
+        return _shipped[0]
     folder = SHIPPED_DIR if data_dir is None else Path(data_dir)
     if not folder.is_dir():
         what = "a file, not a folder" if folder.exists() else "no such folder"
@@ -149,7 +151,15 @@ def load_mnist(data_dir: str | Path | None = None, verify: bool = True) -> Mnist
     n_train = len(train_all) - VALIDATION_SIZE  # 50,000 for the real MNIST
     train = Dataset(train_all.x[:n_train], train_all.y[:n_train])
     validation = Dataset(train_all.x[n_train:], train_all.y[n_train:])
-    return MnistSplits(train=train, validation=validation, test=test)
+    splits = MnistSplits(train=train, validation=validation, test=test)
+    if data_dir is None and verify:  # the shipped, verified copy is kept, read-only, for the next call
+        for array in (train_all.x, train_all.y, test.x, test.y):
+            array.setflags(write=False)
+        _shipped[:] = [splits]
+    return splits
+
+
+_shipped: list[MnistSplits] = []  # the shipped copy, once loaded
 
 
 def one_hot(y: np.ndarray, k: int = 10) -> np.ndarray:

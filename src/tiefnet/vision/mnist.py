@@ -18,7 +18,7 @@ import numpy
 
 from tiefnet import backend
 from tiefnet.data.augment import expand
-from tiefnet.data.mnist import Dataset, load_mnist
+from tiefnet.data.mnist import Dataset, MnistSplits, load_mnist
 from tiefnet.errors import ConfigError, TiefnetError
 from tiefnet.files import read_json
 from tiefnet.limits import memory_limit, size
@@ -79,6 +79,9 @@ class Config:
     expand: int = setting(0, "Add this many rotated/shifted/skewed copies of each training image (2.7.3).")
     train_size: int = setting(50000, "Use the first N of the 50,000 training images (at most as many as --data "
                               "holds).")
+    digits: str = setting("", "Train, validate and test on these digits only, comma separated ('0,1': the lecture's "
+                          "reduced problem for fast feedback, 2.7.3); the training images are those among the first "
+                          "--train-size. Empty: all ten.")
     patience: int = setting(0, "Halve eta after this many epochs without a better validation accuracy "
                             "(0 = never).")
     early_stop: int = setting(0, "Stop after this many epochs without a better validation accuracy (0 = never).")
@@ -102,6 +105,7 @@ class Config:
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         self.hidden_sizes()  # raises if it does not parse
+        self.digit_set()  # raises if it does not parse
         features = self.feature_sizes()  # raises if it does not parse
         if self.model == "cnn":
             if not features:
@@ -121,6 +125,14 @@ class Config:
 
     def hidden_sizes(self) -> list[int]:
         return layer_sizes(self.hidden, "hidden", "30 or 100,30")
+
+    def digit_set(self) -> list[int]:
+        """'0,1' -> [0, 1]; '' -> all ten digits."""
+        text = self.digits.replace(" ", "")
+        parts = text.split(",") if text else [str(d) for d in range(CLASSES)]
+        if not all(len(p) == 1 and p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+            raise ConfigError(f"digits={self.digits!r} does not parse: give distinct digits like 0,1")
+        return sorted(int(p) for p in parts)
 
     def feature_sizes(self) -> list[int]:
         return layer_sizes(self.features, "features", "20,40")
@@ -179,10 +191,25 @@ def prepare_data(config: Config) -> tuple[Dataset, Dataset, Dataset]:
                           f"choose at most {images} (that many is one step per epoch)")
     check_memory(config, images)
     train = splits.train.subset(config.train_size)
+    if config.digits:  # the reduced problem: only these digits (the network keeps its ten outputs)
+        train, validation, test = (_only(data, config.digit_set()) for data in (train, splits.validation, splits.test))
+        if not len(train):
+            raise ConfigError(f"digits={config.digits!r}: none of the first {config.train_size} training images "
+                              f"shows these digits; give a larger --train-size")
+        splits = MnistSplits(train, validation, test)
+        images = len(train) * (config.expand + 1)
+        if config.batch_size > images:
+            raise ConfigError(f"batch_size={config.batch_size} is larger than the {images} training images of the "
+                              f"digits {config.digits}: choose at most {images}")
     if config.expand:  # its own random stream: with or without --expand, the same initial weights
         x, y = expand(train.x, train.y, config.expand, numpy.random.default_rng([config.seed, 1]))
         train = Dataset(x, y)
     return train, splits.validation, splits.test
+
+
+def _only(data: Dataset, digits: list[int]) -> Dataset:
+    keep = numpy.isin(data.y, digits)
+    return Dataset(data.x[keep], data.y[keep])
 
 
 def _warn(message: str) -> None:
