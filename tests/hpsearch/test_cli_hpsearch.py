@@ -103,3 +103,45 @@ def test_help_names_the_strategies_and_the_dashboard(capsys):
     text = capsys.readouterr().out
     for fragment in ("--strategy", "lecture", "postgresql://", "optuna-dashboard", "log:0.01..10"):
         assert fragment in text
+
+
+@pytest.mark.parametrize("saved, fragment", [
+    ({"trainer": "mnist", "trials": 3, "space": ["eta=log:1..2"], "fixed": [], "study": 5}, "study=5"),
+    ({"trainer": "mnist", "trials": "3", "space": ["eta=log:1..2"], "fixed": []}, "trials='3'"),
+    ({"trainer": "mnist", "trials": 3, "space": [1], "fixed": []}, "space=[1]"),
+    ({"trainer": "mnist", "trials": 3, "space": ["eta=log:1..2"], "fixed": [], "timeout": "x"}, "timeout='x'"),
+    ({"trainer": "mnist", "trials": 3, "space": ["eta=log:1..2"], "fixed": [],
+      "storage": "sqlite:////tmp/elsewhere.db"}, "give --storage again"),
+    ([1, 2], "not a JSON object"),
+])
+def test_a_saved_search_is_checked_before_it_is_used(tmp_path, capsys, saved, fragment):
+    """search.json may come from someone else: each setting of its kind, and no database it names opened."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "search.json").write_text(json.dumps(saved))
+    one_line_error(capsys, main(["hpsearch", "--resume", "--out", str(out)]), fragment)
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_trial_folders_of_another_study_are_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(["hpsearch", *SPACE, *TINY, "--trials", "2", "--out", str(out)]) == 0
+    before = (out / "trials" / "00000" / "config.json").read_text()
+    capsys.readouterr()
+    code = main(["hpsearch", "--resume", "--storage", "memory", "--out", str(out)])  # an empty study
+    one_line_error(capsys, code, "holds the trials of another study")
+    assert (out / "trials" / "00000" / "config.json").read_text() == before
+
+
+def test_every_worker_of_a_study_beats_at_the_same_rate(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    common = ["hpsearch", *SPACE, *TINY, "--storage", storage, "--study", "s", "--trials", "1"]
+    assert main(common + ["--heartbeat", "5", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, main(common + ["--heartbeat", "7", "--out", str(tmp_path / "b")]), "--heartbeat 5")
+
+
+def test_the_lecture_strategy_refuses_options_it_would_ignore(tmp_path, capsys):
+    code = main(["hpsearch", "--strategy", "lecture", "--trials", "5", "--sampler", "random",
+                 "--out", str(tmp_path / "x")])
+    one_line_error(capsys, code, "--trials, --sampler would be ignored")

@@ -133,3 +133,16 @@ def test_missing_and_huge_files(tmp_path):
     huge.write_text("# " + "x" * 1_000_001)
     with pytest.raises(ConfigError, match="larger than"):
         build_space(Config, [], space_file=huge)
+
+
+def test_choices_that_hold_commas(tmp_path):
+    """mnist's hidden layers are "100,30": such choices are separated by "|", in a file a list."""
+    param = parse_param("hidden=choice:100,30|50", Config)
+    assert param.choices == ("100,30", "50")
+    assert parse_param(param.text(), Config) == param  # the text round-trips
+    path = tmp_path / "space.toml"
+    path.write_text('[space]\nhidden = ["100,30", "50"]\n')
+    assert build_space(Config, space_file=path).params == (param,)
+    path.write_text('[space]\nhidden = ["10|20", "5"]\n')
+    with pytest.raises(ConfigError, match="cannot hold"):
+        build_space(Config, space_file=path)

@@ -108,7 +108,8 @@ def test_any_trainer_is_followed_through_its_metrics(tmp_path):
     study = run_search(Search(charrnn, space, tmp_path, trials=2, storage="memory", seed=1), log=lambda line: None)
     assert study.direction.name == "MINIMIZE"
     for t in study.trials:
-        assert t.state.name == "COMPLETE" and set(t.intermediate_values) == {2, 4}
+        # reported at evaluations 1 and 2 (its steps 2 and 4): --warmup counts evaluations for every trainer
+        assert t.state.name == "COMPLETE" and set(t.intermediate_values) == {1, 2}
         assert t.value == min(t.intermediate_values.values())
 
 
@@ -192,3 +193,29 @@ def check_killed_trial_is_failed_and_retried(url, tmp_path, name="s"):
 
 def test_a_killed_worker_leaves_its_trial_failed_and_retried_sqlite(tmp_path):
     check_killed_trial_is_failed_and_retried(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+
+
+def test_a_trial_interrupted_by_ctrl_c_is_run_again_on_resume(tmp_path, monkeypatch):
+    """Ctrl-C fails the running trial (Optuna's rule); the next run_search trains its settings again."""
+    import tiefnet.vision.mnist as mnist
+
+    real_run, calls = mnist.run, []
+
+    def interrupted_once(config, out, **kwargs):
+        calls.append(config.eta)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(config, out, **kwargs)
+
+    monkeypatch.setattr(mnist, "run", interrupted_once)
+    first = search(tmp_path, trials=3, storage=None, seed=4)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(first, log=lambda line: None)
+    study = run_search(search(tmp_path, trials=3, storage=None, seed=4), log=lambda line: None)
+    states = [t.state.name for t in study.get_trials()]
+    assert states[:2] == ["COMPLETE", "FAIL"] and states.count("COMPLETE") + states.count("PRUNED") == 3
+    retry = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == study.trials[1].params and retry[0].state.name != "FAIL"
+    assert calls[2] == calls[1]  # the interrupted settings, trained again first
+    run_search(search(tmp_path, trials=3, storage=None, seed=4), log=lambda line: None)
+    assert len([t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]) == 1  # once only

@@ -53,7 +53,7 @@ def add_commands(sub) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default=None, help="tpe (Bayesian, the default) or random")
     p.add_argument("--pruner", choices=PRUNERS, default=None,
                    help="median (the default: stop a trial worse than the median at the same epoch), hyperband, none")
-    p.add_argument("--warmup", type=int, default=None, help="epochs of each trial before it may be pruned (default 2)")
+    p.add_argument("--warmup", type=int, default=None, help="evaluations of each trial (mnist: epochs) before it may be pruned (default 2)")
     p.add_argument("--startup", type=int, default=None,
                    help="trials before the pruner prunes and TPE models (random before them; default 5)")
     p.add_argument("--seed", type=int, default=None, help="seed of the sampler: a sequential search repeats itself")
@@ -83,11 +83,10 @@ def _settings(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         path = out / SEARCH_FILE
         if not path.is_file():
             raise ConfigError(f"--resume: {out} holds no {SEARCH_FILE} of a search to continue")
-        saved = read_json(path)
-        if not isinstance(saved, dict):
-            raise ConfigError(f"--resume: {path} is not a JSON object")
-        if "***" in str(saved.get("storage")) and args.storage is None:
-            raise ConfigError(f"--resume: give --storage again (the password of {saved['storage']} is not saved)")
+        saved = _checked_saved(read_json(path), path)
+        if saved.get("storage") is not None and args.storage is None:  # a folder names no database to open
+            raise ConfigError(f"--resume: give --storage again (the search in {out} used {saved['storage']}; "
+                              f"a storage is not taken from a run folder)")
     given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) not in (None, [])}
     if args.resume and ({"space", "fixed", "space_file", "trainer"} & set(given)):
         raise ConfigError("--resume continues the search saved in --out: --trainer, --space, --space-file and "
@@ -102,6 +101,30 @@ def _settings(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return settings
 
 
+SAVED_KINDS = {"trainer": str, "trials": int, "sampler": str, "pruner": str, "warmup": int, "startup": int,
+               "heartbeat": int, "space": list, "fixed": list, "space_file": type(None), "seed": int,
+               "storage": str, "study": str, "timeout": (int, float)}
+MAX_SAVED_TEXT = 10_000  # characters of a saved text (a study name, one space entry)
+
+
+def _checked_saved(saved: Any, path: Path) -> dict[str, Any]:
+    """The settings of a search.json (someone else's, perhaps), each of its kind or one clear error."""
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--resume: {path} is not a JSON object")
+    for name, kind in SAVED_KINDS.items():
+        value = saved.get(name)
+        if value is None and name not in ("trainer", "trials", "space", "fixed"):
+            continue
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if ok and isinstance(value, list):
+            ok = len(value) <= 1000 and all(isinstance(v, str) and len(v) <= MAX_SAVED_TEXT for v in value)
+        if ok and isinstance(value, str):
+            ok = len(value) <= MAX_SAVED_TEXT
+        if not ok:
+            raise ConfigError(f"--resume: {path}: {name}={value!r} is not a setting of a search")
+    return saved
+
+
 def _cmd_hpsearch(args: argparse.Namespace) -> int:
     from tiefnet.hpsearch.space import build_space
     from tiefnet.hpsearch.trainers import trainer
@@ -111,7 +134,8 @@ def _cmd_hpsearch(args: argparse.Namespace) -> int:
         return _cmd_lecture(args, out)
     settings = _settings(args, out)
     if not settings["space"] and not settings["space_file"] and settings["storage"] not in (None, "memory"):
-        settings.update(_joined(settings, args.trainer, args.trials))  # a worker joining a study takes its space
+        given = {k for k in OPTIONS if getattr(args, k) is not None}
+        settings.update(_joined(settings, args.trainer, args.trials, given))  # a joining worker takes its space
     chosen = trainer(settings["trainer"])
     config_class = chosen.config_class()
     study_name = settings["study"] or f"tiefnet-{chosen.name}"
@@ -132,9 +156,13 @@ def _search(args, settings, chosen, space, out: Path, study_name: str):
                   heartbeat=settings["heartbeat"], timeout=settings["timeout"])
 
 
-def _joined(settings: dict[str, Any], trainer_given: str | None, trials_given: int | None) -> dict[str, Any]:
-    """The trainer, space, fixed settings and number of trials of the study that a worker without --space
-    joins."""
+OPTIONS = ("sampler", "pruner", "warmup", "startup", "heartbeat")  # a joining worker takes the study's
+
+
+def _joined(settings: dict[str, Any], trainer_given: str | None, trials_given: int | None,
+            given: set[str] = frozenset()) -> dict[str, Any]:
+    """The trainer, space, fixed settings, number of trials, sampler, pruner and heartbeat of the study
+    that a worker without --space joins."""
     from tiefnet.hpsearch.study import Search, open_study, shown_url
     from tiefnet.hpsearch.trainers import trainer
 
@@ -145,6 +173,14 @@ def _joined(settings: dict[str, Any], trainer_given: str | None, trials_given: i
     except ConfigError:
         study = None
     saved = study.user_attrs.get("search", {}) if study is not None else {}
+    if not isinstance(saved, dict):
+        saved = {}
+    from tiefnet.hpsearch.trainers import TRAINERS
+
+    texts = saved.get("space"), saved.get("fixed", [])
+    if saved and not (saved.get("trainer") in TRAINERS
+                      and all(isinstance(t, list) and all(isinstance(s, str) for s in t) for t in texts)):
+        raise ConfigError(f"--study {name!r} in {shown_url(settings['storage'])} holds no search of tiefnet's")
     if not saved.get("space"):
         raise ConfigError(f"--study {name!r} has not been started in {shown_url(settings['storage'])}: start it "
                           f"with --space (a worker without --space joins a study that has one)")
@@ -154,8 +190,13 @@ def _joined(settings: dict[str, Any], trainer_given: str | None, trials_given: i
     joined = {"trainer": saved.get("trainer", "mnist"), "space": saved["space"], "study": name}
     if not settings["fixed"]:  # given: it must be the study's (checked when the study is opened)
         joined["fixed"] = saved.get("fixed", [])
-    if trials_given is None and isinstance(trials, int):
+    if trials_given is None and isinstance(trials, int) and not isinstance(trials, bool):
         joined["trials"] = trials
+    options = study.user_attrs.get("options")
+    for key in OPTIONS:  # the starter's sampler, pruner and heartbeat, unless given
+        value = options.get(key) if isinstance(options, dict) else None
+        if settings.get(key) == DEFAULTS[key] and key not in given and value is not None:
+            joined[key] = value
     return joined
 
 
@@ -174,13 +215,23 @@ def _run(search, settings: dict[str, Any], args: argparse.Namespace) -> int:
     study = open_study(search)  # reached before anything is written
     described = {"trainer": search.trainer.name, "space": record["space"], "fixed": record["fixed"]}
     before = study.user_attrs.get("search")
+    options = {k: getattr(search, k) for k in OPTIONS}
     if before is None:
         study.set_user_attr("search", described)
         study.set_user_attr("trials", search.trials)  # what a worker joining without --trials aims for
-    elif before != described:
+        study.set_user_attr("options", options)
+    elif not isinstance(before, dict) or before != described:
+        before = before if isinstance(before, dict) else {}
         raise ConfigError(f"--study {search.study!r} in {shown_url(storage_url(search) or 'memory')} searches "
                           f"{'; '.join(before.get('space', []))} with {', '.join(before.get('fixed', [])) or 'nothing'} "
                           f"fixed: give the same space, or another --study")
+    started = study.user_attrs.get("options")
+    if isinstance(started, dict) and started.get("heartbeat") not in (None, search.heartbeat):
+        # each worker fails the trials silent for twice its own heartbeat: all must send at the same rate
+        raise ConfigError(f"--study {search.study!r} was started with --heartbeat {started['heartbeat']}: "
+                          f"give the same (or leave it out)")
+    if not args.overwrite:
+        _check_trial_folders(study, out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SEARCH_FILE, record)
     log = print if not args.no_progress else (lambda line: None)
@@ -198,6 +249,16 @@ def _run(search, settings: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_trial_folders(study, out: Path) -> None:
+    """The trial folders in --out must be of this study (numbered below its trials), or a trial would
+    overwrite one of another search."""
+    folder = out / "trials"
+    numbers = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    if numbers and max(numbers) >= len(study.get_trials(deepcopy=False)):
+        raise ConfigError(f"{folder} holds the trials of another study than {study.study_name!r}: give another --out "
+                          f"(or --overwrite)")
+
+
 def _cmd_lecture(args: argparse.Namespace, out: Path) -> int:
     from tiefnet.hpsearch.lecture import run_strategy
 
@@ -207,5 +268,9 @@ def _cmd_lecture(args: argparse.Namespace, out: Path) -> int:
         raise ConfigError("--strategy lecture chooses eta, lambda and the epochs itself: give --fixed, not --space")
     if args.resume:
         raise ConfigError("--strategy lecture cannot be resumed: start it again (its runs are short)")
+    ignored = [f"--{k.replace('_', '-')}" for k in DEFAULTS if k not in ("trainer", "space", "space_file", "fixed")
+               and getattr(args, k, None) is not None]
+    if ignored:
+        raise ConfigError(f"--strategy lecture runs its own phases: {', '.join(ignored)} would be ignored")
     run_strategy(args.fixed, out, threads=args.threads, log=print if not args.no_progress else (lambda line: None))
     return 0

@@ -153,8 +153,9 @@ def load_mnist(data_dir: str | Path | None = None, verify: bool = True) -> Mnist
     validation = Dataset(train_all.x[n_train:], train_all.y[n_train:])
     splits = MnistSplits(train=train, validation=validation, test=test)
     if data_dir is None and verify:  # the shipped, verified copy is kept, read-only, for the next call
-        for array in (train_all.x, train_all.y, test.x, test.y):
-            array.setflags(write=False)
+        for part in (train, validation, test):  # the views too: a view keeps its own write flag
+            for array in (part.x, part.y):
+                array.setflags(write=False)
         _shipped[:] = [splits]
     return splits
 

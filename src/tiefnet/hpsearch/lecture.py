@@ -99,7 +99,7 @@ def run_strategy(fixed: Sequence[str], out: str | Path, threads: int = 1,
     def falls(eta: float) -> bool:
         if eta not in tried:
             result = _run(replace(base, **THRESHOLD, eta=eta), out / f"phase2-eta-{eta:g}")
-            tried[eta] = {"eta": eta, "train_costs": result["train_costs"], "falling": falling(result["train_costs"]),
+            tried[eta] = {"eta": eta, "train_costs": result["train_costs"], "falling": not result["diverged"] and falling(result["train_costs"]),
                           "diverged": result["diverged"]}
             costs = " ".join(f"{c:.4f}" for c in result["train_costs"]) or "diverged"
             log(f"  eta {eta:<8g} training cost {costs}  {'falls' if tried[eta]['falling'] else 'oscillates or rises'}")

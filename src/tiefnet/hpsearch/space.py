@@ -8,6 +8,7 @@ On the command line each searched setting is ``NAME=KIND:RANGE``::
     hidden=int:10..300      a whole number, uniform (int:10..300:10 in steps of 10)
     batch_size=logint:1..100  a whole number, log-uniform
     cost=choice:quadratic,cross-entropy   one of these values
+    hidden=choice:100,30|50   choices that hold commas are separated by "|"
 
 and each fixed setting ``NAME=VALUE`` (``--fixed cost=cross-entropy epochs=30``). A TOML file holds
 the same as two tables, ``[space]`` (the strings above, or a list for a choice) and ``[fixed]``::
@@ -71,7 +72,7 @@ class Param:
 
     def text(self) -> str:
         if self.kind == "choice":
-            return f"{self.name}=choice:{','.join(map(str, self.choices))}"
+            return f"{self.name}=choice:{choice_text(self.choices)}"
         step = f":{self.step}" if self.kind == "int" and self.step != 1 else ""
         if self.kind in ("int", "logint"):
             return f"{self.name}={self.kind}:{int(self.low)}..{int(self.high)}{step}"
@@ -149,6 +150,13 @@ def _scalar(text: str, kind: str, where: str) -> Any:
     return text
 
 
+def choice_text(choices) -> str:
+    """The choices as the text after ``choice:``: separated by commas, or by "|" where one holds a comma
+    (mnist's ``hidden=choice:100,30|50``)."""
+    texts = [str(c) for c in choices]
+    return ("|" if any("," in t for t in texts) else ",").join(texts)
+
+
 def parse_param(text: str, config_class: type) -> Param:
     """``NAME=KIND:RANGE`` -> a :class:`Param` (see the module docstring)."""
     where = f"--space {text!r}"
@@ -160,7 +168,7 @@ def parse_param(text: str, config_class: type) -> Param:
     name, kind = setting_name(config_class, name, where), kind.strip()
     field_kind = field_types(config_class)[name]
     if kind == "choice":
-        choices = tuple(_scalar(c, field_kind, where) for c in rest.split(","))
+        choices = tuple(_scalar(c, field_kind, where) for c in rest.split("|" if "|" in rest else ","))
         return _checked(Param(name, kind, choices=choices), where)
     low_text, dots, upper = rest.partition("..")
     high_text, _, step = upper.partition(":")
@@ -176,7 +184,10 @@ def parse_param(text: str, config_class: type) -> Param:
 def _checked(param: Param, where: str) -> Param:
     if param.kind == "choice":
         if not param.choices or any(c == "" for c in param.choices):
-            raise ConfigError(f"{where}: give the choices separated by commas, none of them empty")
+            raise ConfigError(f"{where}: give the choices separated by commas (by | where they hold commas), "
+                              f"none of them empty")
+        if any("|" in str(c) for c in param.choices):
+            raise ConfigError(f"{where}: a choice cannot hold '|'")
         if len(param.choices) > MAX_CHOICES or len(set(map(repr, param.choices))) != len(param.choices):
             raise ConfigError(f"{where}: the choices must be distinct (at most {MAX_CHOICES})")
         return param
@@ -219,7 +230,9 @@ def read_space_file(path: str | Path, config_class: type) -> tuple[list[Param], 
     params = []
     for name, spec in data.get("space", {}).items():
         if isinstance(spec, list):
-            spec = "choice:" + ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in spec)
+            if any("|" in str(v) for v in spec):
+                raise ConfigError(f"--space-file {path}: [space] {name}: a choice cannot hold '|'")
+            spec = "choice:" + choice_text([str(v).lower() if isinstance(v, bool) else str(v) for v in spec])
         if not isinstance(spec, str):
             raise ConfigError(f"--space-file {path}: [space] {name} is a string like \"log:0.01..10\" or a list")
         params.append(parse_param(f"{name}={spec}", config_class))

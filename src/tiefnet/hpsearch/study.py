@@ -91,6 +91,9 @@ def storage_url(search: Search) -> str | None:
         return None
     if search.storage is None:
         return f"sqlite:///{(search.out / STUDY_FILE).resolve()}"
+    scheme, colon, rest = search.storage.partition("://")
+    if scheme.lower() in ("postgresql", "postgres") and colon:  # the driver tiefnet[postgres] installs
+        return "postgresql+psycopg://" + rest
     return search.storage
 
 
@@ -209,8 +212,9 @@ def objective(search: Search, study, config_class: type, log: Callable[[str], No
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 return
             values.append(float(value))
-            step = entry.get(trainer.step)
-            trial.report(float(value), step if isinstance(step, int) and step >= 0 else len(values))
+            # the step is the number of evaluations (mnist: epochs), so that --warmup and Hyperband's
+            # resources mean the same for every trainer (charrnn counts its steps in hundreds)
+            trial.report(float(value), len(values))
             if trial.should_prune():
                 raise optuna_.TrialPruned(f"{trainer.label} {trainer.shown(value)} after {len(values)} evaluations")
 
@@ -218,6 +222,9 @@ def objective(search: Search, study, config_class: type, log: Callable[[str], No
         try:
             with runs.watching(watch):
                 summary = trainer.run(config, folder)
+        except KeyboardInterrupt:  # Ctrl-C: the trial fails, and --resume trains its settings again
+            trial.set_user_attr("interrupted", True)
+            raise
         except TrainingDiverged as error:  # as bad as it gets: pruned, so that TPE learns from it
             trial.set_user_attr("diverged", str(error)[:300])
             raise optuna_.TrialPruned(f"diverged: {error}") from None
@@ -243,6 +250,7 @@ def run_search(search: Search, log: Callable[[str], None] = print, study=None):
     study = open_study(search) if study is None else study
     if storage_url(search) is not None:
         optuna_.storages.fail_stale_trials(study)  # of a worker that died
+        requeue_interrupted(study)
     remaining = search.trials - finished(study)
     if remaining <= 0:
         log(f"the study {search.study!r} already holds {finished(study)} finished trials (--trials {search.trials})")
@@ -256,6 +264,20 @@ def run_search(search: Search, log: Callable[[str], None] = print, study=None):
     study.optimize(objective(search, study, config_class, log), n_trials=remaining + 2 * _waiting(study),
                    timeout=search.timeout, catch=(TiefnetError,), callbacks=[stop, report], gc_after_trial=False)
     return study
+
+
+def requeue_interrupted(study) -> list[int]:
+    """Trials failed by Ctrl-C are run again with their settings, once each (the numbers requeued)."""
+    states = optuna().trial.TrialState
+    done = study.user_attrs.get("requeued", [])
+    done = [n for n in done if isinstance(n, int)] if isinstance(done, list) else []
+    again = [t for t in study.get_trials(deepcopy=False, states=(states.FAIL,))
+             if t.user_attrs.get("interrupted") is True and t.number not in done]
+    for t in again:
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    if again:
+        study.set_user_attr("requeued", done + [t.number for t in again])
+    return [t.number for t in again]
 
 
 def _waiting(study) -> int:

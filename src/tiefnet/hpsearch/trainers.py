@@ -69,7 +69,8 @@ class Trainer:
             value = settings[f.name]
             flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
-                words.append(flag if value else "--no-" + flag[2:])
+                if value != f.default:  # a switch at its default needs no flag (mnist has --no-verify only)
+                    words.append(flag if value else "--no-" + flag[2:])
             else:
                 words += [flag, exact(value) if isinstance(value, float) else str(value)]
         if out is not None:
@@ -85,7 +86,7 @@ def _best(summary: dict[str, Any], values: list[float], key: str, pick=max) -> f
 TRAINERS = {t.name: t for t in (
     Trainer("mnist", "tiefnet mnist", "tiefnet.vision.mnist", "Config", "validation_accuracy", "epoch", "maximize",
             lambda summary, values: _best(summary, values, "best_validation_accuracy"), "validation accuracy",
-            percent=True, skip=("verify",)),
+            percent=True),
     Trainer("charrnn", "tiefnet charrnn train", "tiefnet.text.charrnn", "Config", "validation_loss", "step",
             "minimize", lambda summary, values: _best(summary, values, "best_validation_loss", min),
             "validation loss (nats/char)", positional="text"),

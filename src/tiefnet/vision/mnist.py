@@ -130,7 +130,7 @@ class Config:
         """'0,1' -> [0, 1]; '' -> all ten digits."""
         text = self.digits.replace(" ", "")
         parts = text.split(",") if text else [str(d) for d in range(CLASSES)]
-        if not all(len(p) == 1 and p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        if not all(len(p) == 1 and p in "0123456789" for p in parts) or len(set(parts)) != len(parts):
             raise ConfigError(f"digits={self.digits!r} does not parse: give distinct digits like 0,1")
         return sorted(int(p) for p in parts)
 
