@@ -7,6 +7,7 @@
     tiefnet gridworld | qlearn [ENV] | dqn [train] ENV --out DIR | dqn play --model DIR  (cli/rl.py)
     tiefnet alphazero train GAME --out DIR;  tiefnet alphazero arena A B;  tiefnet play GAME --model DIR  (cli/alphazero.py)
     tiefnet hpsearch --space "eta=log:0.01..10" ... [--strategy lecture] [--storage URL --study NAME]  (cli/hpsearch.py)
+    tiefnet serve [--models DIR ...] [--runs DIR] [--host 127.0.0.1] [--port 8000]  (cli/serve.py)
 
 Each command module has ``add_commands(sub)``, which adds its sub-parsers with a ``handler``
 (parsed arguments -> exit code), and may have ``shorthand(argv) -> argv`` for a short form of its
@@ -28,7 +29,7 @@ from tiefnet import __version__
 from tiefnet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Parser, check_out
 from tiefnet.errors import TiefnetError
 
-COMMANDS = ["mnist", "experiment", "charrnn", "caption", "style", "rl", "alphazero", "hpsearch"]  # modules of tiefnet.cli, in the order of `tiefnet --help`
+COMMANDS = ["mnist", "experiment", "charrnn", "caption", "style", "rl", "alphazero", "hpsearch", "serve"]  # modules of tiefnet.cli, in the order of `tiefnet --help`
 
 
 def build_parser(modules: Sequence) -> Parser:

@@ -8,6 +8,7 @@ field so that its centre of mass lies at the centre. The network expects white i
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import warnings
@@ -47,6 +48,21 @@ def load_digit(path: str | Path) -> np.ndarray:
     return _centre(digit).reshape(SIDE * SIDE)
 
 
+def digit_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
+    """:func:`load_digit` for an image held in memory (a drawing sent to ``tiefnet serve``): the same
+    steps and the same checks, ``name`` in the error messages.
+
+    Shapes:
+        returns (784,) float32 in [0, 1]
+    """
+    if not data:
+        raise DataError(f"{name}: empty, not an image")
+    with opened_image(io.BytesIO(data), name) as img:
+        img.load()
+        gray = _grey_levels(img, name)
+    return _centre(_scale_to_box(_crop(_ink(gray, name)))).reshape(SIDE * SIDE)
+
+
 def _read_grayscale(path: Path) -> np.ndarray:
     """Pixel intensities in [0, 1]; a transparent background counts as white. The first frame of
     an animation; 16-bit and float pictures keep their grey levels (see :func:`_grey_levels`).
@@ -60,15 +76,20 @@ def _read_grayscale(path: Path) -> np.ndarray:
 
 
 @contextmanager
-def opened_image(path: Path) -> Iterator[Image.Image]:
+def opened_image(path: Path | io.BytesIO, name: str | None = None) -> Iterator[Image.Image]:
     """``with opened_image(path) as img:`` a Pillow image of a file that may come from anyone: a clear
     DataError for a missing or empty file, more than MAX_PIXELS (before decoding: a decompression
-    bomb?), a file Pillow cannot read, and broken image data while the ``with`` body decodes it."""
-    _check_file(path)
+    bomb?), a file Pillow cannot read, and broken image data while the ``with`` body decodes it.
+    ``path`` may also be bytes in memory (``io.BytesIO``), called ``name`` in the messages."""
+    if isinstance(path, io.BytesIO):
+        source, path = path, name or "the image"
+    else:
+        _check_file(path)
+        source = path
     try:
         with warnings.catch_warnings():  # Pillow's own bomb check: an error here, not a warning on stderr
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise DataError(_too_large(path, width * height, f" ({width}x{height})"))
