@@ -45,9 +45,8 @@ class DigitPredictor:
         layers = self.model.layers
         for i, layer in enumerate(layers):
             a = layer.forward(a, train=False)
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            if hidden is None and type(layer).__name__ in ("Sigmoid", "ReLU", "Tanh") and i + 1 < len(layers) - 1 \
-                    and type(nxt).__name__ not in ("MaxPool2d",):
+            # the first hidden activation: not the output layer's (the last two layers: Dense, activation)
+            if hidden is None and type(layer).__name__ in ("Sigmoid", "ReLU", "Tanh") and i < len(layers) - 2:
                 hidden = to_numpy(a)[0]
         out = to_numpy(a)[0].astype(np.float64)
         p = out if isinstance(layers[-1], Softmax) else out / max(out.sum(), 1e-12)
