@@ -1,29 +1,41 @@
 """The FastAPI application of ``tiefnet serve``.
 
 Every input is checked at the API: a body over :data:`MAX_BODY` bytes is refused (413) before it is
-read whole, an image that is no image or shows no digit is a 400, pixels of the wrong number or
-range a 422, an unknown model a 404; no request names a file. Models are loaded once, when the app
-is made, and only read afterwards.
+read whole, an image that is no image (or shows no digit) is a 400, numbers of the wrong count or
+range a 422, an unknown model a 404; no request names a file. Models are loaded once, before the app
+is made, and only read afterwards (those whose layers keep their last inputs behind a lock).
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tiefnet.errors import TiefnetError
-from tiefnet.serve.predictors import DigitPredictor
+from tiefnet.serve.games import MAX_SIMULATIONS
+from tiefnet.serve.pictures import DEFAULT_STYLE_SIDE, MAX_STYLE_SIDE
+from tiefnet.serve.text import MAX_LENGTH, MAX_PRIME
+from tiefnet.serve.training import Trainings
 
 MAX_BODY = 2_000_000  # bytes of one request body (a drawing as PNG is a few kB)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 ModelName = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+TrainingId = Annotated[str, Path(max_length=32, pattern=r"^[0-9a-f]+$")]
+IMAGE_BODY = {"requestBody": {"required": True, "content": {
+    t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}}}
+VIEWS = {"mnist": "a digit model (tiefnet mnist)", "alphazero": "an AlphaZero agent (tiefnet alphazero train)",
+         "charrnn": "a char-rnn (tiefnet charrnn train)", "caption": "a captioning model (tiefnet caption train)",
+         "fast-style": "a fast style transfer network (tiefnet fast-style train)"}
 
 
 class Pixels(BaseModel):
@@ -56,11 +68,127 @@ class GridWorldState(BaseModel):
     policy: list[str]
 
 
-def create_app(models: dict[str, DigitPredictor]) -> FastAPI:
-    """The app over these loaded models (name -> predictor)."""
+class TrainSettings(BaseModel):
+    """A small tiefnet mnist run (dense): the page's choices, each within what a page should start."""
+
+    hidden: str = Field("30", pattern=r"^(\d{1,3}(,\d{1,3}){0,2})?$",
+                        description="hidden layer sizes, comma separated (at most 3 layers of 1-300); '' none")
+    activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid"
+    cost: Literal["quadratic", "cross-entropy", "log-likelihood"] = "quadratic"
+    eta: float = Field(3.0, gt=0.0, le=100.0, allow_inf_nan=False)
+    lmbda: float = Field(0.0, ge=0.0, le=100.0, allow_inf_nan=False)
+    epochs: int = Field(10, ge=1, le=30)
+    batch_size: int = Field(10, ge=1, le=1000)
+    train_size: int = Field(5000, ge=100, le=10_000)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    @field_validator("hidden")
+    @classmethod
+    def _sizes(cls, hidden: str) -> str:
+        if any(not 1 <= int(n) <= 300 for n in hidden.split(",") if n):
+            raise ValueError("each hidden layer has 1 to 300 neurons")
+        return hidden
+
+
+class Epoch(BaseModel):
+    epoch: int
+    seconds: float
+    validation_accuracy: float
+    validation_cost: float | None = None
+    train_accuracy: float | None = None
+    train_cost: float | None = None
+    eta: float | None = None
+
+
+class TrainingView(BaseModel):
+    id: str
+    settings: dict[str, Any]
+    status: str
+    error: str | None
+    epochs: list[Epoch]
+
+
+class Moves(BaseModel):
+    """A game so far: the actions played from the start (as the page numbers them: a cell r * W + c,
+    a Connect Four column, Go's pass = H * W)."""
+
+    moves: list[Annotated[int, Field(ge=0, le=10_000)]] = Field(default_factory=list, max_length=1000)
+    simulations: int | None = Field(None, ge=1, le=MAX_SIMULATIONS,
+                                    description="MCTS simulations of the agent's move (default: its own)")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class Visit(BaseModel):
+    action: int
+    name: str
+    N: int
+    Q: float | None
+    P: float
+
+
+class AgentMove(BaseModel):
+    action: int
+    name: str
+    nu: float
+    value: float
+    simulations: int
+    visits: list[Visit]
+
+
+class Position(BaseModel):
+    game: str
+    height: int
+    width: int
+    action_count: int
+    board: list[list[int]]
+    to_move: int
+    moves: list[int]
+    legal: list[int]
+    pass_action: int | None
+    terminal: bool
+    result: str | None
+    agent: AgentMove | None
+
+
+class SampleRequest(BaseModel):
+    prime: str = Field("", max_length=MAX_PRIME)
+    length: int = Field(300, ge=1, le=MAX_LENGTH)
+    temperature: float = Field(1.0, ge=0.05, le=5.0, allow_inf_nan=False)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+class Box(BaseModel):
+    word: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+class Description(BaseModel):
+    model: str
+    kind: str
+    words: list[str]
+    caption: str
+    attention: list[list[list[float]]] | None
+    image: str
+    references: list[str] | None = None
+    boxes: list[Box] | None = None
+
+
+def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> FastAPI:
+    """The app over these loaded models (name -> a served model with .app and .kind, see
+    :mod:`tiefnet.serve.models`) and the page's trainings (a new, empty set by default)."""
+    trainings = Trainings() if trainings is None else trainings
     # no /docs or /redoc: FastAPI's pages for them load scripts from a CDN, and the page works offline
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        trainings.stop_all()  # the server stops: so do its trainings (at the end of their epoch)
+
     app = FastAPI(title="tiefnet", summary="The lecture's models and experiments, on a local page",
-                  version=_version(), docs_url=None, redoc_url=None)
+                  version=_version(), docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.trainings = trainings
     static = resources.files("tiefnet.serve") / "static"
 
     @app.exception_handler(RequestValidationError)
@@ -84,46 +212,96 @@ def create_app(models: dict[str, DigitPredictor]) -> FastAPI:
 
     @app.get("/api/models")
     def list_models() -> list[dict[str, str]]:
-        """The digit models this server answers with: name and kind (dense or cnn)."""
-        return [{"name": p.name, "kind": p.kind} for p in models.values()]
+        """The models this server answers with: name, app (the view: mnist, alphazero, charrnn, caption,
+        fast-style) and kind (dense or cnn; the game; attention or show-and-tell; the style)."""
+        return [{"name": name, "app": m.app, "kind": m.kind} for name, m in models.items()]
 
-    def predictor(name: str) -> DigitPredictor:
-        if name not in models:
-            raise HTTPException(404, f"no model {name!r}; this server has {', '.join(models) or 'none'}")
-        return models[name]
+    def served(name: str, app: str):
+        model = models.get(name)
+        if model is None or model.app != app:
+            mine = [n for n, m in models.items() if m.app == app]
+            what = f"{name!r} is not {VIEWS[app]}" if model is not None else f"no model {name!r}"
+            raise HTTPException(404, f"{what}; this server has {', '.join(mine) or 'none'}")
+        return model
 
+    # ---- Handwriting (2.4, 3.1-3.3) ----
     # async: a prediction takes well under a millisecond, less than the hop to a worker thread would
     @app.post("/api/predict/{name}/pixels", responses={404: {"description": "no such model"}})
     async def predict_pixels(name: ModelName, body: Pixels) -> Prediction:
         """The digit in 784 prepared pixels (what the page's canvas gives after MNIST's preparation)."""
-        return Prediction(**predictor(name).predict(np.asarray(body.pixels, dtype=np.float32)))
+        return Prediction(**served(name, "mnist").predict(np.asarray(body.pixels, dtype=np.float32)))
 
     @app.post("/api/predict/{name}/image", responses={400: {"description": "not an image of a digit"},
                                                       404: {"description": "no such model"},
                                                       413: {"description": "too large"},
                                                       415: {"description": "not an image type"}},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}}})
+              openapi_extra=IMAGE_BODY)
     async def predict_image(name: ModelName, request: Request) -> Prediction:
         """The digit in a PNG/JPEG, prepared exactly as ``tiefnet predict`` prepares a file: grey levels,
         inverted if the border is light, cropped, scaled to 20 px, centre of mass to (14, 14)."""
         from tiefnet.data.image import digit_from_bytes
 
-        chosen = predictor(name)
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in IMAGE_TYPES:
-            raise HTTPException(415, f"send the image as one of {', '.join(IMAGE_TYPES)}, not {kind or 'nothing'}")
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > MAX_BODY:
-                raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
+        chosen = served(name, "mnist")
+        data = await image_body(request)
         try:
-            x = digit_from_bytes(bytes(data), "the image")
+            x = digit_from_bytes(data, "the image")
         except TiefnetError as error:
             raise HTTPException(400, str(error)) from None
         return Prediction(**chosen.predict(x))
 
+    # ---- Train in front of you (2.4-2.7) ----
+    @app.post("/api/train", status_code=201, responses={429: {"description": "too many trainings running"}})
+    def start_training(settings: TrainSettings) -> TrainingView:
+        """Start a small tiefnet mnist training (dense) with these settings; its epochs stream from
+        /api/train/{id}/events. Epoch 0 is the untrained network."""
+        try:
+            training = trainings.start(settings.model_dump())
+        except RuntimeError as error:
+            raise HTTPException(429, str(error)) from None
+        except TiefnetError as error:
+            raise HTTPException(422, str(error)) from None
+        return TrainingView(**training.view())
+
+    def training_of(id: str):
+        training = trainings.get(id)
+        if training is None:
+            raise HTTPException(404, f"no training {id!r} (a server keeps the last {trainings.keep})")
+        return training
+
+    @app.get("/api/train/{id}", responses={404: {"description": "no such training"}})
+    def training_state(id: TrainingId) -> TrainingView:
+        """The training's settings, status and every epoch measured so far."""
+        return TrainingView(**training_of(id).view())
+
+    @app.post("/api/train/{id}/stop", responses={404: {"description": "no such training"}})
+    def stop_training(id: TrainingId) -> TrainingView:
+        """Stop the training at the end of the epoch it is in."""
+        training = training_of(id)
+        training.stop()
+        return TrainingView(**training.view())
+
+    @app.get("/api/train/{id}/events", response_class=EventSourceResponse,
+             responses={404: {"description": "no such training"}})
+    async def training_events(id: TrainingId, request: Request):
+        """Server-sent events: one "epoch" event per epoch measured (id = its number; a reconnecting
+        browser's Last-Event-ID continues after it), then one "end" event with the final status."""
+        training = training_of(id)
+        last = request.headers.get("last-event-id", "")
+        sent = int(last) + 1 if last.isdigit() and len(last) < 6 else 0
+        while True:
+            done = training.done  # read before the events: the last epoch is in them once done
+            while sent < len(training.events):
+                event = training.events[sent]
+                yield ServerSentEvent(data=event, event="epoch", id=str(event["epoch"]))
+                sent += 1
+            if done:
+                yield ServerSentEvent(data={"status": training.status, "error": training.error}, event="end")
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.1)
+
+    # ---- Grid world (5.1) ----
     @app.get("/api/gridworld")
     def gridworld(method: Annotated[str, Query(pattern="^(value|policy)$")] = "value",
                   reward: Annotated[float, Query(ge=-10.0, le=10.0, allow_inf_nan=False)] = -0.04,
@@ -133,7 +311,90 @@ def create_app(models: dict[str, DigitPredictor]) -> FastAPI:
         or iterations of policy iteration: U per field and the greedy policy's arrows."""
         return GridWorldState(**gridworld_state(method, reward, gamma, steps))
 
+    # ---- Play (5.4) ----
+    @app.post("/api/play/{name}", responses={404: {"description": "no such agent"},
+                                             422: {"description": "an illegal move"}})
+    def play(name: ModelName, body: Moves) -> Position:
+        """The position after ``moves`` and, unless the game is over, the agent's reply: f_theta + MCTS,
+        the most visited move, with N, Q and P of every root move and nu, the network's value."""
+        agent = served(name, "alphazero")
+        try:
+            return Position(**agent.reply(body.moves, body.simulations, body.seed))
+        except TiefnetError as error:
+            raise HTTPException(422, str(error)) from None
+
+    # ---- Text (4.4) ----
+    @app.post("/api/text/{name}", response_class=StreamingResponse,
+              responses={200: {"content": {"text/plain": {}}, "description": "the sample, streamed"},
+                         404: {"description": "no such model"}, 422: {"description": "a bad prime"}})
+    def sample_text(name: ModelName, body: SampleRequest):
+        """The prime, then ``length`` characters drawn one by one from p^(1/T), streamed as they come."""
+        sampler = served(name, "charrnn")
+        try:
+            pieces = sampler.stream(body.prime, body.length, body.temperature, body.seed)
+        except TiefnetError as error:
+            raise HTTPException(422, str(error)) from None
+        return StreamingResponse(pieces, media_type="text/plain; charset=utf-8")
+
+    # ---- Captions (4.4) and style (3.4) ----
+    @app.get("/api/caption/{name}/scene", responses={404: {"description": "no such model"}})
+    def caption_scene(name: ModelName,
+                      split: Annotated[str, Query(pattern="^(test|compositional)$")] = "test",
+                      seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+                      beam: Annotated[int, Query(ge=1, le=10)] = 1) -> Description:
+        """A generated scene (the digits of 4.4's scenes) and its caption; with attention, one map of
+        the weights alpha per word. The scene's reference captions and digit boxes come with it."""
+        model = served(name, "caption")
+        try:
+            image, references, boxes = model.scene(split, seed)
+        except TiefnetError as error:
+            raise HTTPException(422, str(error)) from None
+        return Description(**model.describe(image, beam), references=references, boxes=boxes)
+
+    @app.post("/api/caption/{name}/image", openapi_extra=IMAGE_BODY,
+              responses={400: {"description": "not an image"}, 404: {"description": "no such model"},
+                         413: {"description": "too large"}, 415: {"description": "not an image type"}})
+    async def caption_image(name: ModelName, request: Request,
+                            beam: Annotated[int, Query(ge=1, le=10)] = 1) -> Description:
+        """The caption of an uploaded picture (squashed to the model's size, as for training)."""
+        model = served(name, "caption")
+        data = await image_body(request)
+        try:
+            image = model.picture(data)
+        except TiefnetError as error:
+            raise HTTPException(400, str(error)) from None
+        return Description(**await asyncio.to_thread(model.describe, image, beam))
+
+    @app.post("/api/style/{name}", openapi_extra=IMAGE_BODY, response_class=Response,
+              responses={200: {"content": {"image/png": {}}, "description": "the stylised picture"},
+                         400: {"description": "not a picture"}, 404: {"description": "no such model"},
+                         413: {"description": "too large"}, 415: {"description": "not an image type"}})
+    async def stylize(name: ModelName, request: Request,
+                      side: Annotated[int, Query(ge=16, le=MAX_STYLE_SIDE)] = DEFAULT_STYLE_SIDE) -> Response:
+        """The picture in the network's style (one forward pass), its longer side at most ``side``."""
+        model = served(name, "fast-style")
+        data = await image_body(request)
+        try:
+            png = await asyncio.to_thread(model.stylize, data, side)
+        except TiefnetError as error:
+            raise HTTPException(400, str(error)) from None
+        return Response(png, media_type="image/png")
+
     return app
+
+
+async def image_body(request: Request) -> bytes:
+    """The request's body as an image's bytes: its type one of IMAGE_TYPES (415), at most MAX_BODY
+    bytes however it is sent (413; counted while it arrives)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in IMAGE_TYPES:
+        raise HTTPException(415, f"send the image as one of {', '.join(IMAGE_TYPES)}, not {kind or 'nothing'}")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
+    return bytes(data)
 
 
 def gridworld_state(method: str, reward: float, gamma: float, steps: int) -> dict[str, Any]:

@@ -14,12 +14,7 @@ from typing import Any
 import numpy as np
 
 from tiefnet.backend import to_numpy, xp
-from tiefnet.errors import TiefnetError
 from tiefnet.nn.activations import Softmax
-
-MAX_MODELS = 64  # model folders one server loads at the most
-NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
 
 @dataclass(frozen=True)
 class DigitPredictor:
@@ -28,6 +23,7 @@ class DigitPredictor:
     name: str
     model: Any
     kind: str  # "dense" or "cnn"
+    app = "mnist"  # the application whose folders this serves (not a field)
 
     @classmethod
     def load(cls, name: str, folder: str | Path) -> "DigitPredictor":
@@ -56,33 +52,3 @@ class DigitPredictor:
             key = "feature_maps" if hidden.ndim == 3 else "hidden"
             result[key] = np.round(hidden.astype(np.float64), 4).tolist()
         return result
-
-
-def find_models(models: list[str | Path], runs: str | Path | None = None) -> dict[str, DigitPredictor]:
-    """The digit models of the folders given and of the run folders directly under ``runs`` (those of
-    other applications are skipped there, refused when named), by a name made of the folder's name."""
-    from tiefnet.files import read_json
-
-    folders = [Path(m) for m in models]
-    if runs is not None:
-        root = Path(runs)
-        if not root.is_dir():
-            raise TiefnetError(f"--runs {root}: not a folder")
-        for sub in sorted(root.iterdir()):
-            if (sub / "model.json").is_file() and not sub.is_symlink():
-                try:
-                    meta = read_json(sub / "model.json")
-                except TiefnetError:
-                    continue
-                if isinstance(meta, dict) and meta.get("app") in (None, "mnist") and sub not in folders:
-                    folders.append(sub)
-    if len(folders) > MAX_MODELS:
-        raise TiefnetError(f"{len(folders)} model folders: a server loads at most {MAX_MODELS}")
-    found: dict[str, DigitPredictor] = {}
-    for folder in folders:
-        name = "".join(c if c in NAME_CHARS else "-" for c in folder.resolve().name) or "model"
-        base, k = name, 2
-        while name in found:
-            name, k = f"{base}-{k}", k + 1
-        found[name] = DigitPredictor.load(name, folder)
-    return found

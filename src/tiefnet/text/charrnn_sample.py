@@ -41,6 +41,14 @@ def sample(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 
            rng: numpy.random.Generator | None = None, warmup: str = "") -> str:
     """prime + ``length`` characters, each drawn from softmax(z / temperature) = p^(1/T), normalised.
     The model first reads ``warmup`` (a stretch of its training text, see :mod:`tiefnet.text.charrnn`)."""
+    return "".join(sample_stream(model, vocab, prime, length, temperature, rng, warmup))
+
+
+def sample_stream(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 300,
+                  temperature: float = 1.0, rng: numpy.random.Generator | None = None, warmup: str = ""):
+    """:func:`sample` piece by piece, as it is drawn: first the prime, then one character at a time
+    (``tiefnet serve`` streams them to the page). The settings are checked at the call, before the
+    first piece."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"temperature={temperature} must be a positive number")
     if not 0 <= length <= MAX_SAMPLE_LENGTH:
@@ -56,14 +64,20 @@ def sample(model: Sequential, vocab: Vocabulary, prime: str = "", length: int = 
         context = warmup + prime
     else:  # an older folder: start as at a line break of the text (if the vocabulary has one)
         context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
-    out = []
+    return _pieces(model, vocab, prime, context, length, temperature, rng)
+
+
+def _pieces(model, vocab, prime, context, length, temperature, rng):
+    yield prime
+    # errstate around each step, not around a yield: each piece may be asked for from another thread
+    # (a web server's), and numpy's error state is per context
     with numpy.errstate(over="ignore", invalid="ignore"):  # a diverged model: _draw's error, not warnings
         p, states = predict_from(model, xp.asarray(vocab.encode(context)[None, :]))  # batch size 1, a new sequence
-        for _ in range(length):
+    for _ in range(length):
+        with numpy.errstate(over="ignore", invalid="ignore"):
             k = _draw(p[-1], temperature, rng)  # p[-1] (V,): after the last character read
-            out.append(k)
             p, states = predict_from(model, xp.asarray([[k]]), states)
-    return prime + vocab.decode(out)
+        yield vocab.decode([k])
 
 
 def _draw(p: Array, temperature: float, rng: numpy.random.Generator) -> int:
