@@ -10,22 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 from importlib import resources
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tiefnet.errors import TiefnetError
 from tiefnet.serve.games import MAX_SIMULATIONS
 from tiefnet.serve.pictures import DEFAULT_STYLE_SIDE, MAX_STYLE_SIDE
 from tiefnet.serve.text import MAX_LENGTH, MAX_PRIME
-from tiefnet.serve.training import Trainings
+from tiefnet.serve.training import Training, Trainings
 
 MAX_BODY = 2_000_000  # bytes of one request body (a drawing as PNG is a few kB)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
@@ -71,7 +72,7 @@ class GridWorldState(BaseModel):
 class TrainSettings(BaseModel):
     """A small tiefnet mnist run (dense): the page's choices, each within what a page should start."""
 
-    hidden: str = Field("30", pattern=r"^(\d{1,3}(,\d{1,3}){0,2})?$",
+    hidden: str = Field("30", pattern=r"^([0-9]{1,3}(,[0-9]{1,3}){0,2})?$",
                         description="hidden layer sizes, comma separated (at most 3 layers of 1-300); '' none")
     activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid"
     cost: Literal["quadratic", "cross-entropy", "log-likelihood"] = "quadratic"
@@ -88,6 +89,12 @@ class TrainSettings(BaseModel):
         if any(not 1 <= int(n) <= 300 for n in hidden.split(",") if n):
             raise ValueError("each hidden layer has 1 to 300 neurons")
         return hidden
+
+    @model_validator(mode="after")
+    def _batch(self) -> "TrainSettings":
+        if self.batch_size > self.train_size:
+            raise ValueError(f"the mini-batch size m = {self.batch_size} is larger than the {self.train_size} images")
+        return self
 
 
 class Epoch(BaseModel):
@@ -116,6 +123,7 @@ class Moves(BaseModel):
     simulations: int | None = Field(None, ge=1, le=MAX_SIMULATIONS,
                                     description="MCTS simulations of the agent's move (default: its own)")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    reply: bool = Field(True, description="the agent moves in the position reached (false: the position only)")
 
 
 class Visit(BaseModel):
@@ -200,7 +208,7 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        if declared is not None and (not re.fullmatch("[0-9]{1,20}", declared) or int(declared) > MAX_BODY):
             return JSONResponse({"detail": f"the body is larger than {MAX_BODY:,} bytes"}, status_code=413)
         return await call_next(request)
 
@@ -262,7 +270,7 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
             raise HTTPException(422, str(error)) from None
         return TrainingView(**training.view())
 
-    def training_of(id: str):
+    def training_of(id: TrainingId) -> Training:  # also a dependency: a 404 before any event is sent
         training = trainings.get(id)
         if training is None:
             raise HTTPException(404, f"no training {id!r} (a server keeps the last {trainings.keep})")
@@ -282,12 +290,11 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
 
     @app.get("/api/train/{id}/events", response_class=EventSourceResponse,
              responses={404: {"description": "no such training"}})
-    async def training_events(id: TrainingId, request: Request):
+    async def training_events(request: Request, training: Training = Depends(training_of)):
         """Server-sent events: one "epoch" event per epoch measured (id = its number; a reconnecting
         browser's Last-Event-ID continues after it), then one "end" event with the final status."""
-        training = training_of(id)
         last = request.headers.get("last-event-id", "")
-        sent = int(last) + 1 if last.isdigit() and len(last) < 6 else 0
+        sent = int(last) + 1 if re.fullmatch("[0-9]{1,5}", last) else 0
         while True:
             done = training.done  # read before the events: the last epoch is in them once done
             while sent < len(training.events):
@@ -315,10 +322,12 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
     @app.post("/api/play/{name}", responses={404: {"description": "no such agent"},
                                              422: {"description": "an illegal move"}})
     def play(name: ModelName, body: Moves) -> Position:
-        """The position after ``moves`` and, unless the game is over, the agent's reply: f_theta + MCTS,
+        """The position after ``moves`` and, unless the game is over (or reply is false), the agent's reply: f_theta + MCTS,
         the most visited move, with N, Q and P of every root move and nu, the network's value."""
         agent = served(name, "alphazero")
         try:
+            if not body.reply:
+                return Position(**agent.position(agent.replay(body.moves)), agent=None)
             return Position(**agent.reply(body.moves, body.simulations, body.seed))
         except TiefnetError as error:
             raise HTTPException(422, str(error)) from None

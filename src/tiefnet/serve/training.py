@@ -31,6 +31,7 @@ class Training:
     error: str | None = None
     started: float = field(default_factory=time.time)
     stop_asked: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def view(self) -> dict[str, Any]:
         return {"id": self.id, "settings": self.settings, "status": self.status, "error": self.error,
@@ -42,9 +43,16 @@ class Training:
 
     def stop(self) -> None:
         """Stop at the end of the epoch that runs (nothing to do once it is done)."""
-        self.stop_asked.set()
-        if self.status == "running":
-            self.status = "stopping"
+        with self._lock:  # not between the training's last look and its end: it would stay "stopping"
+            self.stop_asked.set()
+            if self.status == "running":
+                self.status = "stopping"
+
+    def end(self, status: str, error: str | None = None) -> None:
+        with self._lock:
+            if status == "finished" and self.stop_asked.is_set():
+                status = "stopped"
+            self.status, self.error = status, error
 
 
 class Trainings:
@@ -108,8 +116,8 @@ def _train(training: Training, config) -> None:
 
         history = fit(net, loss, build_optimizer(config), train, config.epochs, config.batch_size,
                       validation=validation, rng=rng, callbacks=[record])
-        training.status = "stopped" if history.stopped_by or training.stop_asked.is_set() else "finished"
+        training.end("stopped" if history.stopped_by else "finished")
     except TiefnetError as error:  # e.g. the cost became NaN (eta too large)
-        training.status, training.error = "failed", str(error)
+        training.end("failed", str(error))
     except Exception as error:  # the page should hear of anything else too, not wait forever
-        training.status, training.error = "failed", f"{type(error).__name__}: {error}"
+        training.end("failed", f"{type(error).__name__}: {error}")

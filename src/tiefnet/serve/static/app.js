@@ -1,14 +1,44 @@
-// tiefnet serve: the page's behaviour. Every request goes to this server only.
+// tiefnet serve: the page's behaviour (tabs, Handwriting, Grid world; the other views in their own
+// scripts). Every request goes to this server only.
 "use strict";
+
+// the models this server has, for every view: [{name, app, kind}]
+const servedModels = fetch("/api/models").then((r) => r.json());
+
+// the options of a model <select>: the models of one application; the one named in the URL chosen
+async function fillModels(select, app, param, none) {
+  const models = (await servedModels).filter((m) => m.app === app);
+  select.replaceChildren(...models.map((m) => {
+    const option = document.createElement("option");
+    option.value = m.name; option.textContent = `${m.name} (${m.kind})`;
+    return option;
+  }));
+  const wanted = new URL(location.href).searchParams.get(param);
+  if (wanted && models.some((m) => m.name === wanted)) select.value = wanted;
+  if (!models.length && none) none.textContent = `no model here: start tiefnet serve --models DIR (${app} run folder)`;
+  return models;
+}
+
+// put these settings into the URL (a link reproduces the page's state)
+function setParams(values) {
+  const url = new URL(location.href);
+  for (const [k, v] of Object.entries(values)) {
+    if (v === null || v === undefined || v === "") url.searchParams.delete(k); else url.searchParams.set(k, v);
+  }
+  history.replaceState(null, "", url);
+}
+
+// the JSON error of a response as one line
+function message(detail) {
+  return typeof detail === "string" ? detail : JSON.stringify(detail);
+}
 
 document.querySelectorAll("#tabs button").forEach((button) => {
   button.addEventListener("click", () => {
     document.querySelectorAll("#tabs button, .tab").forEach((e) => e.classList.remove("active"));
     button.classList.add("active");
     document.getElementById(button.dataset.tab).classList.add("active");
-    const url = new URL(location.href);
-    url.searchParams.set("tab", button.dataset.tab);
-    history.replaceState(null, "", url);
+    setParams({ tab: button.dataset.tab });
   });
 });
 
@@ -38,22 +68,14 @@ canvas.addEventListener("pointermove", (e) => {
 canvas.addEventListener("pointerup", () => { if (drawing) { drawing = false; predict(); } });
 document.getElementById("clear").addEventListener("click", () => {
   clearCanvas();
+  asked++;
   document.getElementById("digit").textContent = "?";
   document.getElementById("probabilities").replaceChildren();
   document.getElementById("hidden").replaceChildren();
 });
 
-async function loadModels() {
-  const select = document.getElementById("model");
-  const models = await (await fetch("/api/models")).json();
-  for (const m of models) {
-    const option = document.createElement("option");
-    option.value = m.name; option.textContent = `${m.name} (${m.kind})`;
-    select.appendChild(option);
-  }
-  if (!models.length) document.getElementById("predict-error").textContent =
-    "no model: start tiefnet serve --models DIR (a tiefnet mnist run folder)";
-}
+fillModels(document.getElementById("model"), "mnist", "model", document.getElementById("predict-error"));
+document.getElementById("model").addEventListener("change", (e) => setParams({ model: e.target.value }));
 
 function showPrediction(result) {
   document.getElementById("digit").textContent = result.digit;
@@ -90,15 +112,22 @@ function showPrediction(result) {
   }
 }
 
+let asked = 0; // predictions asked for: an answer to an older drawing is not shown over a newer one
+
 async function predict() {
   const model = document.getElementById("model").value;
   const error = document.getElementById("predict-error");
   if (!model) return;
+  const mine = ++asked;
+  document.getElementById("digit").dataset.asked = mine;
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
   const response = await fetch(`/api/predict/${encodeURIComponent(model)}/image`,
                                { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
   const result = await response.json();
-  if (!response.ok) { error.textContent = result.detail; return; }
+  if (mine !== asked) return;
+  const digit = document.getElementById("digit");
+  digit.dataset.answered = mine;
+  if (!response.ok) { error.textContent = message(result.detail); return; }
   error.textContent = "";
   showPrediction(result);
 }
@@ -112,13 +141,11 @@ async function gridworld(steps) {
   const response = await fetch(`/api/gridworld?method=${method}&reward=${reward}&gamma=${gamma}&steps=${steps}`);
   const state = await response.json();
   const error = document.getElementById("gw-error");
-  if (!response.ok) { error.textContent = JSON.stringify(state.detail); return null; }
+  if (!response.ok) { error.textContent = message(state.detail); return null; }
   error.textContent = "";
   gw.steps = state.steps; gw.converged = state.converged;
   drawBoard(state);
-  const url = new URL(location.href);
-  for (const [k, v] of Object.entries({ method, reward, gamma, steps: state.steps })) url.searchParams.set(k, v);
-  history.replaceState(null, "", url);
+  setParams({ method, reward, gamma, steps: state.steps });
   return state;
 }
 
@@ -169,4 +196,3 @@ gwInputs.forEach((input) => input.addEventListener("input", () => {
   const tab = document.querySelector(`#tabs button[data-tab="${q.get("tab")}"]`);
   if (tab) tab.click();
 })();
-loadModels();
