@@ -37,14 +37,14 @@ SCALE = 10  # canvas pixels per MNIST pixel (280 x 280)
 
 @pytest.fixture(scope="module")
 def server(model_folders):
-    """The app on a free loopback port, in a thread of this process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """The app on a free loopback port, in a thread of this process (the socket bound here and handed
+    to uvicorn: no other test process can take the port in between)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     app = create_app(find_models([], model_folders))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
+    instance = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not instance.started:
@@ -53,6 +53,7 @@ def server(model_folders):
     yield f"http://127.0.0.1:{port}"
     instance.should_exit = True
     thread.join(10)
+    sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -187,7 +187,7 @@ def test_stop_ends_a_training_at_the_end_of_its_epoch(client):
     assert stopping.status_code == 200 and stopping.json()["status"] in ("stopping", "stopped")
     stream = events(client, id)
     assert stream[-1][1] == {"status": "stopped", "error": None}
-    assert 2 <= len(epochs_of(stream)) < 31  # epoch 0 and the one that ran when the stop came, not all 30
+    assert 1 <= len(epochs_of(stream)) < 31  # epoch 0, and the one that ran when the stop came (none if it came first)
     assert client.get(f"/api/train/{id}").json()["status"] == "stopped"
     assert client.post(f"/api/train/{id}/stop").json()["status"] == "stopped"  # a stopped one stays so
 
@@ -501,3 +501,56 @@ def test_a_bad_picture_to_style_is_a_4xx(client, content, status):
 def test_style_needs_a_style_model(client):
     response = client.post("/api/style/digits", content=SHIPWRECK.read_bytes(), headers={"Content-Type": "image/jpeg"})
     assert response.status_code == 404 and "style" in response.json()["detail"]
+
+
+# --- what a single request may ask of the server ----------------------------------------------------
+
+def chunks(size: int, piece: int = 100_000):
+    """A body of ``size`` bytes sent in chunks, without a Content-Length."""
+    for start in range(0, size, piece):
+        yield b" " * min(piece, size - start)
+
+
+@pytest.mark.parametrize("path", ["/api/play/connect4", "/api/train", "/api/text/text", "/api/predict/digits/pixels"])
+def test_a_json_body_in_chunks_is_refused_past_the_limit(client, path):
+    response = client.post(path, content=chunks(MAX_BODY + 200_000), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/predict/digits/image", "/api/caption/captions/image", "/api/style/style"])
+def test_a_picture_of_too_many_pixels_is_refused_before_it_is_decoded(client, path):
+    from tiefnet.serve.app import UPLOAD_PIXELS
+
+    side = int(UPLOAD_PIXELS ** 0.5) + 1  # a few kB of PNG, but more pixels than an upload may have
+    response = client.post(path, content=png(Image.new("L", (side, side))), headers={"Content-Type": "image/png"})
+    assert response.status_code == 400 and f"{UPLOAD_PIXELS:,}" in response.json()["detail"]
+
+
+def test_a_diverged_model_is_a_4xx_not_a_text_of_its_prime(model_folders):
+    from tiefnet.serve.games import Agent
+    from tiefnet.serve.text import TextSampler
+
+    sampler, agent = TextSampler.load("text", model_folders / "text"), Agent.load("c4", model_folders / "connect4")
+    for model in (sampler.model, agent.net):  # as after a training that diverged (a file cannot hold NaN)
+        for p in model.parameters():
+            p.value[...] = np.nan
+    client = TestClient(create_app({"text": sampler, "c4": agent}))
+    text = client.post("/api/text/text", json={"prime": "hallo", "length": 10})
+    assert text.status_code == 422 and "diverged" in text.json()["detail"]
+    move = client.post("/api/play/c4", json={"moves": [3]})
+    assert move.status_code == 422 and "diverged" in move.json()["detail"]
+
+
+def test_a_broken_folder_under_runs_is_skipped_and_told(model_folders, tmp_path):
+    import shutil
+
+    from tiefnet.errors import TiefnetError
+
+    shutil.copytree(model_folders / "text", tmp_path / "text")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text('{"app": "charrnn"}')  # no model.npz
+    told = []
+    assert list(find_models([], tmp_path, warn=told.append)) == ["text"]
+    assert len(told) == 1 and "broken" in told[0]
+    with pytest.raises(TiefnetError):  # named on the command line: an error
+        find_models([tmp_path / "broken"])

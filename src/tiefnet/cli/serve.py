@@ -5,6 +5,7 @@ with attention, stylise a picture."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tiefnet.errors import ConfigError
@@ -46,7 +47,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a port (1..65535)")
-    models = find_models(args.models, args.runs)
+    models = find_models(args.models, args.runs, warn=lambda line: print(f"tiefnet serve: {line}", file=sys.stderr))
     app = create_app(models)
     shown = ", ".join(f"{name} ({m.app} {m.kind})" for name, m in models.items()) or \
         "no model (Train and Grid world only)"

@@ -48,16 +48,16 @@ def load_digit(path: str | Path) -> np.ndarray:
     return _centre(digit).reshape(SIDE * SIDE)
 
 
-def digit_from_bytes(data: bytes, name: str = "the image") -> np.ndarray:
+def digit_from_bytes(data: bytes, name: str = "the image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """:func:`load_digit` for an image held in memory (a drawing sent to ``tiefnet serve``): the same
-    steps and the same checks, ``name`` in the error messages.
+    steps and the same checks, ``name`` in the error messages, at most ``max_pixels`` pixels.
 
     Shapes:
         returns (784,) float32 in [0, 1]
     """
     if not data:
         raise DataError(f"{name}: empty, not an image")
-    with opened_image(io.BytesIO(data), name) as img:
+    with opened_image(io.BytesIO(data), name, max_pixels) as img:
         img.load()
         gray = _grey_levels(img, name)
     return _centre(_scale_to_box(_crop(_ink(gray, name)))).reshape(SIDE * SIDE)
@@ -76,9 +76,10 @@ def _read_grayscale(path: Path) -> np.ndarray:
 
 
 @contextmanager
-def opened_image(path: Path | io.BytesIO, name: str | None = None) -> Iterator[Image.Image]:
+def opened_image(path: Path | io.BytesIO, name: str | None = None,
+                 max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
     """``with opened_image(path) as img:`` a Pillow image of a file that may come from anyone: a clear
-    DataError for a missing or empty file, more than MAX_PIXELS (before decoding: a decompression
+    DataError for a missing or empty file, more than ``max_pixels`` (before decoding: a decompression
     bomb?), a file Pillow cannot read, and broken image data while the ``with`` body decodes it.
     ``path`` may also be bytes in memory (``io.BytesIO``), called ``name`` in the messages."""
     if isinstance(path, io.BytesIO):
@@ -91,8 +92,8 @@ def opened_image(path: Path | io.BytesIO, name: str | None = None) -> Iterator[I
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
                 width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise DataError(_too_large(path, width * height, f" ({width}x{height})"))
+                if width * height > max_pixels:
+                    raise DataError(_too_large(path, width * height, f" ({width}x{height})", max_pixels))
                 yield img
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
@@ -115,9 +116,9 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: an empty file, not an image")
 
 
-def _too_large(path: Path, pixels: int | None, size: str) -> str:
+def _too_large(path: Path, pixels: int | None, size: str, limit: int = MAX_PIXELS) -> str:
     count = f"{pixels:,} pixels{size}" if pixels else "too many pixels"
-    return f"{path}: the image has {count}, more than the {MAX_PIXELS:,} tiefnet reads (a decompression bomb?)"
+    return f"{path}: the image has {count}, more than the {limit:,} tiefnet reads (a decompression bomb?)"
 
 
 def _grey_levels(img: Image.Image, path: Path) -> np.ndarray:

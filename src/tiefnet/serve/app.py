@@ -1,9 +1,11 @@
 """The FastAPI application of ``tiefnet serve``.
 
-Every input is checked at the API: a body over :data:`MAX_BODY` bytes is refused (413) before it is
-read whole, an image that is no image (or shows no digit) is a 400, numbers of the wrong count or
-range a 422, an unknown model a 404; no request names a file. Models are loaded once, before the app
-is made, and only read afterwards (those whose layers keep their last inputs behind a lock).
+Every input is checked at the API: a body over :data:`MAX_BODY` bytes is refused (413) while it
+arrives, a picture of more than :data:`UPLOAD_PIXELS` pixels before it is decoded, an image that is
+no image (or shows no digit) is a 400, numbers of the wrong count or range a 422, an unknown model a
+404; no request names a file. Models are loaded once, before the app is made, and only read
+afterwards; the heavy work of a request (a search, a caption, a stylisation, decoding a picture) runs
+in a worker thread, never in the event loop.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from tiefnet.serve.text import MAX_LENGTH, MAX_PRIME
 from tiefnet.serve.training import Training, Trainings
 
 MAX_BODY = 2_000_000  # bytes of one request body (a drawing as PNG is a few kB)
+UPLOAD_PIXELS = 4_000_000  # pixels of an uploaded picture, read from its header before it is decoded
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 ModelName = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
 TrainingId = Annotated[str, Path(max_length=32, pattern=r"^[0-9a-f]+$")]
@@ -205,12 +208,16 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
         detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:300]} for e in error.errors()[:20]]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared is not None and (not re.fullmatch("[0-9]{1,20}", declared) or int(declared) > MAX_BODY):
-            return JSONResponse({"detail": f"the body is larger than {MAX_BODY:,} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+
+    turns: dict[str, asyncio.Lock] = {}
+
+    async def in_turn(name: str, work, *args):
+        """work(*args) in a worker thread, one request at a time per model: one search, caption or
+        stylisation already uses the cores, so more at once would only share them. The others wait
+        here, in the event loop, not in a thread of the pool that every plain endpoint needs."""
+        async with turns.setdefault(name, asyncio.Lock()):
+            return await asyncio.to_thread(work, *args)
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -251,8 +258,8 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
 
         chosen = served(name, "mnist")
         data = await image_body(request)
-        try:
-            x = digit_from_bytes(data, "the image")
+        try:  # decoded in a thread: a large picture takes a while, and the event loop serves everyone
+            x = await asyncio.to_thread(digit_from_bytes, data, "the image", UPLOAD_PIXELS)
         except TiefnetError as error:
             raise HTTPException(400, str(error)) from None
         return Prediction(**chosen.predict(x))
@@ -321,14 +328,15 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
     # ---- Play (5.4) ----
     @app.post("/api/play/{name}", responses={404: {"description": "no such agent"},
                                              422: {"description": "an illegal move"}})
-    def play(name: ModelName, body: Moves) -> Position:
+    async def play(name: ModelName, body: Moves) -> Position:
         """The position after ``moves`` and, unless the game is over (or reply is false), the agent's reply: f_theta + MCTS,
         the most visited move, with N, Q and P of every root move and nu, the network's value."""
         agent = served(name, "alphazero")
         try:
             if not body.reply:
-                return Position(**agent.position(agent.replay(body.moves)), agent=None)
-            return Position(**agent.reply(body.moves, body.simulations, body.seed))
+                state = await asyncio.to_thread(agent.replay, body.moves)
+                return Position(**agent.position(state), agent=None)
+            return Position(**await in_turn(name, agent.reply, body.moves, body.simulations, body.seed))
         except TiefnetError as error:
             raise HTTPException(422, str(error)) from None
 
@@ -347,18 +355,22 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
 
     # ---- Captions (4.4) and style (3.4) ----
     @app.get("/api/caption/{name}/scene", responses={404: {"description": "no such model"}})
-    def caption_scene(name: ModelName,
+    async def caption_scene(name: ModelName,
                       split: Annotated[str, Query(pattern="^(test|compositional)$")] = "test",
                       seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
                       beam: Annotated[int, Query(ge=1, le=10)] = 1) -> Description:
         """A generated scene (the digits of 4.4's scenes) and its caption; with attention, one map of
         the weights alpha per word. The scene's reference captions and digit boxes come with it."""
         model = served(name, "caption")
-        try:
+
+        def work():
             image, references, boxes = model.scene(split, seed)
-        except TiefnetError as error:
+            return {**model.describe(image, beam), "references": references, "boxes": boxes}
+
+        try:
+            return Description(**await in_turn(name, work))
+        except TiefnetError as error:  # e.g. a model whose picture size no scene has
             raise HTTPException(422, str(error)) from None
-        return Description(**model.describe(image, beam), references=references, boxes=boxes)
 
     @app.post("/api/caption/{name}/image", openapi_extra=IMAGE_BODY,
               responses={400: {"description": "not an image"}, 404: {"description": "no such model"},
@@ -369,10 +381,10 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
         model = served(name, "caption")
         data = await image_body(request)
         try:
-            image = model.picture(data)
+            image = await asyncio.to_thread(model.picture, data, UPLOAD_PIXELS)
         except TiefnetError as error:
             raise HTTPException(400, str(error)) from None
-        return Description(**await asyncio.to_thread(model.describe, image, beam))
+        return Description(**await in_turn(name, model.describe, image, beam))
 
     @app.post("/api/style/{name}", openapi_extra=IMAGE_BODY, response_class=Response,
               responses={200: {"content": {"image/png": {}}, "description": "the stylised picture"},
@@ -384,7 +396,7 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
         model = served(name, "fast-style")
         data = await image_body(request)
         try:
-            png = await asyncio.to_thread(model.stylize, data, side)
+            png = await in_turn(name, model.stylize, data, side, UPLOAD_PIXELS)
         except TiefnetError as error:
             raise HTTPException(400, str(error)) from None
         return Response(png, media_type="image/png")
@@ -392,18 +404,41 @@ def create_app(models: dict[str, Any], trainings: Trainings | None = None) -> Fa
     return app
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is a 413, a declared Content-Length before
+    anything is read, a body sent in chunks as soon as it has grown past the limit (JSON or image,
+    before it is parsed)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"the body is larger than {self.limit:,} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or len(declared) > 20 or int(declared) > self.limit):
+            return await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.limit:  # raised where the route reads its body: the app's 4xx handling
+                raise HTTPException(413, message)
+            return event
+
+        await self.app(scope, counted, send)
+
+
 async def image_body(request: Request) -> bytes:
-    """The request's body as an image's bytes: its type one of IMAGE_TYPES (415), at most MAX_BODY
-    bytes however it is sent (413; counted while it arrives)."""
+    """The request's body as an image's bytes: its type one of IMAGE_TYPES (415); at most MAX_BODY
+    bytes (:class:`BodyLimit`: a 413 while it arrives)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in IMAGE_TYPES:
         raise HTTPException(415, f"send the image as one of {', '.join(IMAGE_TYPES)}, not {kind or 'nothing'}")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY:
-            raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
-    return bytes(data)
+    return await request.body()
 
 
 def gridworld_state(method: str, reward: float, gamma: float, steps: int) -> dict[str, Any]:

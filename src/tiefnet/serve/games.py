@@ -8,14 +8,13 @@ of the position for the agent.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy
 
-from tiefnet.errors import ConfigError
+from tiefnet.errors import ConfigError, TrainingDiverged
 
 MAX_SIMULATIONS = 2000  # per agent move on the page
 DEFAULT_SIMULATIONS = 100
@@ -27,7 +26,6 @@ class Agent:
     game: Any
     net: Any
     info: dict
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     app = "alphazero"
 
     @classmethod
@@ -94,8 +92,9 @@ class Agent:
                               0.001 <= c_puct <= 100 else 1.5, noise_fraction=0.0)
         rng = numpy.random.default_rng(seed)
         root = Node(state)
-        with self.lock:  # one search at a time on this network (its layers keep their last inputs)
-            search(self.game, [root], Evaluator(self.game, self.net), config, rng, noise=False)
+        search(self.game, [root], Evaluator(self.game, self.net), config, rng, noise=False)
+        if not (numpy.isfinite(root.nu) and numpy.isfinite(root.P).all()):
+            raise TrainingDiverged(f"{self.name}: the network gives NaN or infinite values here: it has diverged")
         action = int(numpy.argmax(policy(self.game, root, 0.0, rng)))
         visits = [{"action": int(a), "name": self.game.action_name(int(a)), "N": int(n),
                    "Q": round(float(w / n), 4) if n else None, "P": round(float(p), 4)}

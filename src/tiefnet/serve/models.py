@@ -75,11 +75,13 @@ def app_of(folder: Path) -> str | None:
     return _guess_app(info) or "mnist"  # the oldest folders: tiefnet mnist's
 
 
-def find_models(models: list[str | Path], runs: str | Path | None = None) -> dict[str, Any]:
+def find_models(models: list[str | Path], runs: str | Path | None = None,
+                warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The models of the folders given and of the model folders directly under ``runs``, by a name
-    made of the folder's name. A folder named whose application the page does not show is refused;
-    under ``runs`` such folders (and those with no model) are skipped."""
+    made of the folder's name. A folder named that does not load, or whose application the page does
+    not show, is an error. Under ``runs`` such folders are skipped, each one told to ``warn``."""
     folders: list[tuple[Path, str | None]] = [(Path(m), app_of(Path(m))) for m in models]
+    named = len(folders)
     if runs is not None:
         root = Path(runs)
         if not root.is_dir():
@@ -93,7 +95,7 @@ def find_models(models: list[str | Path], runs: str | Path | None = None) -> dic
     if len(folders) > MAX_MODELS:
         raise TiefnetError(f"{len(folders)} model folders: a server loads at most {MAX_MODELS}")
     found: dict[str, Any] = {}
-    for folder, app in folders:
+    for i, (folder, app) in enumerate(folders):
         if app is not None and app not in LOADERS:
             raise TiefnetError(f"{folder}: a model of tiefnet {app[:40]}; tiefnet serve shows models of "
                                f"{', '.join(LOADERS)}")
@@ -101,6 +103,11 @@ def find_models(models: list[str | Path], runs: str | Path | None = None) -> dic
         base, k = name, 2
         while name in found:
             name, k = f"{base}-{k}", k + 1
-        # no readable model.json: tiefnet mnist's loader says what is wrong with the folder
-        found[name] = LOADERS[app or "mnist"](name, folder)
+        try:  # no readable model.json: tiefnet mnist's loader says what is wrong with the folder
+            found[name] = LOADERS[app or "mnist"](name, folder)
+        except TiefnetError as error:
+            if i < named:
+                raise
+            if warn is not None:
+                warn(f"skipped {folder}: {error}")
     return found

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,14 @@ MAX_STYLE_SIDE = 512  # pixels of the longer side a picture is stylised at, at t
 DEFAULT_STYLE_SIDE = 256
 
 
-def open_picture(data: bytes, longest: int | None = None) -> Image.Image:
-    """An RGB picture from bytes (upright, transparency laid on white); with ``longest`` its longer
-    side scaled to at most that many pixels."""
-    from tiefnet.data.image import opened_image
+def open_picture(data: bytes, longest: int | None = None, max_pixels: int | None = None) -> Image.Image:
+    """An RGB picture from bytes (upright, transparency laid on white), of at most ``max_pixels``
+    pixels (checked from its header); with ``longest`` its longer side scaled to at most that many."""
+    from tiefnet.data.image import MAX_PIXELS, opened_image
 
     if not data:
         raise DataError("the picture: empty, not an image")
-    with opened_image(io.BytesIO(data), "the picture") as img:
+    with opened_image(io.BytesIO(data), "the picture", max_pixels or MAX_PIXELS) as img:
         if longest is not None:
             img.draft("RGB", (longest, longest))  # a JPEG decodes at a fraction of its size where it can
         picture = ImageOps.exif_transpose(img)
@@ -59,7 +58,6 @@ class CaptionModel:
     model: Any
     vocab: Any
     info: dict
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     app = "caption"
 
     @classmethod
@@ -82,8 +80,7 @@ class CaptionModel:
         weights alpha over the feature grid (rows of the grid, each a list)."""
         from tiefnet.text.caption_use import generate
 
-        with self.lock:  # one caption at a time on this model (its layers keep their last inputs)
-            words, alphas = generate(self.model, image[None], self.vocab, int(self.info["max_length"]), beam)
+        words, alphas = generate(self.model, image[None], self.vocab, int(self.info["max_length"]), beam)
         caption, alpha = words[0], alphas[0]
         maps = None
         if alpha is not None:
@@ -94,9 +91,9 @@ class CaptionModel:
         return {"model": self.name, "kind": self.kind, "words": list(caption), "caption": " ".join(caption),
                 "attention": maps, "image": png_data_url(image)}
 
-    def picture(self, data: bytes) -> numpy.ndarray:
+    def picture(self, data: bytes, max_pixels: int | None = None) -> numpy.ndarray:
         """An uploaded picture as this model reads it: (S, S, 3) uint8, squashed as for training."""
-        picture = open_picture(data).resize((self.size, self.size), Image.BILINEAR, reducing_gap=3.0)
+        picture = open_picture(data, max_pixels=max_pixels).resize((self.size, self.size), Image.BILINEAR, reducing_gap=3.0)
         return numpy.asarray(picture, dtype=numpy.uint8)
 
     def scene(self, split: str, seed: int) -> tuple[numpy.ndarray, list[str], list[dict[str, Any]]]:
@@ -114,7 +111,6 @@ class Stylizer:
     name: str
     net: Any
     info: dict
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     app = "fast-style"
 
     @classmethod
@@ -129,18 +125,17 @@ class Stylizer:
         style = self.info.get("style")
         return Path(style).stem[:40] if isinstance(style, str) and style else "style"
 
-    def stylize(self, data: bytes, side: int) -> bytes:
+    def stylize(self, data: bytes, side: int, max_pixels: int | None = None) -> bytes:
         """The picture (its longer side scaled to at most ``side``) in this network's style, as PNG."""
         from tiefnet.data.pictures import MIN_SIDE, to_uint8
         from tiefnet.vision.fast_style import stylize
 
-        picture = open_picture(data, side)
+        picture = open_picture(data, side, max_pixels)
         if min(picture.size) < MIN_SIDE:
             raise DataError(f"the picture is {picture.width}x{picture.height} pixels; style transfer needs at "
                             f"least {MIN_SIDE} on each side")
         x = (numpy.asarray(picture, dtype=numpy.float32) / 255.0).transpose(2, 0, 1).copy()
-        with self.lock:
-            y = stylize(self.net, x)
+        y = stylize(self.net, x)
         buffer = io.BytesIO()
         Image.fromarray(to_uint8(y)).save(buffer, "PNG")
         return buffer.getvalue()

@@ -108,6 +108,9 @@ def _train(training: Training, config) -> None:
         cost, accuracy = evaluate(net, loss, as_data(validation, 10))
         started = time.perf_counter()
         training.events.append({"epoch": 0, "validation_cost": cost, "validation_accuracy": accuracy, "seconds": 0.0})
+        if training.stop_asked.is_set():  # stopped while the data and the network were made
+            training.end("stopped")
+            return
 
         def record(metrics: dict[str, float]) -> bool:
             training.events.append({**{k: float(v) for k, v in metrics.items()}, "epoch": int(metrics["epoch"]),

@@ -64,15 +64,16 @@ def sample_stream(model: Sequential, vocab: Vocabulary, prime: str = "", length:
         context = warmup + prime
     else:  # an older folder: start as at a line break of the text (if the vocabulary has one)
         context = "\n" + prime if "\n" in vocab.chars and not prime.startswith("\n") else prime
-    return _pieces(model, vocab, prime, context, length, temperature, rng)
+    with numpy.errstate(over="ignore", invalid="ignore"):  # a diverged model: an error, not warnings
+        p, states = predict_from(model, xp.asarray(vocab.encode(context)[None, :]))  # batch size 1, a new sequence
+    _finite(p[-1])  # here, at the call: a diverged model is an error before the prime is given out
+    return _pieces(model, vocab, prime, p, states, length, temperature, rng)
 
 
-def _pieces(model, vocab, prime, context, length, temperature, rng):
+def _pieces(model, vocab, prime, p, states, length, temperature, rng):
     yield prime
     # errstate around each step, not around a yield: each piece may be asked for from another thread
     # (a web server's), and numpy's error state is per context
-    with numpy.errstate(over="ignore", invalid="ignore"):  # a diverged model: _draw's error, not warnings
-        p, states = predict_from(model, xp.asarray(vocab.encode(context)[None, :]))  # batch size 1, a new sequence
     for _ in range(length):
         with numpy.errstate(over="ignore", invalid="ignore"):
             k = _draw(p[-1], temperature, rng)  # p[-1] (V,): after the last character read
@@ -80,11 +81,16 @@ def _pieces(model, vocab, prime, context, length, temperature, rng):
         yield vocab.decode([k])
 
 
-def _draw(p: Array, temperature: float, rng: numpy.random.Generator) -> int:
-    """One index drawn from p^(1/temperature), normalised."""
+def _finite(p: Array) -> numpy.ndarray:
     p = to_numpy(p).astype(numpy.float64)
     if not numpy.isfinite(p).all():
         raise TrainingDiverged("the model's next-character probabilities are NaN or infinite: it has diverged")
+    return p
+
+
+def _draw(p: Array, temperature: float, rng: numpy.random.Generator) -> int:
+    """One index drawn from p^(1/temperature), normalised."""
+    p = _finite(p)
     logp = numpy.log(numpy.maximum(p, 1e-300))
     with numpy.errstate(over="ignore", under="ignore", divide="ignore"):
         q = numpy.exp((logp - logp.max()) / temperature)  # p^(1/T), shifted first: no overflow, no inf - inf

@@ -12,9 +12,10 @@
   const references = document.getElementById("cap-references");
   const maps = document.getElementById("cap-maps");
   const error = document.getElementById("cap-error");
-  let picture = null;
+  let picture = null, asked = 0;
 
-  // the picture, and over it the attention weights of one word (bilinear: the grid is coarse)
+  // the picture with one word's attention weights alpha over it as an orange glow (the coarse grid of
+  // alpha scaled up smoothly, as in Show, Attend and Tell's figures): the more weight, the more orange
   function paint(target, alpha) {
     const g = target.getContext("2d");
     g.imageSmoothingEnabled = false;
@@ -22,16 +23,13 @@
     if (!alpha) return;
     const rows = alpha.length, cols = alpha[0].length;
     const top = Math.max(...alpha.flat(), 1e-9);
-    const small = document.createElement("canvas");
-    small.width = cols; small.height = rows;
-    const sg = small.getContext("2d"), img = sg.createImageData(cols, rows);
-    alpha.flat().forEach((a, i) => img.data.set([255, 255, 255, Math.round(255 * a / top)], 4 * i));
-    sg.putImageData(img, 0, 0);
-    g.fillStyle = "rgba(0, 0, 0, 0.55)"; g.fillRect(0, 0, target.width, target.height);
-    g.globalCompositeOperation = "screen";
+    const mask = document.createElement("canvas");
+    mask.width = cols; mask.height = rows;
+    const mg = mask.getContext("2d"), img = mg.createImageData(cols, rows);
+    alpha.flat().forEach((a, i) => img.data.set([255, 140, 0, Math.round(170 * a / top)], 4 * i));
+    mg.putImageData(img, 0, 0);
     g.imageSmoothingEnabled = true;
-    g.drawImage(small, 0, 0, target.width, target.height);
-    g.globalCompositeOperation = "source-over";
+    g.drawImage(mask, 0, 0, target.width, target.height);
   }
 
   function show(result) {
@@ -62,9 +60,11 @@
   }
 
   async function ask(url, options) {
+    const mine = ++asked; // only the latest answer is shown
     error.textContent = "";
     const response = await fetch(url, options);
     const result = await response.json();
+    if (mine !== asked) return;
     if (!response.ok) { error.textContent = message(result.detail); return; }
     show(result);
   }

@@ -12,23 +12,27 @@
   const passButton = document.getElementById("play-pass");
   const visitsTable = document.getElementById("play-visits");
   const nuText = document.getElementById("play-nu");
-  let position = null, busy = false;
+  let position = null, busy = false, asked = 0;
 
-  // the position after these moves; the agent answers there when it is its turn
+  // the position after these moves; the agent answers there when it is its turn. Only the answer to
+  // the latest request is shown (a new game may start while the agent still searches the old one).
   async function send(moves) {
+    const mine = ++asked, agent = agentSelect.value;
     busy = true; error.textContent = "";
     const body = { moves, reply: moves.length % 2 !== Number(side.value) };
     if (sims.value) body.simulations = Number(sims.value);
+    if (body.reply) status.textContent = "the agent thinks…";
     try {
-      const response = await fetch(`/api/play/${encodeURIComponent(agentSelect.value)}`, {
+      const response = await fetch(`/api/play/${encodeURIComponent(agent)}`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       const result = await response.json();
+      if (mine !== asked) return;
       if (!response.ok) { error.textContent = message(result.detail); return; }
       position = result;
       draw();
-      setParams({ agent: agentSelect.value, you: side.value, sims: sims.value, moves: result.moves.join(",") });
-    } finally { busy = false; }
+      setParams({ agent, you: side.value, sims: sims.value, moves: result.moves.join(",") });
+    } finally { if (mine === asked) busy = false; }
   }
 
   function humanMoves(action) {

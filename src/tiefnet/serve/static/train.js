@@ -23,8 +23,11 @@
   }
 
   function remember() {
-    const values = settings();
-    setParams({ ...values, training });
+    setParams({ ...settings(), training });
+  }
+
+  function fill(values) {
+    for (const input of form.elements) if (input.name && input.name in values) input.value = values[input.name];
   }
 
   function draw() {
@@ -107,7 +110,8 @@
     else status.textContent += " — stopping after this epoch";
   });
 
-  form.addEventListener("change", remember);
+  // new settings are a new training: the link no longer names the one shown
+  form.addEventListener("change", () => { if (!source) training = null; remember(); });
 
   // a link: its settings, and the training it names if the server still has it
   const q = new URL(location.href).searchParams;
@@ -115,8 +119,8 @@
   draw();
   const id = q.get("training");
   if (id && /^[0-9a-f]+$/.test(id)) {
-    fetch(`/api/train/${id}`).then((r) => {
-      if (r.ok) watch(id);
+    fetch(`/api/train/${id}`).then(async (r) => {
+      if (r.ok) { fill((await r.json()).settings); watch(id); } // the training's own settings beside its curve
       else { setParams({ training: null }); status.textContent = "that training is no longer on this server: start it again"; }
     });
   }
