@@ -149,10 +149,10 @@ def test_a_training_started_on_the_page_learns(server, page, shots):
 
 def test_value_iteration_stepped_to_convergence_gives_the_lecture_policy(server, page, shots):
     page.goto(f"{server}/?tab=gridworld")
-    page.wait_for_selector("#gw-board td")
-    for _ in range(3):
+    page.wait_for_function("document.getElementById('gw-status').textContent.startsWith('1 sweep ')")
+    for _ in range(3):  # as fast as clicks come: each one is a sweep, whenever the answers arrive
         page.click("#gw-step")
-    page.wait_for_function("document.getElementById('gw-status').textContent.startsWith('3 sweeps')")
+    page.wait_for_function("document.getElementById('gw-status').textContent.startsWith('4 sweeps')")
     page.click("#gw-run")
     page.wait_for_function("document.getElementById('gw-status').textContent.includes('converged')")
     cells = page.locator("#gw-board td[data-policy]")

@@ -48,9 +48,10 @@ def load_digit(path: str | Path) -> np.ndarray:
     return _centre(digit).reshape(SIDE * SIDE)
 
 
-def digit_from_bytes(data: bytes, name: str = "the image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def digit_from_bytes(data: bytes, name: str = "the image", max_pixels: int | None = None) -> np.ndarray:
     """:func:`load_digit` for an image held in memory (a drawing sent to ``tiefnet serve``): the same
-    steps and the same checks, ``name`` in the error messages, at most ``max_pixels`` pixels.
+    steps and the same checks, ``name`` in the error messages, at most ``max_pixels`` pixels (None:
+    MAX_PIXELS).
 
     Shapes:
         returns (784,) float32 in [0, 1]
@@ -77,11 +78,12 @@ def _read_grayscale(path: Path) -> np.ndarray:
 
 @contextmanager
 def opened_image(path: Path | io.BytesIO, name: str | None = None,
-                 max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
+                 max_pixels: int | None = None) -> Iterator[Image.Image]:
     """``with opened_image(path) as img:`` a Pillow image of a file that may come from anyone: a clear
-    DataError for a missing or empty file, more than ``max_pixels`` (before decoding: a decompression
-    bomb?), a file Pillow cannot read, and broken image data while the ``with`` body decodes it.
-    ``path`` may also be bytes in memory (``io.BytesIO``), called ``name`` in the messages."""
+    DataError for a missing or empty file, more than ``max_pixels`` (None: MAX_PIXELS; before decoding:
+    a decompression bomb?), a file Pillow cannot read, and broken image data while the ``with`` body
+    decodes it. ``path`` may also be bytes in memory (``io.BytesIO``), called ``name`` in the messages."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels  # looked up now, not when this was defined
     if isinstance(path, io.BytesIO):
         source, path = path, name or "the image"
     else:
@@ -92,12 +94,12 @@ def opened_image(path: Path | io.BytesIO, name: str | None = None,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
                 width, height = img.size
-                if width * height > max_pixels:
-                    raise DataError(_too_large(path, width * height, f" ({width}x{height})", max_pixels))
+                if width * height > limit:
+                    raise DataError(_too_large(path, width * height, f" ({width}x{height})", limit))
                 yield img
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        raise DataError(_too_large(path, int(pixels.group(1)) if pixels else None, "")) from None
+        raise DataError(_too_large(path, int(pixels.group(1)) if pixels else None, "", limit)) from None
     except UnidentifiedImageError as exc:
         raise DataError(f"{path}: not an image Pillow can read (use PNG or JPEG)") from exc
     except _BROKEN as exc:  # truncated or otherwise broken image data
@@ -116,7 +118,7 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: an empty file, not an image")
 
 
-def _too_large(path: Path, pixels: int | None, size: str, limit: int = MAX_PIXELS) -> str:
+def _too_large(path: Path, pixels: int | None, size: str, limit: int) -> str:
     count = f"{pixels:,} pixels{size}" if pixels else "too many pixels"
     return f"{path}: the image has {count}, more than the {limit:,} tiefnet reads (a decompression bomb?)"
 

@@ -26,11 +26,11 @@ DEFAULT_STYLE_SIDE = 256
 def open_picture(data: bytes, longest: int | None = None, max_pixels: int | None = None) -> Image.Image:
     """An RGB picture from bytes (upright, transparency laid on white), of at most ``max_pixels``
     pixels (checked from its header); with ``longest`` its longer side scaled to at most that many."""
-    from tiefnet.data.image import MAX_PIXELS, opened_image
+    from tiefnet.data.image import opened_image
 
     if not data:
         raise DataError("the picture: empty, not an image")
-    with opened_image(io.BytesIO(data), "the picture", max_pixels or MAX_PIXELS) as img:
+    with opened_image(io.BytesIO(data), "the picture", max_pixels) as img:
         if longest is not None:
             img.draft("RGB", (longest, longest))  # a JPEG decodes at a fraction of its size where it can
         picture = ImageOps.exif_transpose(img)

@@ -133,17 +133,22 @@ async function predict() {
 }
 
 // ---- Grid world: value or policy iteration, step by step ----
-const gw = { steps: 0, converged: false };
+// steps: shown; wanted: asked for (clicks faster than the answers still count, one step each);
+// asked: requests sent, so that only the latest answer is drawn
+const gw = { steps: 0, wanted: 0, converged: false, asked: 0 };
 const gwInputs = ["gw-method", "gw-reward", "gw-gamma"].map((id) => document.getElementById(id));
 
 async function gridworld(steps) {
   const method = gwInputs[0].value, reward = gwInputs[1].value, gamma = gwInputs[2].value;
+  const mine = ++gw.asked;
+  gw.wanted = steps;
   const response = await fetch(`/api/gridworld?method=${method}&reward=${reward}&gamma=${gamma}&steps=${steps}`);
   const state = await response.json();
+  if (mine !== gw.asked) return null;
   const error = document.getElementById("gw-error");
   if (!response.ok) { error.textContent = message(state.detail); return null; }
   error.textContent = "";
-  gw.steps = state.steps; gw.converged = state.converged;
+  gw.steps = gw.wanted = state.steps; gw.converged = state.converged;
   drawBoard(state);
   setParams({ method, reward, gamma, steps: state.steps });
   return state;
@@ -170,12 +175,12 @@ function drawBoard(state) {
     rows.push(tr);
   }
   board.replaceChildren(...rows);
-  const name = state.method === "value" ? "sweeps" : "iterations";
+  const name = (state.method === "value" ? "sweep" : "iteration") + (state.steps === 1 ? "" : "s");
   document.getElementById("gw-status").textContent =
     `${state.steps} ${name}${state.converged ? ": converged" : ""} (R = ${state.reward}, γ = ${state.gamma})`;
 }
 
-document.getElementById("gw-step").addEventListener("click", () => gridworld(gw.converged ? gw.steps : gw.steps + 1));
+document.getElementById("gw-step").addEventListener("click", () => gridworld(gw.converged ? gw.steps : gw.wanted + 1));
 document.getElementById("gw-run").addEventListener("click", () => gridworld(10000));
 document.getElementById("gw-reset").addEventListener("click", () => gridworld(1));
 gwInputs.forEach((input) => input.addEventListener("input", () => {
