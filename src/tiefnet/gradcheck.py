@@ -15,7 +15,11 @@ from tiefnet.backend import Array, xp
 
 
 def numerical_gradient(f: Callable[[], Array], v: Array, upstream: Array, h: float = 1e-6) -> Array:
-    """d(sum(f() * upstream))/dv by central differences, perturbing ``v`` in place.
+    """d(sum(f() * upstream))/dv by central differences, perturbing ``v`` in place:
+
+        d/dv_j ~ (F(v + h e_j) - F(v - h e_j)) / 2h,   F = sum(f() * upstream),
+
+    the lecture's difference quotient (C(v + h e_j) - C(v)) / h (2.6) made symmetric (error O(h^2)).
 
     ``f`` recomputes the output from the current value of ``v``; ``upstream`` is dC/d(output),
     so the result is what a layer's backward should return (or store) for ``v``.
@@ -42,7 +46,8 @@ def relative_error(a: Array, b: Array) -> float:
 
 
 def check_layer(layer, x: Array, upstream: Array | None = None, h: float = 1e-6, seed: int = 0) -> dict[str, float]:
-    """Compare ``layer.backward`` with difference quotients for dx and every parameter.
+    """Compare ``layer.backward`` with difference quotients for dx and every parameter: the dC/dx and
+    dC/dv from (BP2)-(BP4) against (C(v + h e_j) - C(v - h e_j)) / 2h with C = sum(output * upstream).
 
     Returns the relative error per name ("x", "W", "b", ...); all arrays should be float64.
     """
@@ -60,6 +65,7 @@ def check_layer(layer, x: Array, upstream: Array | None = None, h: float = 1e-6,
 
 
 def check_loss(loss, a: Array, y: Array, h: float = 1e-6) -> float:
-    """Relative error of ``loss.grad(a, y)`` against difference quotients of ``loss.cost``."""
+    """Relative error of ``loss.grad(a, y)``, the nabla_a C of (BP1), against the difference quotients
+    (C(a + h e_j) - C(a - h e_j)) / 2h of ``loss.cost``."""
     numeric = numerical_gradient(lambda: xp.asarray(loss.cost(a, y)), a, xp.asarray(1.0), h)
     return relative_error(loss.grad(a, y), numeric)

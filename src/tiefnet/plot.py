@@ -1,12 +1,14 @@
 """Figures for run folders and experiments (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "IPython" not in sys.modules:  # a command or a script: files only. In a notebook its inline backend
+    matplotlib.use("Agg")          # stays (the figures saved here are closed, so they are not shown twice)
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 

@@ -67,7 +67,8 @@ def as_data(data: Any, classes: int) -> Data:
 
 
 def predict(model: Layer, x: Array, batch_size: int = 500) -> Array:
-    """The network's output a^L for every row of x (test mode: no dropout).
+    """The network's output a^L for every row of x (test mode: no dropout): the feedforward pass
+    a^l = sigma(w^l a^{l-1} + b^l), a^0 = x (2.6); the answer is the most active output neuron (2.4).
 
     Evaluation writes nothing onto the model, so threads may call this on one model at once
     (stateful recurrent layers excepted: they carry their state from call to call by design).
@@ -120,6 +121,13 @@ def fit(
     progress: bool = False,
 ) -> History:
     """Train ``model`` by mini-batch SGD for ``epochs`` epochs; returns the :class:`History`.
+
+    Each epoch shuffles the training pairs and walks them in disjoint mini-batches of m = ``batch_size``;
+    each mini-batch is one step of the lecture's rule (2.5)
+
+        w_k -> w_k - eta/m sum_{i=1}^m dC_{x_i}/dw_k,    b_l -> b_l - eta/m sum_{i=1}^m dC_{x_i}/db_l
+
+    (the loss holds the 1/m, the optimizer makes the step; with L2 the weights first shrink by 1 - eta lambda/n).
 
     Args:
         train, validation, test: (x, y) pairs or objects with .x/.y (y as labels or one-hot).

@@ -56,7 +56,9 @@ def expand(
     max_shift: float = 2.0,
     max_skew: float = 0.2,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The originals, then `copies` randomly transformed copies of each image.
+    """The originals, then `copies` randomly transformed copies of each image: the training set
+    (x_i, y_i) grows to (x_i, y_i), (M_1(x_i), y_i), ..., (M_copies(x_i), y_i) (2.7.3), each M_j a
+    slight rotation, skew and shift.
 
     Each copy: rotation by U(-max_angle, max_angle) degrees, horizontal skew by
     U(-max_skew, max_skew), both about the centre, then a shift by U(-max_shift, max_shift)

@@ -124,6 +124,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 def load_mnist(data_dir: str | Path | None = None, verify: bool = True) -> MnistSplits:
     """Load MNIST and split it 50,000 / 10,000 / 10,000 (train / validation / test).
 
+    Each sample is the lecture's input x in [0, 1]^784 (2.5: 28 x 28 grey values, row by row) and
+    its digit; :func:`one_hot` turns the digit into the desired output y(x) in {0, 1}^10.
+
     data_dir: None for the copy shipped with tiefnet, else a folder holding the four
         files, each either gzipped (`train-images-idx3-ubyte.gz`) or not
         (`train-images-idx3-ubyte` or `train-images.idx3-ubyte`).
@@ -164,7 +167,8 @@ _shipped: list[MnistSplits] = []  # the shipped copy, once loaded
 
 
 def one_hot(y: np.ndarray, k: int = 10) -> np.ndarray:
-    """The lecture's desired output y(x): 1.0 at the label's position, 0.0 elsewhere.
+    """The lecture's desired output y(x) in {0, 1}^k (2.5): 1.0 at the label's position, 0.0 elsewhere,
+    e.g. y(x) = (0, 0, 0, 0, 0, 0, 1, 0, 0, 0) for a 6.
 
     Shapes:
         y: (N,) integer labels in 0..k-1  ->  returns (N, k) float32

@@ -47,7 +47,10 @@ def load_text(path: str | Path | None = None, verify: bool = True) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The characters of a text, sorted; ``encode``/``decode`` map text <-> integer ids."""
+    """The characters of a text, sorted; ``encode``/``decode`` map text <-> integer ids.
+
+    Id k stands for the one-hot vector e_k of the lecture's example (4.1, vocabulary {h, a, l, o}:
+    "h" = (1, 0, 0, 0)); an Embedding reads row k of its weights instead of multiplying by e_k."""
 
     chars: str
 

@@ -29,7 +29,11 @@ LECTURE = {"w": -1.28, "b": -0.98, "a": 0.09}  # scenario 1, quadratic cost, aft
 
 
 def descend(w: float, b: float, loss, eta: float = ETA, iterations: int = ITERATIONS) -> dict[str, Any]:
-    """Gradient descent on C(a(x=1), y=0) for a = sigma(w x + b); a before each step and at the end."""
+    """Gradient descent on C(a(x=1), y=0) for a = sigma(w x + b); a before each step and at the end.
+
+    Each step is w -> w - eta dC/dw, b -> b - eta dC/db (2.7.1); for the quadratic cost
+    dC/dw = dC/db = (a - y) sigma'(z) = a sigma'(z), for cross-entropy a - y. Returns the final
+    w, b, a and ``trajectory_a``."""
     with backend.default_dtype(numpy.float64):
         neuron = Sequential(Dense(1, 1), Sigmoid())
         neuron[0].params["W"][...] = w  # the lecture's w, as a 1x1 matrix

@@ -81,6 +81,7 @@ class Softmax(Activation):
         return e
 
     def backward(self, da: Array, need_input_grad: bool = True) -> Array | None:
+        """dC/dz_j = sum_k (da_k/dz_j) dC/da_k = a_j (dC/da_j - sum_k a_k dC/da_k) (2.7.2)."""
         a = self._require_cache("_a")
         return a * (da - (da * a).sum(axis=-1, keepdims=True))
 

@@ -50,9 +50,13 @@ def channels_last(x: Array, P: int) -> Array:
 
 
 def im2col(x_hwc: Array, Q: int, R: int, S: int, H_out: int, W_out: int, out: Array | None = None) -> Array:
-    """(N, H, W, C) -> the matrix (N H_out W_out, Q R C) of receptive fields, one per row.
+    """(N, H, W, C) -> the matrix (N H_out W_out, Q R C) of receptive fields, one per row (3.3):
 
-    With channels innermost, each row copies Q runs of R C neighbouring numbers.
+        cols[(n, i, j), (q, r, c)] = x[n, iS + q, jS + r, c],   so that   z = cols W_mat^T + b
+
+    with W_mat[f, (q, r, c)] = W[f, c, q, r]: the convolution as one matrix product (GEMM). The
+    lecture's (C Q R) x (N H_out W_out) matrix is its transpose. With channels innermost, each row
+    copies Q runs of R C neighbouring numbers.
     """
     N, H, W, C = x_hwc.shape
     sN, sH, sW, sC = x_hwc.strides
@@ -115,6 +119,11 @@ def col2im_gemm(d: Array, W: Array, out: Array, S: int, H_out: int, W_out: int) 
 
 class Conv2d(Layer):
     """F feature maps of Q x R filters over C channels, zero padding P, stride S (3.1, 3.3).
+
+    Forward, the lecture's a_{f,j} = sigma(sum_{c,k} w_{f,c,k} x_{c,j+k} + b_f) (3.3) without sigma,
+    which is a layer of its own (3.2, "Konzeptionelle Vereinfachung"):
+        z[n, f, i, j] = sum_{c,q,r} W[f, c, q, r] x_pad[n, c, iS + q, jS + r] + b[f]
+    computed as one GEMM, z = im2col(x) W_mat^T + b (3.3, "Optimierte Implementierung").
 
     Shapes:
         x: (N, C, H, W) -> z: (N, F, H_out, W_out); W: (F, C, Q, R); b: (F,)

@@ -78,6 +78,7 @@ class CrossEntropy(Loss):
         return float(-(y * xp.log(a) + (1 - y) * xp.log(1 - a)).sum() / a.shape[0])
 
     def grad(self, a: Array, y: Array) -> Array:
+        """dC/da^L_j = (a_j - y_j) / (a_j (1 - a_j)) / N, the nabla_a C of (BP1) (2.7.1)."""
         a = _clip(a)
         return (a - y) / (a * (1 - a)) / a.shape[0]  # = -(y/a - (1-y)/(1-a)) / N
 
@@ -104,6 +105,7 @@ class LogLikelihood(Loss):
         return float(-log_a.sum() / a.shape[0])
 
     def grad(self, a: Array, y: Array, mask: Array | None = None) -> Array:
+        """dC/da^L_j = -y_j / a_j / N, the nabla_a C of (BP1) for C = -ln a^L_y (2.7.2)."""
         g = -y / _clip(a, high=False) / a.shape[0]
         return g if mask is None else g * self._mask(a, mask)
 

@@ -50,7 +50,8 @@ class Pool2d(Layer):
 
 
 class MaxPool2d(Pool2d):
-    """a = max over each region; the gradient flows only to the (first) maximal entry.
+    """a = max over each region, a[n, c, i, j] = max_{0 <= q, r < k} x[n, c, i s + q, j s + r] (3.1,
+    "2 x 2 max-pooling"); the gradient flows only to the (first) maximal entry.
 
     For the usual non-overlapping regions (stride = kernel) the k^2 entries of every region are
     k^2 strided slices of x, so forward and backward are k^2 whole-array operations.
@@ -145,7 +146,9 @@ class MaxPool2d(Pool2d):
 
 
 class L2Pool2d(Pool2d):
-    """a = sqrt(sum of squares over each region); da/dx = x / a (0 where a = 0)."""
+    """a = sqrt(sum of squares over each region), a[n, c, i, j] = sqrt(sum_{0 <= q, r < k}
+    x[n, c, i s + q, j s + r]^2) (3.1, "L2-Pooling": the L2 norm of the region); da/dx = x / a
+    (0 where a = 0)."""
 
     def forward(self, x: Array, train: bool = False) -> Array:
         regions = self._regions(x)

@@ -32,7 +32,8 @@ class Regularizer:
 
 
 class L2(Regularizer):
-    """dC/dw = dC_0/dw + (lambda/n) w; a plain SGD step is w -> (1 - eta lambda/n) w - eta dC_0/dw."""
+    """C = C_0 + lambda/(2n) sum_k w_k^2 (2.7.3): dC/dw = dC_0/dw + (lambda/n) w; a plain SGD step is
+    w -> (1 - eta lambda/n) w - eta dC_0/dw (the weight decay)."""
 
     name = "l2"
 
@@ -43,11 +44,13 @@ class L2(Regularizer):
         return (self.lmbda / n) * W
 
     def shrink(self, W: Array, eta: float, n: int) -> None:
+        """w -> (1 - eta lambda/n) w in place: the weight decay of one SGD step (2.7.3)."""
         W *= 1.0 - eta * self.lmbda / n  # the rescaling factor 1 - eta lambda/n (2.7.3)
 
 
 class L1(Regularizer):
-    """dC/dw = dC_0/dw + (lambda/n) sgn(w); small weights shrink faster than under L2."""
+    """C = C_0 + lambda/n sum_k |w_k| (2.7.3): dC/dw = dC_0/dw + (lambda/n) sgn(w); a plain SGD step is
+    w -> w - (eta lambda/n) sgn(w) - eta dC_0/dw: small weights shrink faster than under L2."""
 
     name = "l1"
 
@@ -58,6 +61,7 @@ class L1(Regularizer):
         return (self.lmbda / n) * xp.sign(W)  # sgn(0) = 0, as in the lecture
 
     def shrink(self, W: Array, eta: float, n: int) -> None:
+        """w -> w - (eta lambda/n) sgn(w) in place: L1's part of one SGD step (2.7.3)."""
         W -= (eta * self.lmbda / n) * xp.sign(W)  # w -> w - (eta lambda/n) sgn(w)
 
 

@@ -68,6 +68,10 @@ class Agent:
 def run(config: DQNConfig, out: str | Path, progress: bool = True, resume: bool = False,
         log: Callable[[str], None] = print, allow_env_module: bool = False) -> dict[str, Any]:
     """Train DQN as ``config`` says, write the run folder ``out`` (see the module docstring), return the summary.
+
+    The loop of 5.3: epsilon-greedy a_t, (phi_t, a_t, r_t, phi_{t+1}) stored in D, a uniform mini-batch from D,
+    a gradient step on (y_j - Q(phi_j, a_j; theta))^2 with y_j = r_j (episode ends) or
+    r_j + gamma max_a' Q(phi_{j+1}, a'; theta^-), and theta^- = theta every C = ``target_every`` steps.
     ``allow_env_module``: config.env may be a ``module:Env`` id (see :func:`~tiefnet.rl.environments.check_env_id`)."""
     folder = RunFolder(out, app="dqn", resume_command="tiefnet dqn train --resume", progress=progress)
     env = make_env(config.env, allow_module=allow_env_module)

@@ -101,7 +101,9 @@ def parse_map(text: str) -> tuple[list[list[str]], int, int]:
 
 def from_map(text: str, reward: float = -0.04, gamma: float = 1.0, p_intended: float = 0.8) -> GridWorld:
     """The grid world of a text map: R = ``reward`` on every free field, the exits' own rewards, moves
-    that succeed with ``p_intended`` and slip to each side with (1 - p_intended) / 2. P is built sparse,
+    that succeed with ``p_intended`` and slip to each side with (1 - p_intended) / 2 (5.1:
+    P(s + move(a) | s, a) = p_intended, P(s + move(b) | s, a) = (1 - p_intended) / 2 for the two b
+    perpendicular to a; a blocked move stays at s). P is built sparse,
     at most 3 successors per (s, a), so maps of millions of fields fit."""
     if not 0.0 <= p_intended <= 1.0:
         raise ConfigError(f"p_intended={p_intended} must be in [0, 1]")
@@ -154,7 +156,12 @@ def from_map(text: str, reward: float = -0.04, gamma: float = 1.0, p_intended: f
 
 
 def lecture_gridworld(reward: float = -0.04, gamma: float = 1.0) -> GridWorld:
-    """The 3x4 grid world of lecture 5.1: start (1,1), wall (2,2), exits +1 at (4,3) and -1 at (4,2)."""
+    """The 3x4 grid world of lecture 5.1: start (1,1), wall (2,2), exits +1 at (4,3) and -1 at (4,2).
+
+    P(s_{t+1} = s_t + (0, 1) | s_t, ↑) = 0.8,  P(s_t + (1, 0) | s_t, ↑) = P(s_t + (-1, 0) | s_t, ↑) = 0.1
+    (likewise for ↓ → ←; a move into the wall or off the board stays), R(s) = ``reward`` (the lecture:
+    -0.04) on every other field, R = +1 and -1 at the exits, where the episode ends: the MDP (S, A, R, P, gamma).
+    """
     return from_map(LECTURE_MAP, reward=reward, gamma=gamma)
 
 

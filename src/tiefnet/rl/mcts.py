@@ -38,7 +38,8 @@ Evaluate = Callable[[Sequence[State]], tuple[list[numpy.ndarray], numpy.ndarray]
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Settings of one search (5.4)."""
+    """Settings of one search (5.4): U(s, a) = c_puct P(s, a) sqrt(sum_b N(s, b)) / (1 + N(s, a)), and at the
+    root P(root, a) = (1 - eps) p_a + eps eta_a with Dirichlet noise eta."""
 
     simulations: int = 100
     """simulations per move (AlphaGo Zero: 1,600)"""
@@ -142,6 +143,10 @@ def search(game: Game, roots: Sequence[Node], evaluate: Evaluate, config: Search
            rng: numpy.random.Generator, noise: bool | Sequence[bool] = True,
            simulations: Sequence[int] | None = None) -> None:
     """Run ``config.simulations`` simulations from each root, all trees batched together.
+
+    Each simulation (5.4): (i) select a = argmax_a Q(s, a) + U(s, a) down to a leaf, N(s, a) += 1 on the
+    path; (ii) expand and evaluate the leaf, (P(s', .), nu(s')) = f_theta(s') (``evaluate``); (iii) back up
+    Q(s, a) = W(s, a) / N(s, a), the mean of the values nu in the subtree, the sign flipped at every level.
 
     ``noise`` and ``simulations`` may also be given per root. Afterwards each root's N holds its
     visit counts (see :func:`policy`). Roots may be reused subtrees from the previous move; their

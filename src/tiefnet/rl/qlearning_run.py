@@ -91,7 +91,8 @@ def make_env(config: Config, rng: numpy.random.Generator, training: bool = True,
 
 
 def policy_picture(env, pi: numpy.ndarray) -> str | None:
-    """The greedy policy as arrows on the board, for the grid world and gymnasium's grid worlds."""
+    """The greedy policy pi(s) = argmax_a Q(s, a) (given as ``pi``) as arrows on the board, for the grid world
+    and gymnasium's grid worlds (FrozenLake: H and G for the holes and the goal); None for other environments."""
     if isinstance(env, GridWorldEnv):
         return env.world.table(env.world.arrows(numpy.where(env.world.mdp.terminal, NO_ACTION, pi)))
     unwrapped = env.env.unwrapped

@@ -101,12 +101,15 @@ class ShowAndTell(Captioner):
         self.encoder.backward(xp.ascontiguousarray(da.reshape(self._a_shape)), need_input_grad=False)
 
     def start(self, images: Array) -> DecoderState:
+        """The decoder's first state for images (B, 3, S, S): (h^0, c^0) = W_init a_CNN + b_init (4.4.1),
+        "die (affin transformierte) Ausgabe eines CNN als ersten hidden state eines RNN"."""
         a = self.features(images)
         h, c = self._initial_state(self._image_vector(a), False)
         return DecoderState(h, c, None, None)
 
     def step(self, words: Array, state: DecoderState) -> tuple[Array, DecoderState, None]:
-        """p (B, V) of the next word after ``words`` (B,), the new state, no attention weights."""
+        """p (B, V) of the next word after ``words`` (B,), the new state, no attention weights:
+        x^t = E w_{t-1}, (h^t, c^t) = LSTM(x^t; h^{t-1}, c^{t-1}), p^t = softmax(W_out h^t + b_out) (4.4.1)."""
         x = self.embed.forward(words[:, None])  # (B, 1, E)
         h, (h1, c1) = self.lstm.forward_state(x, (state.h, state.c))
         return softmax(self.output_layer.forward(h[:, 0])), DecoderState(h1, c1, None, None), None

@@ -155,12 +155,16 @@ class ShowAttendTell(Captioner):
         return float(penalty * (gap * gap).sum() / gap.shape[0])
 
     def start(self, images: Array) -> DecoderState:
+        """The decoder's first state for images (B, 3, S, S): the regions a_j of a_CNN, their projection
+        W_a a_j + b, and (h^0, c^0) = W_init (mean_j a_j) + b_init, or b_init alone with a learned start (4.4.2)."""
         regions = self.regions(self.features(images))
         h, c = self._initial_state(self._start_from(regions), False)
         return DecoderState(h, c, regions, self.attention.project(regions))
 
     def step(self, words: Array, state: DecoderState) -> tuple[Array, DecoderState, Array]:
-        """p (B, V) of the next word after ``words`` (B,), the new state, and alpha (B, R) of this step."""
+        """p (B, V) of the next word after ``words`` (B,), the new state, and alpha (B, R) of this step (4.4.2):
+        alpha_tj = softmax_j(v . tanh(W_a a_j + W_h h^{t-1} + b)), z^t = sum_j alpha_tj a_j,
+        (h^t, c^t) = LSTM([E w_{t-1}; z^t]; h^{t-1}, c^{t-1}), p^t = softmax(output([h^t; z^t]))."""
         z, alpha, _ = self.attention.step(state.regions, state.proj, state.h)
         x = xp.concatenate([self.embed.forward(words[:, None])[:, 0], z], axis=1)  # ids checked
         h, (h, c), _ = self.cell.step(x, (state.h, state.c))

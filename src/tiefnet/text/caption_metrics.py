@@ -36,7 +36,11 @@ def _quiet(compute, *args):
 def caption_scores(generated: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]],
                    meteor: bool = False) -> dict[str, float | str]:
     """{"BLEU-1".."BLEU-4", "CIDEr"[, "METEOR"]} of the generated captions (token lists) against the
-    references (a list of token lists per image). METEOR needs Java: without it the entry is a message."""
+    references (a list of token lists per image). METEOR needs Java: without it the entry is a message.
+
+    BLEU-n = BP exp(1/n sum_{m=1..n} ln p_m), p_m the clipped m-gram precision over all captions (each
+    generated m-gram counted at most as often as in one reference), BP = min(1, exp(1 - r/c)) with c the
+    generated and r the closest reference lengths (corpus level)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
 
@@ -67,7 +71,8 @@ def meteor_score(gts: dict, res: dict) -> float | str:
 
 
 def mass_in_box(alpha: numpy.ndarray, box: Box, canvas: int) -> float:
-    """The share of alpha (R,) = an s x s grid over the canvas x canvas image that lies inside ``box``."""
+    """The share of alpha (R,) = an s x s grid over the canvas x canvas image that lies inside ``box``:
+    sum_i alpha_i |cell_i ∩ box| / |cell_i|, each region's weight alpha_i (4.4.2) spread evenly over its cell."""
     side = int(round(len(alpha) ** 0.5))
     cell = canvas / side
     edges = numpy.arange(side + 1) * cell

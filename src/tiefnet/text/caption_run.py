@@ -144,7 +144,12 @@ def data_source(config: Config) -> dict[str, Any]:
 def run(config: Config, out: str | Path, progress: bool = True, resume: bool = False,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train as ``config`` says and write the run folder ``out``: config.json, metrics.jsonl, checkpoint.npz,
-    model.npz + model.json (the best validation BLEU-4), summary.json, loss.png, samples.png."""
+    model.npz + model.json (the best validation BLEU-4), summary.json, loss.png, samples.png.
+
+    Teacher forcing (4.4.1): inputs START w_1 ... w_n, targets w_1 ... w_n END, the cost
+    C = -1/N sum_n sum_t ln p^t_{w_t} (log-likelihood, 2.7.2, padding masked) minimised with Adam and
+    BPTT (4.2) through the decoder into the CNN. Returns the summary: the kept model's scores on the
+    test (and compositional) split."""
     folder = RunFolder(out, app="caption", resume_command="tiefnet caption train --resume", progress=progress)
     splits = prepare(config)
     check_memory(config, len(splits.vocab))

@@ -53,7 +53,11 @@ def as_input(images: numpy.ndarray) -> Array:
 def generate(model: Captioner, images: numpy.ndarray, vocab: Vocabulary, max_length: int, width: int = 1,
              batch_size: int = 250, log_p: list[float] | None = None) -> tuple[list[list[str]], list[Any]]:
     """Captions (token lists) of uint8 images and their attention maps (None without attention); the sum
-    of ln p of each caption's words and END is appended to ``log_p`` if given."""
+    of ln p of each caption's words and END is appended to ``log_p`` if given.
+
+    Each output word is the next step's input (4.4.1), until END: greedy (``width`` 1) takes
+    w_t = argmax p^t, a("Hund") = e_4 = "fängt", a("fängt") = e_5 = "Ball", a("Ball") = END; a wider
+    beam keeps the ``width`` beginnings of highest sum_t ln p^t_{w_t}. The maps are alpha (L, R) per caption."""
     words, alphas = [], []
     for start in range(0, len(images), batch_size):
         x = as_input(images[start:start + batch_size])
@@ -104,7 +108,10 @@ def _check_source(folder, source: Any, size: int) -> None:
 def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: int, width: int = 1,
              meteor: bool = False) -> dict[str, Any]:
     """Scores of the captions of ``data``: BLEU-1..4, CIDEr (METEOR), BLEU-4 by number of digits and,
-    for an attention model on scenes, the attention mass in the named digit's box beside a uniform map's."""
+    for an attention model on scenes, the attention mass in the named digit's box beside a uniform map's.
+
+    BLEU-n = BP exp(1/n sum_{m=1..n} ln p_m) (see :func:`tiefnet.text.caption_metrics.caption_scores`);
+    "mean_log_p" is the mean over the images of sum_t ln p^t_{w_t} of their captions (END included)."""
     log_p: list[float] = []
     generated, alphas = generate(model, data.images, vocab, max_length, width, log_p=log_p)
     result: dict[str, Any] = {"images": len(data), "beam_width": width, "mean_log_p": float(numpy.mean(log_p)),
@@ -203,7 +210,9 @@ def sample_sheet(images: numpy.ndarray, captions: Sequence[Sequence[str]], path:
 
 def attention_sheet(images: numpy.ndarray, captions: Sequence[Sequence[str]], alphas: Sequence[numpy.ndarray],
                     path: Path) -> None:
-    """A PNG: one row per image, one panel per generated word (and END) with alpha over the image (4.4.2)."""
+    """A PNG: one row per image, one panel per generated word (and END) with alpha over the image (4.4.2):
+    panel t shows alpha_ti = exp(e_ti) / sum_k exp(e_tk) of the step that wrote word t, each of the R = s x s
+    regions a_i spread over its cell of the image. ``alphas``: (L, R) per caption, as :func:`generate` returns."""
     from tiefnet.plot import plt, save
 
     cols = max(len(c) + 1 for c in captions) + 1

@@ -59,7 +59,10 @@ WARMUP_LENGTH = 500  # characters of training text a model folder keeps for the 
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one char-rnn run; the CLI builds its options from these fields."""
+    """Settings of one char-rnn run; the CLI builds its options from these fields.
+
+    The model: Embedding -> ``layers`` x ``cell`` (h^t = tanh(W h^{t-1} + U x^t + b), or the LSTM of 4.4)
+    -> Dense -> Softmax; trained by truncated BPTT over ``seq_length`` characters (see :func:`run`)."""
 
     text: str = setting("", "A UTF-8 text file to learn (empty: the shipped tiny-shakespeare).")
     cell: str = setting("lstm", "Recurrent cell: lstm (4.4) or rnn (Elman, 4.1).")
@@ -204,7 +207,12 @@ def run(config: Config, out: str | Path, progress: bool = True, resume: bool = F
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train as ``config`` says (with ``resume``: from ``out``'s checkpoint.npz) and write the run folder
     ``out``: config.json, metrics.jsonl, checkpoint.npz, model.npz + model.json, summary.json, loss.png,
-    samples.txt. Returns the summary."""
+    samples.txt. Returns the summary.
+
+    The model predicts each next character, p^t = softmax(V h^t + b) with h^t from the stacked recurrent
+    layers (4.1, 4.3, 4.4); the cost C = -1/(N T) sum_n sum_t ln p^t_{x^{t+1}} (log-likelihood, 2.7.2, in
+    nats per character) is minimised with Adam by truncated BPTT (4.2): blocks of T = ``seq_length``
+    characters of N = ``batch_size`` streams, the state carried from block to block."""
     folder = RunFolder(out, app="charrnn", resume_command="tiefnet charrnn train --resume", progress=progress)
     corpus = prepare(config)
     rng = numpy.random.default_rng(config.seed)

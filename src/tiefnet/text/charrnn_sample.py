@@ -23,6 +23,7 @@ MAX_WARMUP = 10_000  # the longest warm-up a model folder may hold
 def predict_from(model: Sequential, ids: Array, states: list | None = None) -> tuple[Array, list]:
     """The model's p (N T, V) for the ids (N, T), each recurrent layer starting from its entry of
     ``states`` (None: zeros, a new sequence); returns p and the recurrent layers' last states.
+    Row t of a sequence is p^t = softmax(V h^t + b), the next character's probabilities after x^1..x^t (4.1).
 
     The state travels through the arguments (4.2, explicit state): the model's own carried state is
     neither read nor written, so one loaded model can evaluate or sample for many callers at once.

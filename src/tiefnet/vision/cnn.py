@@ -57,6 +57,10 @@ def build_cnn(features: Sequence[int] = (20, 40), kernel: int = 5, hidden: Seque
               output: str = "softmax", rng: numpy.random.Generator | None = None) -> Sequential:
     """Reshape + conv/activation/pool stages + Flatten + dense layers, dropout before each dense layer.
 
+    Each stage computes a^l_{f,j} = sigma(sum_{c,k} w^l_{f,c,k} a^{l-1}_{c,j+k} + b^l_f) (3.3) with
+    ``kernel`` x ``kernel`` filters, then 2 x 2 ``pool``ing (max or L2, 3.1); the dense layers
+    a^l = sigma(w^l a^{l-1} + b^l) follow, and a softmax (2.7.2) or sigmoid output.
+
     Shapes: x (N, 784) -> (N, 1, 28, 28) -> ... (N, F_last, s, s) -> (N, F_last s^2) -> (N, 10).
     """
     if pool not in POOLS:
@@ -86,7 +90,8 @@ def build_cnn(features: Sequence[int] = (20, 40), kernel: int = 5, hidden: Seque
 
 
 def topology(features: Sequence[int], kernel: int, pool: str, hidden: Sequence[int]) -> str:
-    """A one-line description, e.g. 'conv 5x5x20 -> max-pool -> conv 5x5x40 -> max-pool -> 640-100-10'."""
+    """A one-line description, e.g. 'conv 5x5x20 -> max-pool -> conv 5x5x40 -> max-pool -> 640-100-10':
+    the lecture's topology "Convolution und Pooling" (3.1), the dense sizes after flat_size."""
     stages = [f"conv {kernel}x{kernel}x{F} -> {pool}-pool" for F in features]
     dense = "-".join(str(n) for n in [flat_size(features, kernel), *hidden, CLASSES])
     return " -> ".join([*stages, dense])

@@ -47,7 +47,9 @@ SAMPLES = 4  # photos shown in samples.png
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one training run of N_FST; the CLI builds its options from these fields."""
+    """Settings of one training run of N_FST; the CLI builds its options from these fields.
+
+    N_FST is trained on L_total = alpha L_content + beta L_style (+ tv L_TV) (3.4) by Adam steps."""
 
     APP = APP  # the application whose run folders --resume continues (not a setting)
 
@@ -128,7 +130,8 @@ def content_photos(config: Config) -> list[numpy.ndarray]:
 
 def crops(photos: list[numpy.ndarray], config: Config, rng: numpy.random.Generator) -> numpy.ndarray:
     """x_in: (batch_size, 3, crop, crop) float32 in [0, 1], one random photo, window side, position and
-    horizontal flip per crop; every draw comes from ``rng``."""
+    horizontal flip per crop; every draw comes from ``rng``. These are N_FST's inputs and its content
+    targets at once (3.4: "Setze x_in = x_content (Foto)")."""
     side = config.crop
     batch = numpy.empty((config.batch_size, side, side, 3), dtype=numpy.float32)
     for n in range(config.batch_size):
@@ -145,15 +148,20 @@ def crops(photos: list[numpy.ndarray], config: Config, rng: numpy.random.Generat
 
 
 def perceptual_loss(config: Config) -> PerceptualLoss:
-    """L_total with G_style of the painting (its longer side style_size) rescaled to a crop's number of
-    positions (see PerceptualLoss's ``size``)."""
+    """L_total = alpha L_content + beta L_style (+ tv L_TV) (3.4) on config.net's features, with G_style
+    of the painting (its longer side style_size) rescaled to a crop's number of positions (see
+    PerceptualLoss's ``size``)."""
     features = feature_net(config.net)
     style = backend.asarray(read_picture(config.style, config.style_size)[None])
     return PerceptualLoss(features, style, config.alpha, config.beta, config.tv, size=(config.crop, config.crop))
 
 
 def train_step(net, loss: PerceptualLoss, optimizer: Adam, x_in) -> tuple[float, dict[str, float]]:
-    """One step of the list above on the mini-batch x_in (N, 3, crop, crop); returns (L_total, parts)."""
+    """One step of the list above on the mini-batch x_in (N, 3, crop, crop); returns (L_total, parts):
+
+        x^ = N_FST(x_in),  L_total = alpha L_content(x_in, x^) + beta L_style(x_style, x^)  (3.4),
+        dL_total/dtheta by backpropagation through the frozen feature network and N_FST, one Adam step.
+    """
     a_content = loss.content_target(x_in)  # the content target: a^l of x_in itself
     x_hat = net.forward(x_in, train=True)  # (N, 3, crop, crop)
     L, parts, dx_hat = loss(x_hat, a_content)  # L_total (the 1/N inside) and dL/dx^

@@ -94,7 +94,8 @@ class FeatureNet:
 def random_features(seed: int = RANDOM_SEED, widths: tuple[int, ...] = RANDOM_WIDTHS,
                     gain: float = RANDOM_GAIN) -> FeatureNet:
     """The default feature network: conv1_1 pool conv2_1 pool conv3_1 pool conv4_1 conv4_2 pool conv5_1,
-    each a 3x3 convolution (padding 1) with random He-initialised filters and ReLU.
+    each a 3x3 convolution (padding 1) with random He-initialised filters and ReLU,
+    a^l_{f,j} = ReLU(sum_{c,k} w_{f,c,k} a^{l-1}_{c,j+k}) (3.3, no bias), each pool a 2 x 2 max-pooling.
 
     The filters are drawn from ``seed``, so the network is the same on every machine and needs no file;
     the first layer's are multiplied by ``gain`` (see RANDOM_GAIN), the biases are zero.

@@ -44,7 +44,10 @@ FRAMES = 40  # intermediate pictures in frames.gif, at most
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one style transfer; the CLI builds its options from these fields."""
+    """Settings of one style transfer; the CLI builds its options from these fields.
+
+    L_total = alpha L_content + beta L_style (+ tv L_TV), alpha/beta = 1e-3 by default (3.4), minimised
+    over the picture x^ in ``iterations`` steps of ``optimizer``."""
 
     size: int = setting(256, "Scale the content picture's longer side to this many pixels (0: keep its size).")
     net: str = setting("random", "Feature network: 'random' (random filters, no download: colours, strokes and "
@@ -81,7 +84,10 @@ class Config:
 
 
 def feature_net(spec: str) -> FeatureNet:
-    """'random' -> the random multi-scale network; a file -> VGG-19 with those weights."""
+    """The feature network whose activations a^l give L_content and, through the Gram matrices G^l,
+    L_style (3.4): 'random' -> the random multi-scale network (:func:`~tiefnet.vision.features.random_features`);
+    a file (a .npz from ``tiefnet style-convert``, or torchvision's .pth / .safetensors) -> VGG-19 with
+    those weights (:func:`~tiefnet.vision.vgg.load_vgg19`)."""
     if spec == "random":
         from tiefnet.vision.features import random_features
 

@@ -26,6 +26,8 @@ class Player:
 
 
 class RandomPlayer(Player):
+    """A move drawn uniformly from the legal ones: a ~ U(legal_actions(s)), the weakest opponent."""
+
     name = "random"
 
     def __init__(self, game: Game) -> None:
@@ -36,7 +38,8 @@ class RandomPlayer(Player):
 
 
 class SearchPlayer(Player):
-    """MCTS with an evaluator (f_theta, or random play-outs: pure MCTS); the most visited move.
+    """MCTS with an evaluator (f_theta, or random play-outs: pure MCTS); the most visited move,
+    a = argmax_a N(s, a) (pi_a = N(s, a)^(1/tau) / sum_b N(s, b)^(1/tau) with tau -> 0, 5.4).
 
     ``noise``: Dirichlet noise at the root as in self-play; ``random_moves``: the first plies are
     drawn from pi with tau = 1, so that matches between deterministic players differ.
@@ -60,7 +63,7 @@ class SearchPlayer(Player):
 
 
 class NetPlayer(Player):
-    """The network alone, without search: the move of highest p (or drawn from p for the first plies)."""
+    """The network alone, without search: a = argmax_a p_a of (p, nu) = f_theta(s) (or a ~ p for the first plies)."""
 
     def __init__(self, game: Game, evaluator: Evaluator, random_moves: int = 0, name: str = "net") -> None:
         self.game, self.evaluator, self.random_moves, self.name = game, evaluator, random_moves, name

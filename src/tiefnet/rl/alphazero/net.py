@@ -32,7 +32,11 @@ def residual_block(filters: int, rng: numpy.random.Generator) -> Layer:
 
 def policy_value_net(game: Game, blocks: int = 5, filters: int = 64,
                      rng: numpy.random.Generator | None = None) -> Sequential:
-    """The network for ``game``: input (N, 2T + 1, H, W) planes, output (logits (N, A), nu (N, 1))."""
+    """(p, nu) = f_theta(s) (5.4) for ``game``: a stem, ``blocks`` residual blocks f(x) = g(x) + x (5.5) of
+    ``filters`` channels, a policy head (logits of p) and a value head (nu = tanh(.) in [-1, 1]).
+
+    Shapes: input (N, 2T + 1, H, W) planes, output (logits (N, A), nu (N, 1)).
+    """
     for name, value, low, high in (("blocks", blocks, 0, 64), ("filters", filters, 1, 1024)):
         if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
             raise ConfigError(f"policy_value_net: {name}={value!r} must be a whole number in {low}..{high}")

@@ -66,7 +66,11 @@ def search_config(config: AlphaZeroConfig, simulations: int | None = None) -> Se
 
 def run(config: AlphaZeroConfig, out: str | Path, progress: bool = True, resume: bool = False,
         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train as ``config`` says into the run folder ``out``; returns the summary."""
+    """Train as ``config`` says into the run folder ``out``; returns the summary.
+
+    Each generation (5.4): (a) self-play with MCTS and f_theta gives the tuples (s_t, pi_t, z); (b) gradient
+    steps on L = (z - nu)^2 - sum_a pi_a log p_a + c ||theta||^2; then the arena games (Elo, random, judge).
+    """
     folder = RunFolder(out, app="alphazero", resume_command="tiefnet alphazero train --resume", progress=progress)
     game = make_game(config.game, **config.game_settings())
     net = policy_value_net(game, config.blocks, config.filters, numpy.random.default_rng([config.seed, 0]))

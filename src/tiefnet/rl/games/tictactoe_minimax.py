@@ -63,12 +63,13 @@ def _value(board: tuple[int, ...]) -> int:
 
 
 def value(moves) -> int:
-    """+1, 0 or -1: the game-theoretic result for the player to move after ``moves``."""
+    """+1, 0 or -1: the game-theoretic result v(s) for the player to move after ``moves``
+    (v(s) = z(s) at the end, v(s) = max_a -v(s a) otherwise)."""
     return _value(board_of(moves))
 
 
 def move_values(moves) -> list[int | None]:
-    """Per cell, the result of playing it for the player to move; None where it is not legal."""
+    """Per cell a, the result -v(s a) of playing it for the player to move (negamax); None where it is not legal."""
     moves = list(moves)
     board = board_of(moves)
     if _winner(board):
