@@ -38,6 +38,11 @@ def _zero_grads(layer: Layer) -> None:
 class Sequential(Container):
     """Layers applied in order; ``backward`` is (BP2) iterated from the output to the input.
 
+    For Dense layers each followed by an activation the forward is the lecture's matrix-vector
+    form (2.6) "a^l = σ(w^l · a^{l−1} + b^l) =: σ(z^l), wobei hier σ komponentenweise angewendet
+    wird" (σ applied element-wise), layer after layer; here one row per example of the mini-batch.
+    Backward is (BP2) "δ^l = diag(σ'(z^l)) · (w^{l+1})^T · δ^{l+1}".
+
     Shapes: x (N, n_in) -> output (N, n_out) for a stack of Dense layers.
     """
 

@@ -9,7 +9,14 @@ import numpy
 
 
 class Perceptron:
-    """A single perceptron with weights ``w`` and bias ``b`` (b = -threshold)."""
+    """A single perceptron with weights ``w`` and bias ``b`` (b = -threshold), 2.1:
+
+        output = 0 if sum_j w_j x_j <= threshold, 1 if sum_j w_j x_j > threshold
+               = 1 if w . x + b > 0 else 0          ("output = 1 bedeutet, dass die Zelle feuert": it fires)
+
+    ``NAND`` is the lecture's Perceptron([-2, -2], 3): (-2)·1 + (-2)·1 + 3 = -1 <= 0 gives 0, every
+    other input 1.
+    """
 
     def __init__(self, w, b: float):
         self.w = numpy.asarray(w, dtype=float)

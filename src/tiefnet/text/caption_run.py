@@ -37,7 +37,13 @@ RESUMABLE_CHANGES = {"epochs", "threads"}
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one captioning run; the CLI builds its options from these fields."""
+    """Settings of one captioning run; the CLI builds its options from these fields.
+
+    The model (4.4.1): "Verwende (affin transformierte) Ausgabe eines CNN ... als ersten hidden state
+    eines RNN" (the CNN's output, affinely transformed, is the LSTM's first state), (h^0, c^0) = W_init a_CNN + b;
+    with ``attention`` (4.4.2) a_CNN is cut into R regions a_i, (h^0, c^0) comes from their mean, and
+    each step reads z_t = sum_i alpha_ti a_i, alpha_ti = exp(e_ti) / sum_k exp(e_tk).
+    """
 
     attention: bool = setting(False, "Show, Attend and Tell (4.4.2) instead of Show and Tell (4.4.1).")
     data: str = setting("", "A Flickr8k folder (Images/ + captions.txt) or a COCO captions .json "
