@@ -10,6 +10,8 @@ outputs (tests/test_notebooks.py checks that).
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import tempfile
 import time
@@ -43,9 +45,25 @@ def main(argv: list[str] | None = None) -> int:
         html, _ = exporter.from_notebook_node(notebook)
         target = args.out / path.relative_to(ROOT / "notebooks").with_suffix(".html")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(html, encoding="utf-8")
+        target.write_text(shared_styles(html, target, args.out), encoding="utf-8")
         print(f"{path.relative_to(ROOT)} -> {target}  ({time.perf_counter() - started:.0f} s)", flush=True)
     return 0
+
+
+STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+
+
+def shared_styles(html: str, target: Path, out: Path) -> str:
+    """The template's 260 kB of CSS in the page's head, the same for every notebook, moved into one
+    notebook.css beside them (styles in the outputs stay where they are)."""
+    end = html.find("</head>")
+    head = html[:end]
+    first = STYLE.search(head)
+    if end < 0 or first is None:
+        return html
+    (out / "notebook.css").write_text("\n".join(STYLE.findall(head)), encoding="utf-8")
+    link = f'<link rel="stylesheet" href="{os.path.relpath(out / "notebook.css", target.parent)}">'
+    return head[:first.start()] + link + STYLE.sub("", head[first.start():]) + html[end:]
 
 
 if __name__ == "__main__":

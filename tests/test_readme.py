@@ -30,3 +30,15 @@ def test_building_blocks_named_in_the_readme_exist():
     tn.Adam(0.02).bind(image).step(np.ones_like(image))
     assert image.min() < 0
     assert callable(tn.LSTMCell.step) and callable(tn.Layer.freeze)
+
+
+def test_every_file_the_readme_and_the_lecture_map_link_is_there():
+    """Relative links ([text](path) and ![picture](path)) point at files of the checkout: a rendered
+    notebook, a screenshot or a doc that was renamed or never committed fails here."""
+    root = README.parent
+    for document in (README, root / "docs" / "lecture-map.md"):
+        targets = re.findall(r"\]\(([^)\s]+)\)", document.read_text())
+        local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+        assert local, f"{document.name} links no file"
+        missing = [t for t in local if not (document.parent / t).exists()]
+        assert not missing, f"{document.name} links files that are not there: {missing}"
