@@ -1,11 +1,13 @@
 """The lecture as notebooks (notebooks/, one per chapter or section group, and notebooks/solutions/):
 stored without outputs, each chapter with its solutions, every one executed top to bottom in a fresh
 kernel on a small budget (TIEFNET_NOTEBOOK_BUDGET=small, which the notebooks read), and every tiefnet
-function a notebook calls documented."""
+function a notebook calls documented with its equation and lecture section."""
 from __future__ import annotations
 
 import ast
 import importlib
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,21 @@ def tiefnet_names(source: str) -> set[str]:
     return names
 
 
+# What a notebook calls to load data, configure a run, convert or judge, rather than to compute one of the
+# lecture's formulas: these need a docstring, not an equation. Everything else states its equation ("=", or the
+# lecture's arrow of an update) and names its lecture section (in its docstring or its module's).
+HELPERS = {
+    "default_dtype", "thread_limit", "relative_error",  # float64 for the checks, threads, a scale-free difference
+    "load_mnist", "load_text", "read_picture", "fit", "content_photos", "make_scenes", "Vocabulary", "split_of",
+    "as_input", "make_env", "GymEnv", "make_game",  # data, pictures, environments and games
+    "Config", "DQNConfig", "make_config", "topology",  # settings of a run and their description
+    "load_agent", "load_captioner", "load_sampler",  # a trained run folder read back
+    "JudgePlayer", "match",  # the perfect opponent and a series of games
+}
+EQUATION = re.compile(r"=|->|→|≈")
+SECTION = re.compile(r"\b[2-5]\.[0-9](\.[0-9])?\b|\(BP[1-4]")
+
+
 @pytest.mark.parametrize("path", EVERY, ids=name)
 def test_every_tiefnet_function_a_notebook_calls_is_public_and_documented(path):
     for entry in sorted(tiefnet_names("\n\n".join(code(path)))):  # the whole notebook: an alias imported once
@@ -80,7 +97,14 @@ def test_every_tiefnet_function_a_notebook_calls_is_public_and_documented(path):
         if obj is None:  # a submodule
             obj = importlib.import_module(f"{module}.{attribute}")
         if callable(obj) or isinstance(obj, type(importlib)):
-            assert (obj.__doc__ or "").strip(), f"{name(path)} calls {entry}, which has no docstring"
+            doc = (obj.__doc__ or "").strip()
+            assert doc, f"{name(path)} calls {entry}, which has no docstring"
+            if attribute in HELPERS:
+                continue
+            assert EQUATION.search(doc), f"{name(path)} calls {entry}, whose docstring states no equation"
+            module_doc = (sys.modules.get(getattr(obj, "__module__", "")) or importlib.import_module(module)).__doc__
+            assert any(SECTION.search(text or "") for text in (doc, module_doc)), \
+                f"{name(path)} calls {entry}: neither its docstring nor its module's names the lecture's section"
 
 
 @pytest.mark.parametrize("path", EVERY, ids=name)

@@ -66,6 +66,6 @@ def check_layer(layer, x: Array, upstream: Array | None = None, h: float = 1e-6,
 
 def check_loss(loss, a: Array, y: Array, h: float = 1e-6) -> float:
     """Relative error of ``loss.grad(a, y)``, the nabla_a C of (BP1), against the difference quotients
-    (C(a + h e_j) - C(a - h e_j)) / 2h of ``loss.cost``."""
+    of ``loss.cost`` (2.6, made symmetric): dC/da_j = (C(a + h e_j) - C(a - h e_j)) / 2h + O(h^2)."""
     numeric = numerical_gradient(lambda: xp.asarray(loss.cost(a, y)), a, xp.asarray(1.0), h)
     return relative_error(loss.grad(a, y), numeric)

@@ -16,7 +16,8 @@ def train_step(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, *target
                clip: float | None = None) -> Array:
     """One gradient-descent step on one mini-batch, for any model and cost; returns the output a^L.
 
-    feedforward (caching z^l, a^l), (BP1)-(BP4) from the cost's gradient at a^L and ``targets``
+    The lecture's algorithm (2.6, "Direkte Implementierung von (BP1) bis (BP4)"): the
+    feedforward pass a^l = sigma(z^l) (caching z^l, a^l), (BP1)-(BP4) from the cost's gradient at a^L and ``targets``
     (y, or the actions and targets of TDError), global-norm clipping to ``clip`` if given,
     then the optimizer's update v -> v - eta grad.
     """

@@ -24,7 +24,7 @@ class Activation(Layer):
 
 
 class Step(Activation):
-    """The perceptron's output (2.1): 1 if z > 0 else 0. Not differentiable: no backward."""
+    """The perceptron's output (2.1): a = 1 if z = w . x + b > 0 else 0. Not differentiable: no backward."""
 
     def f(self, z: Array) -> Array:
         return (z > 0).astype(z.dtype)

@@ -110,7 +110,8 @@ def hidden_sizes(hidden: str) -> list[int]:
 # --- the Q-network Q(phi, .; theta) and the target network theta^- -------------------------
 def mlp_q_network(n_obs: int, n_actions: int, hidden: list[int], rng: numpy.random.Generator) -> Sequential:
     """Q(phi, .; theta) for vector observations: Dense -> ReLU per hidden layer -> Dense(n_actions),
-    one output per action (all Q-values in one feedforward pass). He init, biases 0."""
+    one output per action, so that one feedforward pass gives every Q(phi, a; theta): the lecture's
+    "approximiere Q*(s, a) ≈ Q(s, a, ϑ)" with ϑ the weights of a Q-network (5.3). He init, biases 0."""
     sizes = [n_obs, *hidden]
     layers: list[Layer] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -157,7 +158,7 @@ def greedy_action(q_net: Layer, obs: numpy.ndarray) -> int:
 
 def select_action(q_net: Layer, obs: numpy.ndarray, epsilon: float, n_actions: int,
                   rng: numpy.random.Generator) -> int:
-    """With probability epsilon a random action, else argmax_a Q(phi_t, a; theta) (5.3)."""
+    """epsilon-greedy (5.3): with probability epsilon a random action, else a_t = argmax_a Q(phi_t, a; theta)."""
     if rng.random() < epsilon:
         return int(rng.integers(n_actions))
     return greedy_action(q_net, obs)

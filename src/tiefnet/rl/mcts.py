@@ -66,7 +66,8 @@ class SearchConfig:
 
 
 class Node:
-    """A position s in the tree and the statistics of its edges (s, a) over the legal actions.
+    """A position s in the tree and the statistics of its edges (s, a) over the legal actions (5.4):
+    P(s, a), N(s, a) and W(s, a), so that Q(s, a) = W(s, a) / N(s, a).
 
     actions: (k,) legal action indices; P, N, W: (k,) float64; children: the child node per edge.
     P_net keeps f_theta's prior, so noise can be mixed in afresh for each search from this root.
@@ -230,7 +231,8 @@ def _undo_virtual_loss(path: list[tuple[Node, int]]) -> None:
 
 
 def root_value(root: Node) -> float:
-    """The root's mean value for the player to move there: sum W / sum N over its edges (nu if unvisited)."""
+    """The root's mean value for the player to move there (5.4's backup at the root): V(s) = sum_a W(s, a) /
+    sum_a N(s, a) over its edges (nu if unvisited)."""
     if not root.expanded or not len(root.actions) or root.N.sum() == 0:
         return float(root.nu)
     return float(root.W.sum() / root.N.sum())
@@ -267,7 +269,8 @@ def advance(game: Game, root: Node, action: int) -> Node:
 
 
 class RolloutEvaluator:
-    """Pure MCTS without a network: uniform priors P and nu from random play-outs to the end.
+    """Pure MCTS without a network: uniform priors P(s, a) = 1 / |A(s)| and nu = z of a random play-out
+    to the end (instead of (p, nu) = f_theta(s) of 5.4).
 
     The classic Monte Carlo evaluation, an opponent for the arena ("vs pure MCTS").
     """

@@ -155,7 +155,8 @@ def greedy(Q: numpy.ndarray) -> numpy.ndarray:
 
 
 def evaluate(env: TabularEnv, pi: numpy.ndarray, episodes: int) -> list[float]:
-    """The undiscounted return sum_t r_t of each of ``episodes`` episodes following pi."""
+    """The undiscounted return G = sum_t r_t of each of ``episodes`` episodes following pi (5.1's utility
+    U = sum_t gamma^t R(s_t) with gamma = 1, measured instead of computed)."""
     if episodes < 1:
         raise ConfigError(f"evaluation episodes={episodes} must be at least 1")
     returns = []

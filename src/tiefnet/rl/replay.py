@@ -36,7 +36,8 @@ class Transitions:
 
 
 class ReplayMemory:
-    """Uniform experience replay D, a ring buffer of ``capacity`` transitions (5.3).
+    """Uniform experience replay D, a ring buffer of ``capacity`` transitions (5.3):
+    D = {(phi_j, a_j, r_j, phi_{j+1}, terminal_j)}, the last N of them; a mini-batch draws j ~ U(D).
 
     Args:
         capacity: N, the number of transitions kept (the lecture's Atari value is 10^6).

@@ -1,4 +1,4 @@
-"""Matches between players: f_theta with MCTS, the network alone, pure MCTS with random play-outs,
+"""Matches between players (measuring the agent of 5.4): f_theta with MCTS, the network alone, pure MCTS with random play-outs,
 random play, and the judges (perfect tic-tac-toe, the Connect Four solver); Elo ratings.
 
 A player chooses moves for many games at once (``select(states, rng)``), so that the network
@@ -26,7 +26,8 @@ class Player:
 
 
 class RandomPlayer(Player):
-    """A move drawn uniformly from the legal ones: a ~ U(legal_actions(s)), the weakest opponent."""
+    """A move drawn uniformly from the legal ones: P(a) = 1 / |legal_actions(s)| for each, the weakest
+    opponent (as the play-outs of pure MCTS move)."""
 
     name = "random"
 

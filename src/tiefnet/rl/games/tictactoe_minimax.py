@@ -69,7 +69,8 @@ def value(moves) -> int:
 
 
 def move_values(moves) -> list[int | None]:
-    """Per cell a, the result -v(s a) of playing it for the player to move (negamax); None where it is not legal."""
+    """Per cell a, the result -v(s a) of playing it for the player to move (negamax, v(s) = max_a -v(s a));
+    None where it is not legal. The judge against which 5.4's agent is measured."""
     moves = list(moves)
     board = board_of(moves)
     if _winner(board):
