@@ -4,7 +4,8 @@ outputs (tests/test_notebooks.py checks that).
 
     python3 -m pip install ".[notebooks]"
     python3 docs/render_notebooks.py                 # all of them, a few minutes each
-    python3 docs/render_notebooks.py 08_gridworld    # the ones whose names start so
+    python3 docs/render_notebooks.py 08_gridworld    # the ones whose names start so (and their solutions)
+    python3 docs/render_notebooks.py solutions/08 08_gridworld.ipynb   # only the solutions / the chapter
     TIEFNET_NOTEBOOK_BUDGET=small python3 docs/render_notebooks.py   # the tests' small budget
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="only the notebooks whose file names start with these")
+    parser.add_argument("names", nargs="*", help="only the notebooks whose file names start with these (solutions/NAME or NAME.ipynb: that one only)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "notebooks", help="folder for the HTML files")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may take")
     args = parser.parse_args(argv)
@@ -31,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     from nbconvert import HTMLExporter
 
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
-    chosen = [p for p in notebooks if not args.names or p.name.startswith(tuple(args.names))]
+    def named(path: Path) -> bool:  # "08": the chapter and its solutions; "08_gridworld.ipynb", "solutions/08": one
+        relative = path.relative_to(ROOT / "notebooks").as_posix()
+        return any(relative.startswith(name) if "/" in name or name.endswith(".ipynb") else path.name.startswith(name)
+                   for name in args.names)
+
+    chosen = [p for p in notebooks if not args.names or named(p)]
     if not chosen:
         print(f"no notebook starts with {' or '.join(args.names)}", file=sys.stderr)
         return 2
