@@ -55,8 +55,8 @@ def add_commands(sub) -> None:
     s.set_defaults(handler=_cmd_stylize)
 
     c = sub.add_parser("style-convert", help="turn torchvision VGG-19 ImageNet weights into tiefnet's .npz",
-                       description="Read torchvision's vgg19 state dict (.pth, through PyTorch if installed, "
-                                   "weights only) or a .safetensors file (no PyTorch needed), check every layer, "
+                       description="Read torchvision's vgg19 state dict (.pth: its pickle parsed, never unpickled, "
+                                   "no PyTorch needed) or a .safetensors file, check every layer, "
                                    "and write the feature layers as a tiefnet .npz for --net.")
     c.add_argument("weights", type=Path, help="vgg19 weights: .pth / .pt or .safetensors")
     c.add_argument("--out", type=Path, required=True, help="the .npz file to write")

@@ -13,7 +13,7 @@ and ``features.i.bias`` (F,) without a transpose. The taps read the ReLU outputs
 and the content representation at conv4_2.
 
 The ImageNet weights are the user's own file (nothing is downloaded): :func:`convert_weights`
-reads torchvision's state dict (``.pth``, with PyTorch) or a ``.safetensors`` file (without it) and
+reads torchvision's state dict (``.pth``; read without pickle and without PyTorch) or a ``.safetensors`` file and
 writes a tiefnet ``.npz``; :func:`load_vgg19` reads that (or the original file) into a
 :class:`~tiefnet.vision.features.FeatureNet`. Nothing in such a file is trusted: no pickle, and
 every layer's name, shape and dtype is checked before its numbers are read.
@@ -21,10 +21,7 @@ every layer's name, shape and dtype is checked before its numbers are read.
 from __future__ import annotations
 
 import os
-import pickle  # only for its error class: torch.load(weights_only=True) raises UnpicklingError
 import re
-import warnings
-import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +32,7 @@ from tiefnet.checkpoint import read_npz, write_npz
 from tiefnet.errors import CheckpointError, ConfigError, DataError
 from tiefnet.nn import Conv2d, MaxPool2d, ReLU, Sequential, Taps
 from tiefnet.vision.features import CONTENT_LAYER, IMAGENET_MEAN, IMAGENET_STD, STYLE_LAYERS, FeatureNet
+from tiefnet.vision.pth import TensorRef, read_state_dict
 
 VGG19_STAGES = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))  # (filters, convolutions) per stage
 VGG19_TAPS = {"conv1_1": 1, "conv2_1": 6, "conv3_1": 11, "conv4_1": 20, "conv4_2": 22, "conv5_1": 29}
@@ -156,49 +154,24 @@ def _collect(path: Path, source: _Source) -> dict[str, numpy.ndarray]:
 
 
 def _read_torch(path: Path) -> dict[str, numpy.ndarray]:
-    """A PyTorch state dict (torch.save) without pickle: weights_only, memory-mapped, so a tensor's
-    numbers are read only after its shape and dtype passed."""
-    try:
-        import torch
-    except ImportError:
-        raise DataError(f"{path}: reading .pth needs PyTorch; convert it to .safetensors elsewhere or install torch") \
-            from None
-    # mmap needs torch's zip format (torch >= 1.6); older files such as torchvision's 2017 weights are
-    # read whole, still without pickle (weights_only). torch reserves the storages such a file declares
-    # before the shapes below are checked: a crafted file may declare more than it holds; the reserved
-    # pages that the file does not fill stay untouched (a 494 KB file declaring 8.6 GB was refused at its
-    # shapes with 240 MB resident), but the address space is reserved. Zip-format files (torch >= 1.6,
-    # mmap) and .safetensors have no such step.
-    mmap = zipfile.is_zipfile(path)
-    try:
-        with warnings.catch_warnings():  # a corrupt file is reported below, in one line
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        if found:  # weights_only refused a class: a pickled model, not a state dict
-            raise DataError(f"{path}: holds pickled Python objects ({found.group(1)[:80]}), not only tensors; "
-                            f"tiefnet reads no pickle (save model.state_dict())") from None
-        found = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
-        reason = found.group(1).strip()[:200] if found else _first_line(error)
-        raise DataError(f"{path}: not a readable PyTorch state dict ({reason})") from None
-    except Exception as error:  # torch.load raises many kinds (RuntimeError, EOFError, KeyError, ...)
-        raise DataError(f"{path}: not a readable PyTorch state dict ({_first_line(error)})") from None
+    """A PyTorch state dict (torch.save, zip or legacy format) without pickle and without PyTorch
+    (:mod:`tiefnet.vision.pth`): a tensor's numbers are read only after its shape and dtype passed."""
+    state = read_state_dict(path)
     if not isinstance(state, dict):
         raise DataError(f"{path}: holds a {type(state).__name__}, not a state dict (save model.state_dict())")
 
-    def tensor(key: str):
+    def tensor(key: str) -> TensorRef:
         value = state[key]
-        if not isinstance(value, torch.Tensor):
+        if not isinstance(value, TensorRef):
             raise DataError(f"{path}: {key} is a {type(value).__name__}, not a tensor")
         return value
 
     return _collect(path, _Source(
         (k for k in state if isinstance(k, str)),
-        shape=lambda key: tuple(tensor(key).shape),
-        dtype=lambda key: str(tensor(key).dtype).removeprefix("torch."),
-        is_float=lambda key: tensor(key).dtype.is_floating_point,
-        read=lambda key: tensor(key).detach().to(torch.float32).numpy().copy(),  # a copy: off the memory map
+        shape=lambda key: tensor(key).shape,
+        dtype=lambda key: tensor(key).dtype,
+        is_float=lambda key: tensor(key).is_float,
+        read=lambda key: tensor(key).read().astype(numpy.float32),
     ))
 
 
@@ -239,7 +212,7 @@ def _read_weights(source: str | os.PathLike) -> dict[str, numpy.ndarray]:
 
 
 def convert_weights(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """torchvision's vgg19 state dict (``.pth``/``.pt``, needs PyTorch; the "features.i.weight/bias"
+    """torchvision's vgg19 state dict (``.pth``/``.pt``, no PyTorch needed; the "features.i.weight/bias"
     keys, optionally under "module.", classifier ignored) or a ``.safetensors`` file with those keys
     -> a tiefnet ``.npz`` at ``target`` ("features.i.W" (F, C, 3, 3), "features.i.b" (F,), float32),
     written atomically. Returns the target's path; one DataError naming the file and the layer for
