@@ -67,7 +67,9 @@ def shared_styles(html: str, target: Path, out: Path) -> str:
     first = STYLE.search(head)
     if end < 0 or first is None:
         return html
-    (out / "notebook.css").write_text("\n".join(STYLE.findall(head)), encoding="utf-8")
+    css, shared = "\n".join(STYLE.findall(head)), out / "notebook.css"
+    if not shared.exists() or shared.read_text(encoding="utf-8") != css:  # the same for every page: written once
+        shared.write_text(css, encoding="utf-8")
     link = f'<link rel="stylesheet" href="{os.path.relpath(out / "notebook.css", target.parent)}">'
     return head[:first.start()] + link + STYLE.sub("", head[first.start():]) + html[end:]
 
