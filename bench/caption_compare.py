@@ -3,9 +3,9 @@
     .venv/bin/python bench/caption_compare.py --show-tell runs/cap-st --attention runs/cap-att
 
 For both trained model folders: BLEU-1..4, CIDEr (METEOR with Java) of the greedy captions on the test
-and the compositional split, BLEU-4 by the number of digits, beam search (width 3) beside greedy, the
-attention mass inside the named digit's box beside a uniform map's, and each run's training time
-(summary.json). Prints a table and writes the figures as JSON (--json).
+and the compositional split, BLEU-4 and the share of digits named wrongly by the number of digits, beam
+search (width 3) beside greedy, the attention mass inside the named digit's box beside a uniform map's,
+and each run's training time (summary.json). Prints a table and writes the figures as JSON (--json).
 """
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def main() -> None:
                    "attention": measure(args.attention, widths, not args.no_meteor)}
     print(f"CPU {results['cpu']}, BLAS {results['blas']}")
     keys = ["BLEU-1", "BLEU-4", "CIDEr", "METEOR", "mean_log_p", "share_log_p_at_least_greedy", "BLEU-4 (1 digit)", "BLEU-4 (2 digits)", "BLEU-4 (3 digits)",
+            "digits_wrong", "digits_wrong (1 digit)", "digits_wrong (2 digits)", "digits_wrong (3 digits)",
             "attention_in_box", "uniform_in_box", *(f"attention_in_box ({kind} words)" for kind in
                                                     ("digit", "size", "colour", "place", "other"))]
     for split in ("test", "compositional"):

@@ -39,6 +39,18 @@ def test_train_writes_the_run_folder(trained):
     summary = json.loads((folder / "summary.json").read_text())
     assert {"test", "compositional"} <= set(summary) and "attention_in_box" in summary["test"]
     assert "attention_in_box" not in json.loads((trained / "st" / "summary.json").read_text())["test"]
+    for model in ("att", "st"):  # every model on scenes: how often it names a digit wrongly, overall and by count
+        test = json.loads((trained / model / "summary.json").read_text())["test"]
+        assert 0 <= test["digits_wrong"] <= 1 and test["digits"] > 0 and "digits_wrong (1 digit)" in test
+
+
+def test_scenes_are_written_at_the_size_asked_for(tmp_path):
+    from PIL import Image
+
+    assert main(["caption", "scenes", "--out", str(tmp_path), "--count", "2", "--size", "88"]) == 0
+    assert [Image.open(p).size for p in sorted(tmp_path.glob("*.png"))] == [(88, 88)] * 2
+    captions = json.loads((tmp_path / "captions.json").read_text())
+    assert sorted(captions) == ["test-0-0.png", "test-0-1.png"] and all(len(c) == 3 for c in captions.values())
 
 
 def test_a_resumed_run_ends_as_an_uninterrupted_one(trained, tmp_path):
@@ -133,6 +145,7 @@ def test_bad_flickr_folders_give_one_line(tmp_path, capsys, kind, fragment):
     (["caption", "scenes", "--out", "{tmp}/s", "--split", "holiday"], "holiday"),
     (["caption", "scenes", "--out", "{tmp}/s", "--count", "0"], "count"),
     (["caption", "scenes", "--out", "{tmp}/s", "--seed", "-1"], "seed"),
+    (["caption", "scenes", "--out", "{tmp}/s", "--size", "20"], "canvas"),
     (["caption", "train", "--penalty", "1"], "--attention"),
     (["caption", "train", "--eval-scenes", "1"], "eval_scenes"),
 ])

@@ -127,3 +127,17 @@ def test_attention_by_word_kind_reads_the_kth_phrase_as_the_kth_digit():
     assert shares["attention_in_box (other words)"] == 1.0 and np.isnan(shares["attention_in_box (place words)"])
     alpha[3] = on_second.ravel()  # the 7 written while looking at the 3
     assert attention_by_word_kind(words, [alpha], boxes, 64)["attention_in_box (digit words)"] == 0.5
+
+
+def test_digits_named_wrongly_counts_each_digit_against_its_box():
+    from tiefnet.text.caption_metrics import digits_named_wrongly
+
+    boxes = [[Box("7", 0, 0, 28, 28), Box("3", 32, 32, 60, 60)], [Box("1", 0, 0, 16, 16)]]
+    right = ["a large red 7 in the upper left and a small green 3 in the lower right".split(),
+             "a small blue 1 at the top left".split()]
+    assert digits_named_wrongly(right, boxes) == {"digits_wrong": 0.0, "digits": 3}
+    swapped = [right[0][:3] + ["3"] + right[0][4:11] + ["7"] + right[0][12:], right[1]]  # both of the first wrong
+    assert digits_named_wrongly(swapped, boxes)["digits_wrong"] == pytest.approx(2 / 3)
+    short = [right[0][:8], ["a", "small", "blue", "1", "and", "a", "2"]]  # the 3 missing; an extra digit is no error
+    assert digits_named_wrongly(short, boxes)["digits_wrong"] == pytest.approx(1 / 3)
+    assert np.isnan(digits_named_wrongly([], [])["digits_wrong"])

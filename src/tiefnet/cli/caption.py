@@ -59,6 +59,8 @@ def add_commands(sub) -> None:
     scenes.add_argument("--split", default="test", help="train, validation, test (default) or compositional")
     scenes.add_argument("--count", type=int, default=8, help="how many scenes (default 8)")
     scenes.add_argument("--seed", type=int, default=0, help="the seed of the scenes (default 0, as train's)")
+    scenes.add_argument("--size", type=int, default=64, help="the canvas, size x size pixels (default 64, as "
+                                                             "train's; give a model's --size to describe them with it)")
     scenes.set_defaults(handler=_cmd_scenes)
 
 
@@ -116,7 +118,7 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     from tiefnet.data.scenes import make_scenes
     from tiefnet.files import write_json
 
-    scenes = make_scenes(args.split, args.count, args.seed)
+    scenes = make_scenes(args.split, args.count, args.seed, args.size)
     args.out.mkdir(parents=True, exist_ok=True)
     captions = {}
     for name, image, refs in zip(scenes.names, scenes.images, scenes.captions):

@@ -10,6 +10,10 @@ Attention in the box: the weights alpha_j of the step that wrote a digit's word,
 evenly over its H' x W' cell of the image; the share of that mass inside the box of the digit the word
 names (the k-th digit word of a caption names the scene's k-th digit: captions name them in reading
 order). A uniform map scores the box's area share, reported beside it.
+
+Digits named wrongly: the share of a scene's digits whose digit word (the k-th of the caption for the
+k-th digit) is another digit or missing. BLEU-4 counts one wrong word of a 24-word caption as four
+wrong 4-grams of its 21, so this says more plainly how often a model misreads a digit.
 """
 from __future__ import annotations
 
@@ -95,6 +99,17 @@ def attention_in_boxes(words: Sequence[Sequence[str]], alphas: Sequence[numpy.nd
         return {"attention_in_box": float("nan"), "uniform_in_box": float("nan"), "digit_words": 0}
     return {"attention_in_box": float(numpy.mean(shares)), "uniform_in_box": float(numpy.mean(areas)),
             "digit_words": len(shares)}
+
+
+def digits_named_wrongly(words: Sequence[Sequence[str]], boxes: Sequence[Sequence[Box]]) -> dict[str, float | int]:
+    """The share of the scenes' digits that the captions name wrongly: errors / digits, where digit k of
+    a scene is wrong when the caption's k-th digit word is not its label or the caption has no k-th."""
+    errors = total = 0
+    for caption, scene in zip(words, boxes):
+        named = [w for w in caption if w in DIGIT_WORDS]
+        total += len(scene)
+        errors += sum(k >= len(named) or named[k] != box.word for k, box in enumerate(scene))
+    return {"digits_wrong": errors / total if total else float("nan"), "digits": total}
 
 
 def attention_by_word_kind(words: Sequence[Sequence[str]], alphas: Sequence[numpy.ndarray],

@@ -15,7 +15,7 @@ from tiefnet.data.captions import CaptionSet, Vocabulary
 from tiefnet.errors import CheckpointError, ConfigError, ShapeError
 from tiefnet.settings import is_whole
 from tiefnet.text.caption import MODELS, Captioner, ShowAttendTell
-from tiefnet.text.caption_metrics import attention_by_word_kind, attention_in_boxes, caption_scores
+from tiefnet.text.caption_metrics import attention_by_word_kind, attention_in_boxes, caption_scores, digits_named_wrongly
 from tiefnet.text.caption_search import beam_search, greedy
 
 # a run's settings and splits (tiefnet.text.caption_run, which imports this module: the imports flow one way)
@@ -121,6 +121,11 @@ def evaluate(model: Captioner, vocab: Vocabulary, data: CaptionSet, max_length: 
             index = [i for i, d in enumerate(data.digits) if d == count]
             result[f"BLEU-4 ({count} digit{'s' if count > 1 else ''})"] = caption_scores(
                 [generated[i] for i in index], [data.captions[i] for i in index])["BLEU-4"]
+            if data.boxes is not None:
+                result[f"digits_wrong ({count} digit{'s' if count > 1 else ''})"] = digits_named_wrongly(
+                    [generated[i] for i in index], [data.boxes[i] for i in index])["digits_wrong"]
+    if data.boxes is not None:
+        result.update(digits_named_wrongly(generated, data.boxes))
     if isinstance(model, ShowAttendTell) and data.boxes is not None:
         result.update(attention_in_boxes(generated, alphas, data.boxes, data.images.shape[1]))
         result.update(attention_by_word_kind(generated, alphas, data.boxes, data.images.shape[1]))
