@@ -174,7 +174,9 @@ def kill_mid_trial(url, out, name):
 def check_killed_trial_is_failed_and_retried(url, tmp_path, name="s"):
     study = kill_mid_trial(url, tmp_path / "killed", name)
     assert [t.state.name for t in study.trials] == ["RUNNING"]  # nobody has noticed yet
-    time.sleep(2.5)  # the grace period: twice the heartbeat of 1 s
+    # Optuna fails a trial whose last heartbeat is more than the grace period (twice the heartbeat of 1 s) old,
+    # in the database's clock: SQLite's CURRENT_TIMESTAMP has whole seconds, so 2.5 s can read as 2 (not stale)
+    time.sleep(3.5)
     mnist = trainer("mnist")
     space = build_space(mnist.config_class(), ["eta=log:0.1..10"], ["epochs=200", "train_size=2000"])
     again = Search(mnist, space, tmp_path / "next", trials=1, storage=url, study=name, heartbeat=1)
